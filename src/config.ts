@@ -1,0 +1,155 @@
+import { z } from "zod";
+import { LatchkeyError } from "./http/errors.ts";
+
+/**
+ * Raw bindings as Cloudflare hands them to the worker. Everything is a string (or absent);
+ * `loadConfig` is the only place that interprets them.
+ */
+export type Env = Record<string, unknown>;
+
+const base64Key32 = z.string().refine((v) => {
+	try {
+		return atob(v).length === 32;
+	} catch {
+		return false;
+	}
+}, "must be base64 of exactly 32 bytes");
+
+const jsonOf = <T extends z.ZodType>(schema: T) =>
+	z.string().transform((raw, ctx): z.output<T> => {
+		let parsed: unknown;
+		try {
+			parsed = JSON.parse(raw);
+		} catch {
+			ctx.addIssue({ code: "custom", message: "must be valid JSON" });
+			return z.NEVER;
+		}
+		const result = schema.safeParse(parsed);
+		if (!result.success) {
+			for (const issue of result.error.issues) {
+				ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
+			}
+			return z.NEVER;
+		}
+		return result.data;
+	});
+
+/**
+ * Signing keys. Only the first (active) one needs its private part `d`; keys retired from
+ * signing may stay in the set as public keys so tokens they signed keep verifying.
+ */
+const signingJwk = z
+	.object({
+		kty: z.enum(["OKP", "EC"]),
+		kid: z.string().min(1),
+		d: z.string().min(1).optional(),
+		alg: z.enum(["EdDSA", "Ed25519", "ES256"]).optional(),
+	})
+	.passthrough();
+
+const csv = z
+	.string()
+	.optional()
+	.transform((v) =>
+		(v ?? "")
+			.split(",")
+			.map((s) => s.trim())
+			.filter(Boolean),
+	);
+
+const optionalNonEmpty = z
+	.string()
+	.optional()
+	.transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+const ConfigSchema = z
+	.object({
+		LATCHKEY_ADMIN_TOKEN: z.string().min(32, "must be at least 32 characters"),
+		LATCHKEY_ENCRYPTION_KEYS: jsonOf(z.record(z.string().min(1), base64Key32)),
+		LATCHKEY_ENCRYPTION_ACTIVE_KEY: z.string().min(1),
+		LATCHKEY_JWT_SIGNING_KEYS: jsonOf(z.object({ keys: z.array(signingJwk).min(1) })),
+		LATCHKEY_HMAC_SECRET: z.string().min(32, "must be at least 32 characters"),
+		DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
+		UPSTASH_REDIS_REST_URL: z.url({ protocol: /^https?$/ }),
+		UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
+		LATCHKEY_PUBLIC_URL: z.url({ protocol: /^https?$/ }),
+		LATCHKEY_ALLOWED_ORIGINS: csv,
+		/** host:port of a local WebSocket→TCP bridge; unset on Cloudflare (Neon speaks WebSocket). */
+		LATCHKEY_DB_WS_PROXY: optionalNonEmpty,
+		LATCHKEY_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+		/** After this instant legacy (`sk-…`) keys are refused; before it they carry `Sunset`. */
+		LEGACY_KEYS_SUNSET: optionalNonEmpty.pipe(z.iso.datetime({ offset: true }).optional()),
+		EXTERNAL_JWT_JWKS_URL: optionalNonEmpty.pipe(z.url({ protocol: /^https?$/ }).optional()),
+		EXTERNAL_JWT_ISSUER: optionalNonEmpty,
+		EXTERNAL_JWT_AUDIENCE: optionalNonEmpty,
+	})
+	.superRefine((cfg, ctx) => {
+		if (!(cfg.LATCHKEY_ENCRYPTION_ACTIVE_KEY in cfg.LATCHKEY_ENCRYPTION_KEYS)) {
+			ctx.addIssue({
+				code: "custom",
+				path: ["LATCHKEY_ENCRYPTION_ACTIVE_KEY"],
+				message: "must name a key of LATCHKEY_ENCRYPTION_KEYS",
+			});
+		}
+		const external = [
+			cfg.EXTERNAL_JWT_JWKS_URL,
+			cfg.EXTERNAL_JWT_ISSUER,
+			cfg.EXTERNAL_JWT_AUDIENCE,
+		];
+		if (external.some(Boolean) && !external.every(Boolean)) {
+			for (const name of [
+				"EXTERNAL_JWT_JWKS_URL",
+				"EXTERNAL_JWT_ISSUER",
+				"EXTERNAL_JWT_AUDIENCE",
+			] as const) {
+				if (!cfg[name]) {
+					ctx.addIssue({
+						code: "custom",
+						path: [name],
+						message: "all three EXTERNAL_JWT_* variables must be set together",
+					});
+				}
+			}
+		}
+		const first = cfg.LATCHKEY_JWT_SIGNING_KEYS.keys[0];
+		if (first && !first.d) {
+			ctx.addIssue({
+				code: "custom",
+				path: ["LATCHKEY_JWT_SIGNING_KEYS"],
+				message: "the first key is the active signing key and must be private",
+			});
+		}
+	});
+
+export type Config = z.output<typeof ConfigSchema>;
+
+// Workers hand the same env object to every request of an isolate, so validation runs once.
+const cache = new WeakMap<object, Config | LatchkeyError>();
+
+/**
+ * Validates the bindings. Throws a `misconfigured` error naming the offending variables and
+ * the rule they break, never their values.
+ */
+export function loadConfig(env: Env): Config {
+	const hit = cache.get(env);
+	if (hit instanceof LatchkeyError) throw hit;
+	if (hit) return hit;
+	const parsed = ConfigSchema.safeParse(env);
+	if (parsed.success) {
+		cache.set(env, parsed.data);
+		return parsed.data;
+	}
+	const problems = parsed.error.issues.map((issue) => {
+		const variable = String(issue.path[0] ?? "configuration");
+		const missing = env[variable] === undefined || env[variable] === "";
+		return { variable, problem: missing ? "missing" : issue.message };
+	});
+	const names = [...new Set(problems.map((p) => p.variable))];
+	const err = new LatchkeyError(
+		"misconfigured",
+		`Latchkey is misconfigured: ${names.join(", ")} ${names.length === 1 ? "is" : "are"} missing or invalid.`,
+		{ detail: problems },
+	);
+	cache.set(env, err);
+	throw err;
+}

@@ -1,0 +1,84 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import { cors } from "hono/cors";
+import { registerAuthRoutes } from "../auth/routes.ts";
+import { loadConfig } from "../config.ts";
+import { registerHealthRoutes } from "../health/routes.ts";
+import { registerUserRoutes } from "../users/routes.ts";
+import type { AppEnv } from "./context.ts";
+import { onError, onNotFound } from "./error-handler.ts";
+import { LatchkeyError } from "./errors.ts";
+import { bodyLimit, requestContext, securityHeaders, services } from "./middleware.ts";
+
+export interface AppOptions {
+	/** Injectable clock, so expiry rules can be tested without waiting. */
+	now?: () => Date;
+}
+
+export const API_VERSION = "1.0.0";
+
+/** Every request goes through this one app; capabilities register their routes on it. */
+export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
+	const app = new OpenAPIHono<AppEnv>({
+		defaultHook: (result) => {
+			if (!result.success) {
+				throw new LatchkeyError("invalid_request", "The request is invalid.", {
+					detail: result.error.issues.map((issue) => ({
+						field: issue.path.join(".") || result.target,
+						location: result.target,
+						message: issue.message,
+					})),
+				});
+			}
+		},
+	});
+
+	app.onError(onError);
+	app.notFound(onNotFound);
+
+	app.use("*", requestContext());
+	app.use("*", securityHeaders());
+	app.use("*", async (c, next) => {
+		// CORS needs the validated origin list, so it is built per isolate from the config.
+		const { LATCHKEY_ALLOWED_ORIGINS: allowed } = loadConfig(c.env);
+		return cors({
+			origin: (origin) => (allowed.includes(origin) ? origin : null),
+			allowHeaders: ["Authorization", "Content-Type", "X-Request-Id"],
+			allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+			exposeHeaders: ["X-Request-Id", "Retry-After", "Server-Timing", "Deprecation", "Sunset"],
+			maxAge: 600,
+		})(c, next);
+	});
+	app.use("*", services({ now: options.now }));
+	app.use("*", bodyLimit());
+
+	registerHealthRoutes(app);
+	registerAuthRoutes(app);
+	registerUserRoutes(app);
+
+	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+		type: "http",
+		scheme: "bearer",
+		description: "Admin token, Latchkey API key (lk_…), legacy key (sk-…), or access JWT.",
+	});
+	app.doc31("/openapi.json", (c) => ({
+		openapi: "3.1.0",
+		info: {
+			title: "Latchkey",
+			version: API_VERSION,
+			description: "Credentials vault and broker for AI-agent platforms.",
+		},
+		servers: [{ url: loadConfig(c.env).LATCHKEY_PUBLIC_URL }],
+	}));
+	app.get("/docs", async (c, next) => {
+		await next();
+		// The reference page loads its renderer from a CDN; relax the API's CSP for this page only.
+		c.res.headers.set(
+			"Content-Security-Policy",
+			"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; font-src https://fonts.gstatic.com data:; img-src 'self' data: https:; connect-src 'self'; frame-ancestors 'none'",
+		);
+	});
+	app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Latchkey API" }));
+
+	return app;
+}

@@ -1,0 +1,85 @@
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { AppEnv } from "./context.ts";
+import { type ErrorCode, errorBody, LatchkeyError } from "./errors.ts";
+import { createLogger, redactString } from "./log.ts";
+
+const CODE_FOR_STATUS: Record<number, ErrorCode> = {
+	400: "invalid_request",
+	401: "unauthorized",
+	403: "forbidden",
+	404: "not_found",
+	405: "method_not_allowed",
+	409: "conflict",
+	413: "payload_too_large",
+	429: "rate_limited",
+	503: "dependency_unavailable",
+};
+
+// Transport failures of the Postgres and Redis clients, as opposed to query errors.
+const DEPENDENCY_FAILURE =
+	/(ECONNREFUSED|ECONNRESET|connection (terminated|refused|closed)|timeout exceeded when trying to connect|websocket|network connection lost|fetch failed|failed to fetch|socket hang up|Connection terminated)/i;
+
+export function isDependencyFailure(err: unknown): boolean {
+	if (err instanceof LatchkeyError) return err.code === "dependency_unavailable";
+	if (typeof Event !== "undefined" && err instanceof Event) return true; // ws ErrorEvent
+	const message = err instanceof Error ? `${err.name} ${err.message}` : String(err);
+	return DEPENDENCY_FAILURE.test(message);
+}
+
+/** Normalises anything thrown into the one error type; unknown errors become opaque 500s. */
+export function toLatchkeyError(err: unknown): LatchkeyError {
+	if (err instanceof LatchkeyError) return err;
+	if (err instanceof HTTPException) {
+		if (err.cause instanceof LatchkeyError) return err.cause;
+		// API.md lists every bad input as 400; a body that is not JSON is one.
+		if (err.status === 415) {
+			return new LatchkeyError(
+				"invalid_request",
+				"The request body must be JSON (Content-Type: application/json).",
+				{
+					detail: [
+						{ field: "content-type", location: "header", message: "must be application/json" },
+					],
+				},
+			);
+		}
+		const code = CODE_FOR_STATUS[err.status] ?? "internal_error";
+		const message =
+			code === "internal_error" ? "Internal error." : err.message || "Request refused.";
+		return new LatchkeyError(code, message);
+	}
+	if (isDependencyFailure(err)) {
+		return new LatchkeyError("dependency_unavailable", "A storage dependency is unavailable.", {
+			retryAfter: 5,
+		});
+	}
+	return new LatchkeyError("internal_error", "Internal error.");
+}
+
+export function errorResponse(c: Context<AppEnv>, err: LatchkeyError): Response {
+	const requestId = c.get("requestId") ?? `req_${crypto.randomUUID()}`;
+	const headers: Record<string, string> = { "X-Request-Id": requestId, ...err.headers };
+	if (err.status === 401 && !headers["WWW-Authenticate"]) headers["WWW-Authenticate"] = "Bearer";
+	if (err.retryAfter !== undefined) headers["Retry-After"] = String(err.retryAfter);
+	return c.json(errorBody(err, requestId), err.status, headers);
+}
+
+export const onError: ErrorHandler<AppEnv> = (err, c) => {
+	const mapped = toLatchkeyError(err);
+	const logger = c.get("logger") ?? createLogger();
+	if (mapped.status >= 500) {
+		const unexpected = !(err instanceof LatchkeyError);
+		logger.error("request failed", {
+			error_code: mapped.code,
+			error_name: err instanceof Error ? err.name : typeof err,
+			error_message: err instanceof Error ? redactString(err.message) : undefined,
+			// Expected failures (misconfiguration, a dead dependency) need no stack.
+			stack: unexpected && err instanceof Error && err.stack ? redactString(err.stack) : undefined,
+		});
+	}
+	return errorResponse(c, mapped);
+};
+
+export const onNotFound: NotFoundHandler<AppEnv> = (c) =>
+	errorResponse(c, new LatchkeyError("not_found", `No route for ${c.req.method} ${c.req.path}.`));

@@ -1,0 +1,44 @@
+import { z } from "@hono/zod-openapi";
+
+/** Shared OpenAPI schemas: the one error shape and the list envelope of API.md. */
+export const ErrorSchema = z
+	.object({
+		error: z.object({
+			code: z.string().openapi({ example: "invalid_request" }),
+			message: z.string(),
+			hint: z.string().optional(),
+			detail: z.unknown().optional(),
+			request_id: z.string(),
+		}),
+	})
+	.openapi("Error");
+
+export const errorResponses = (...statuses: number[]) =>
+	Object.fromEntries(
+		statuses.map((s) => [
+			s,
+			{
+				description: ERROR_DESCRIPTIONS[s] ?? "Error",
+				content: { "application/json": { schema: ErrorSchema } },
+			},
+		]),
+	);
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+	400: "Invalid request (`invalid_request`; `detail` lists the fields)",
+	401: "Missing or invalid credentials",
+	403: "Forbidden or insufficient scope",
+	404: "Not found (also for other users' objects)",
+	409: "Conflict",
+	410: "Gone",
+	413: "Body over 64 KiB",
+	429: "Rate limited (see Retry-After)",
+	500: "Internal error or misconfigured deployment",
+	502: "Upstream provider unavailable",
+	503: "Dependency unavailable (see Retry-After)",
+};
+
+export const listOf = <T extends z.ZodType>(item: T, name: string) =>
+	z.object({ data: z.array(item), next_cursor: z.string().nullable() }).openapi(name);
+
+export const bearerSecurity = [{ bearer: [] as string[] }];
