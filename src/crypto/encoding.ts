@@ -5,10 +5,12 @@ export const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export const utf8 = (s: string): Uint8Array => encoder.encode(s);
+export type Bytes = Uint8Array<ArrayBuffer>;
+
+export const utf8 = (s: string): Bytes => encoder.encode(s) as Bytes;
 export const fromUtf8 = (b: Uint8Array): string => decoder.decode(b);
 
-export function randomBytes(n: number): Uint8Array {
+export function randomBytes(n: number): Bytes {
 	return crypto.getRandomValues(new Uint8Array(n));
 }
 
@@ -47,7 +49,7 @@ export function toBase64(bytes: Uint8Array): string {
 	return btoa(bin);
 }
 
-export function fromBase64(text: string): Uint8Array {
+export function fromBase64(text: string): Bytes {
 	const bin = atob(text);
 	const out = new Uint8Array(bin.length);
 	for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
@@ -58,7 +60,7 @@ export function toBase64Url(bytes: Uint8Array): string {
 	return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-export function fromBase64Url(text: string): Uint8Array {
+export function fromBase64Url(text: string): Bytes {
 	const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
 	return fromBase64(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
 }

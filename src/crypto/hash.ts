@@ -1,11 +1,11 @@
-import { toBase64Url, toHex, utf8 } from "./encoding.ts";
+import { type Bytes, toBase64Url, toHex, utf8 } from "./encoding.ts";
 
-export async function sha256(data: string | Uint8Array): Promise<Uint8Array> {
-	const bytes = typeof data === "string" ? utf8(data) : data;
+export async function sha256(data: string | Bytes): Promise<Bytes> {
+	const bytes: Bytes = typeof data === "string" ? utf8(data) : data;
 	return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
 }
 
-export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+export async function sha256Hex(data: string | Bytes): Promise<string> {
 	return toHex(await sha256(data));
 }
 
@@ -29,11 +29,7 @@ export async function hmacSha256(secret: string, data: string): Promise<string> 
 }
 
 /** HMAC verification happens inside WebCrypto, which compares in constant time. */
-export async function hmacVerify(
-	secret: string,
-	data: string,
-	signature: Uint8Array,
-): Promise<boolean> {
+export async function hmacVerify(secret: string, data: string, signature: Bytes): Promise<boolean> {
 	return crypto.subtle.verify("HMAC", await hmacKey(secret), signature, utf8(data));
 }
 
@@ -41,7 +37,7 @@ export async function hmacVerify(
  * Constant-time equality. Inputs are hashed first so neither their content nor their length
  * leaks through timing; workerd's `timingSafeEqual` then compares the equal-length digests.
  */
-export async function safeEqual(a: string | Uint8Array, b: string | Uint8Array): Promise<boolean> {
+export async function safeEqual(a: string | Bytes, b: string | Bytes): Promise<boolean> {
 	const [ha, hb] = await Promise.all([sha256(a), sha256(b)]);
 	return timingSafeEqualBytes(ha, hb);
 }

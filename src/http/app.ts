@@ -23,11 +23,16 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 		defaultHook: (result) => {
 			if (!result.success) {
 				throw new LatchkeyError("invalid_request", "The request is invalid.", {
-					detail: result.error.issues.map((issue) => ({
-						field: issue.path.join(".") || result.target,
-						location: result.target,
-						message: issue.message,
-					})),
+					detail: result.error.issues.flatMap((issue) => {
+						const at = issue.path.join(".");
+						// Strict objects report unknown fields in one issue; list each as its own field.
+						const keys = issue.code === "unrecognized_keys" ? issue.keys : [null];
+						return keys.map((key) => ({
+							field: [at, key].filter(Boolean).join(".") || result.target,
+							location: result.target,
+							message: key ? "unknown field" : issue.message,
+						}));
+					}),
 				});
 			}
 		},

@@ -1,0 +1,344 @@
+import { and, eq, gt, isNull, lt, or, type SQL } from "drizzle-orm";
+import { randomBase62 } from "../crypto/encoding.ts";
+import { safeEqual, sha256Hex } from "../crypto/hash.ts";
+import type { Database } from "../db/client.ts";
+import {
+	type ApiKeyRow,
+	apiKeys,
+	type KeyKind,
+	sessions,
+	type UserStatus,
+	users,
+} from "../db/schema.ts";
+import { LatchkeyError } from "../http/errors.ts";
+import { type CursorKey, keysetAfter, keysetOrder } from "../http/pagination.ts";
+import { invalidateKey, invalidateUser, keyCache } from "./cache.ts";
+import { generateKey, KEY_ID_LENGTH, LEGACY_KEY_PATTERN, type ParsedKey } from "./key-format.ts";
+import type { Principal } from "./principal.ts";
+import { isScope, type Scope, USER_SCOPES } from "./scopes.ts";
+
+/** What the hot path needs to decide about a key, cached for a few seconds per isolate. */
+export interface CachedKey {
+	id: string;
+	userId: string;
+	kind: KeyKind;
+	secretHash: string;
+	scopes: Scope[];
+	createdAt: number;
+	expiresAt: number | null;
+	revokedAt: number | null;
+	userStatus: UserStatus;
+}
+
+export type KeyFailure = "unknown" | "revoked" | "expired" | "user_deleting";
+
+export type KeyCheck =
+	| { ok: true; key: CachedKey; principal: Principal }
+	| { ok: false; reason: KeyFailure | "user_suspended" };
+
+const legacyCacheKey = (hash: string) => `legacy:${hash}`;
+
+async function loadKey(db: Database, where: SQL | undefined): Promise<CachedKey | null> {
+	const [row] = await db
+		.select({ key: apiKeys, userStatus: users.status })
+		.from(apiKeys)
+		.innerJoin(users, eq(users.id, apiKeys.userId))
+		.where(where)
+		.limit(1);
+	if (!row) return null;
+	return {
+		id: row.key.id,
+		userId: row.key.userId,
+		kind: row.key.kind,
+		secretHash: row.key.secretHash,
+		scopes: row.key.scopes.filter(isScope),
+		createdAt: row.key.createdAt.getTime(),
+		expiresAt: row.key.expiresAt?.getTime() ?? null,
+		revokedAt: row.key.revokedAt?.getTime() ?? null,
+		userStatus: row.userStatus,
+	};
+}
+
+function judge(key: CachedKey, now: Date): KeyCheck {
+	const t = now.getTime();
+	if (key.revokedAt !== null && key.revokedAt <= t) return { ok: false, reason: "revoked" };
+	if (key.expiresAt !== null && key.expiresAt <= t) return { ok: false, reason: "expired" };
+	if (key.userStatus === "deleting") return { ok: false, reason: "user_deleting" };
+	if (key.userStatus === "suspended") return { ok: false, reason: "user_suspended" };
+	return {
+		ok: true,
+		key,
+		principal: {
+			method: key.kind === "legacy" ? "legacy_key" : "api_key",
+			userId: key.userId,
+			scopes: key.scopes,
+			keyId: key.id,
+		},
+	};
+}
+
+/**
+ * Checks a well-formed `lk_` key. `fresh` bypasses the isolate cache, for requests that are
+ * about to hand out a secret.
+ */
+export async function verifyStandardKey(
+	db: Database,
+	parsed: ParsedKey,
+	now: Date,
+	fresh = false,
+): Promise<KeyCheck> {
+	let key = fresh ? undefined : keyCache.get(parsed.id);
+	if (key === undefined) {
+		key = await loadKey(db, and(eq(apiKeys.id, parsed.id), eq(apiKeys.kind, "standard")));
+		keyCache.set(parsed.id, key, key?.userId ?? null);
+	}
+	// Hash even on a miss so an unknown id and a wrong secret take the same time.
+	const presented = await sha256Hex(parsed.secret);
+	const match = await safeEqual(presented, key?.secretHash ?? "0".repeat(64));
+	if (!key || !match) return { ok: false, reason: "unknown" };
+	return judge(key, now);
+}
+
+/** Legacy keys carry no id: the hash of the whole key is the lookup. */
+export async function verifyLegacyKey(
+	db: Database,
+	presented: string,
+	now: Date,
+	fresh = false,
+): Promise<KeyCheck> {
+	const hash = await sha256Hex(presented);
+	const cacheKey = legacyCacheKey(hash);
+	let key = fresh ? undefined : keyCache.get(cacheKey);
+	if (key === undefined) {
+		key = await loadKey(db, and(eq(apiKeys.secretHash, hash), eq(apiKeys.kind, "legacy")));
+		keyCache.set(cacheKey, key, key?.userId ?? null);
+	}
+	if (!key) return { ok: false, reason: "unknown" };
+	return judge(key, now);
+}
+
+// Last write per key in this isolate; the SQL condition bounds writes across isolates too.
+const lastTouched = new Map<string, number>();
+const TOUCH_INTERVAL_MS = 60_000;
+
+/** Returns the write to run off the response path, or null when one ran within the minute. */
+export function touchKey(db: Database, keyId: string, now: Date): Promise<unknown> | null {
+	const last = lastTouched.get(keyId);
+	if (last !== undefined && now.getTime() - last < TOUCH_INTERVAL_MS) return null;
+	if (lastTouched.size > 50_000) lastTouched.clear();
+	lastTouched.set(keyId, now.getTime());
+	const threshold = new Date(now.getTime() - TOUCH_INTERVAL_MS);
+	return db
+		.update(apiKeys)
+		.set({ lastUsedAt: now })
+		.where(
+			and(eq(apiKeys.id, keyId), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, threshold))),
+		)
+		.then(
+			() => undefined,
+			() => lastTouched.delete(keyId),
+		);
+}
+
+/** A key may carry only scopes its creator has, and never `admin`. */
+export function resolveScopes(creator: Principal, requested: string[] | undefined): Scope[] {
+	const creatorScopes =
+		creator.method === "admin" ? USER_SCOPES : creator.scopes.filter((s) => s !== "admin");
+	if (requested === undefined) return [...creatorScopes];
+	const denied = requested.filter((s) => s === "admin" || !creatorScopes.includes(s as Scope));
+	if (denied.length > 0) {
+		throw new LatchkeyError(
+			"insufficient_scope",
+			`A key cannot be given scopes its creator lacks: ${denied.join(", ")}.`,
+			{
+				detail: { denied },
+			},
+		);
+	}
+	return [...new Set(requested as Scope[])];
+}
+
+export interface NewKey {
+	row: ApiKeyRow;
+	key: string;
+}
+
+export async function createApiKey(
+	db: Database,
+	input: {
+		userId: string;
+		name: string;
+		scopes: Scope[];
+		expiresAt: Date | null;
+		rolledFrom?: string;
+	},
+): Promise<NewKey> {
+	const { id, secret, key } = generateKey();
+	const [row] = await db
+		.insert(apiKeys)
+		.values({
+			id,
+			userId: input.userId,
+			name: input.name,
+			kind: "standard",
+			secretHash: await sha256Hex(secret),
+			scopes: input.scopes,
+			expiresAt: input.expiresAt,
+			rolledFrom: input.rolledFrom ?? null,
+		})
+		.returning();
+	return { row: row as ApiKeyRow, key };
+}
+
+export async function importLegacyKey(
+	db: Database,
+	input: { userId: string; name: string; key: string; scopes?: Scope[] },
+): Promise<ApiKeyRow> {
+	if (!LEGACY_KEY_PATTERN.test(input.key)) {
+		throw new LatchkeyError(
+			"invalid_request",
+			"A legacy key must look like sk-… (16 to 200 characters of [A-Za-z0-9_-]).",
+			{
+				detail: [{ field: "key", message: "not a legacy key" }],
+			},
+		);
+	}
+	const rows = await db
+		.insert(apiKeys)
+		.values({
+			id: randomBase62(KEY_ID_LENGTH),
+			userId: input.userId,
+			name: input.name,
+			kind: "legacy",
+			secretHash: await sha256Hex(input.key),
+			scopes: input.scopes ?? USER_SCOPES,
+		})
+		.onConflictDoNothing()
+		.returning();
+	const row = rows[0];
+	if (!row) throw new LatchkeyError("conflict", "This legacy key has already been imported.");
+	return row;
+}
+
+export async function listApiKeys(
+	db: Database,
+	userId: string,
+	page: { limit: number; after?: CursorKey },
+): Promise<ApiKeyRow[]> {
+	return db
+		.select()
+		.from(apiKeys)
+		.where(
+			and(
+				eq(apiKeys.userId, userId),
+				isNull(apiKeys.revokedAt),
+				keysetAfter(apiKeys.createdAt, apiKeys.id, page.after),
+			),
+		)
+		.orderBy(...keysetOrder(apiKeys.createdAt, apiKeys.id))
+		.limit(page.limit + 1);
+}
+
+async function revokeSessionsOfKey(
+	db: Database,
+	keyId: string,
+	now: Date,
+	reason: string,
+): Promise<void> {
+	await db
+		.update(sessions)
+		.set({ revokedAt: now, revokedReason: reason })
+		.where(and(eq(sessions.apiKeyId, keyId), isNull(sessions.revokedAt)));
+}
+
+function forgetKey(row: Pick<ApiKeyRow, "id" | "kind" | "secretHash">): void {
+	invalidateKey(row.kind === "legacy" ? legacyCacheKey(row.secretHash) : row.id);
+}
+
+/** Revokes a live key of the user (404 otherwise) and every session obtained from it. */
+export async function revokeApiKey(
+	db: Database,
+	userId: string,
+	keyId: string,
+	now: Date,
+): Promise<void> {
+	const [row] = await db
+		.update(apiKeys)
+		.set({ revokedAt: now })
+		.where(and(eq(apiKeys.id, keyId), eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt)))
+		.returning();
+	if (!row) throw new LatchkeyError("not_found", "No such API key.");
+	forgetKey(row);
+	await revokeSessionsOfKey(db, keyId, now, "key_revoked");
+}
+
+/**
+ * Issues a replacement with the same name and scopes. The old key keeps working for the grace
+ * period (never past its own expiry); with no grace it is revoked at once, sessions included.
+ */
+export async function rollApiKey(
+	db: Database,
+	userId: string,
+	keyId: string,
+	graceSeconds: number,
+	now: Date,
+): Promise<NewKey> {
+	return db.transaction(async (tx) => {
+		const [old] = await tx
+			.select()
+			.from(apiKeys)
+			.where(
+				and(
+					eq(apiKeys.id, keyId),
+					eq(apiKeys.userId, userId),
+					isNull(apiKeys.revokedAt),
+					or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
+				),
+			)
+			.for("update");
+		if (!old) throw new LatchkeyError("not_found", "No such API key.");
+		const created = await createApiKey(tx as unknown as Database, {
+			userId,
+			name: old.name,
+			scopes: old.scopes.filter(isScope),
+			expiresAt: old.expiresAt,
+			rolledFrom: old.id,
+		});
+		if (graceSeconds === 0) {
+			await tx.update(apiKeys).set({ revokedAt: now }).where(eq(apiKeys.id, old.id));
+			await revokeSessionsOfKey(tx as unknown as Database, old.id, now, "key_rolled");
+		} else {
+			const graceEnd = new Date(now.getTime() + graceSeconds * 1000);
+			const expiresAt = old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd;
+			await tx.update(apiKeys).set({ expiresAt }).where(eq(apiKeys.id, old.id));
+		}
+		forgetKey(old);
+		return created;
+	});
+}
+
+/** Account deletion: every key and session of the user stops working now. */
+export async function revokeUserAccess(db: Database, userId: string, now: Date): Promise<void> {
+	await db
+		.update(apiKeys)
+		.set({ revokedAt: now })
+		.where(and(eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt)));
+	await db
+		.update(sessions)
+		.set({ revokedAt: now, revokedReason: "user_deleted" })
+		.where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)));
+	invalidateUser(userId);
+}
+
+/** Whether the key a session came from still authorises refreshing it. */
+export function keyStillValid(row: Pick<ApiKeyRow, "revokedAt" | "expiresAt">, now: Date): boolean {
+	if (row.revokedAt && row.revokedAt <= now) return false;
+	return !(row.expiresAt && row.expiresAt <= now);
+}
+
+/** Uncached re-check of a key by id, for requests that are about to return a secret. */
+export async function recheckKey(db: Database, keyId: string, now: Date): Promise<KeyCheck> {
+	const key = await loadKey(db, eq(apiKeys.id, keyId));
+	if (!key) return { ok: false, reason: "unknown" };
+	return judge(key, now);
+}

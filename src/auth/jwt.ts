@@ -1,0 +1,126 @@
+import {
+	type CryptoKey,
+	createLocalJWKSet,
+	importJWK,
+	type JWK,
+	type JWTPayload,
+	jwtVerify,
+	SignJWT,
+} from "jose";
+import type { Config } from "../config.ts";
+import { newId } from "../crypto/encoding.ts";
+
+export const ACCESS_TOKEN_TTL_S = 15 * 60;
+export const CLOCK_TOLERANCE_S = 30;
+export const AUDIENCE = "latchkey";
+/** Pinned: a token naming any other algorithm (`none`, HS256 with the public key…) is refused. */
+export const ACCEPTED_ALGORITHMS = ["EdDSA", "Ed25519", "ES256"];
+
+const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "k"];
+
+export interface AccessClaims extends JWTPayload {
+	sub: string;
+	scope: string;
+	sid: string;
+	jti: string;
+}
+
+interface KeyMaterial {
+	signing: { kid: string; alg: string; key: CryptoKey };
+	publicJwks: { keys: JWK[] };
+	verify: ReturnType<typeof createLocalJWKSet>;
+	issuer: string;
+}
+
+function algorithmOf(jwk: JWK): string {
+	if (jwk.alg === "Ed25519" || jwk.alg === "EdDSA") return "EdDSA";
+	if (jwk.alg) return jwk.alg;
+	return jwk.kty === "OKP" ? "EdDSA" : "ES256";
+}
+
+export function toPublicJwk(jwk: JWK): JWK {
+	const pub: Record<string, unknown> = { ...jwk, alg: algorithmOf(jwk), use: "sig" };
+	for (const member of PRIVATE_JWK_MEMBERS) delete pub[member];
+	delete pub.key_ops;
+	return pub as JWK;
+}
+
+export function issuerOf(config: Config): string {
+	return config.LATCHKEY_PUBLIC_URL.replace(/\/+$/, "");
+}
+
+// Keyed by the validated config object, which lives as long as the isolate's env.
+const material = new WeakMap<Config, Promise<KeyMaterial>>();
+
+/**
+ * The first key of LATCHKEY_JWT_SIGNING_KEYS signs; every key in the set verifies. Rotation is:
+ * prepend a new key, keep the old one (its public part is enough) for one access-token lifetime.
+ */
+function keyMaterial(config: Config): Promise<KeyMaterial> {
+	let m = material.get(config);
+	if (!m) {
+		m = (async () => {
+			const keys = config.LATCHKEY_JWT_SIGNING_KEYS.keys as JWK[];
+			const first = keys[0] as JWK & { kid: string };
+			const alg = algorithmOf(first);
+			const key = (await importJWK({ ...first, alg }, alg)) as CryptoKey;
+			const publicJwks = { keys: keys.map(toPublicJwk) };
+			return {
+				signing: { kid: first.kid, alg, key },
+				publicJwks,
+				verify: createLocalJWKSet(publicJwks),
+				issuer: issuerOf(config),
+			};
+		})();
+		material.set(config, m);
+		// A bad key must not poison the isolate: drop the failed promise so the next call retries.
+		m.catch(() => material.delete(config));
+	}
+	return m;
+}
+
+export async function publicJwks(config: Config): Promise<{ keys: JWK[] }> {
+	return (await keyMaterial(config)).publicJwks;
+}
+
+export async function signAccessToken(
+	config: Config,
+	claims: { sub: string; scope: string; sid: string },
+	now: Date,
+	expiresAt: Date,
+): Promise<{ token: string; jti: string }> {
+	const { signing, issuer } = await keyMaterial(config);
+	const jti = newId("jti");
+	const token = await new SignJWT({ scope: claims.scope, sid: claims.sid })
+		.setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ: "at+jwt" })
+		.setIssuer(issuer)
+		.setAudience(AUDIENCE)
+		.setSubject(claims.sub)
+		.setJti(jti)
+		.setIssuedAt(Math.floor(now.getTime() / 1000))
+		.setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+		.sign(signing.key);
+	return { token, jti };
+}
+
+/** Verifies a Latchkey access token; throws (jose errors) on anything wrong. */
+export async function verifyAccessToken(
+	config: Config,
+	token: string,
+	now: Date,
+): Promise<AccessClaims> {
+	const { verify, issuer } = await keyMaterial(config);
+	const { payload } = await jwtVerify(token, verify, {
+		issuer,
+		audience: AUDIENCE,
+		algorithms: ACCEPTED_ALGORITHMS,
+		typ: "at+jwt",
+		clockTolerance: CLOCK_TOLERANCE_S,
+		currentDate: now,
+		requiredClaims: ["sub", "sid", "jti", "exp", "iat"],
+	});
+	if (typeof payload.sid !== "string" || typeof payload.scope !== "string") {
+		throw new Error("access token lacks sid or scope");
+	}
+	return payload as AccessClaims;
+}

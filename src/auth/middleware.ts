@@ -1,0 +1,271 @@
+import { eq } from "drizzle-orm";
+import type { MiddlewareHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { Config } from "../config.ts";
+import { sha256, timingSafeEqualBytes } from "../crypto/hash.ts";
+import type { Database } from "../db/client.ts";
+import { users } from "../db/schema.ts";
+import type { AppEnv, Services } from "../http/context.ts";
+import { LatchkeyError } from "../http/errors.ts";
+import {
+	type KeyCheck,
+	recheckKey,
+	touchKey,
+	verifyLegacyKey,
+	verifyStandardKey,
+} from "./api-keys.ts";
+import { userStatusCache } from "./cache.ts";
+import { isExternalToken, resolveExternalUser, verifyExternalToken } from "./external.ts";
+import { verifyAccessToken } from "./jwt.ts";
+import { parseKey } from "./key-format.ts";
+import { hasScope, type Principal } from "./principal.ts";
+import { failureSource, recordAuthFailure } from "./rate-limit.ts";
+import { isScope, parseScopeClaim, type Scope, USER_SCOPES } from "./scopes.ts";
+import { sessionIsLive } from "./sessions.ts";
+
+export type AuthVariables = { principal: Principal; accessTokenJti?: string };
+export type AuthEnv = {
+	Bindings: AppEnv["Bindings"];
+	Variables: AppEnv["Variables"] & AuthVariables;
+};
+
+const unauthorized = (message: string) =>
+	new LatchkeyError("unauthorized", message, {
+		hint: "Send a valid credential as 'Authorization: Bearer <token>'.",
+	});
+
+/** Auth failures leave as HTTPException (Hono's convention), carrying the precise error. */
+const refuse = (err: LatchkeyError) =>
+	new HTTPException(err.status as 401, { message: err.message, cause: err });
+
+const adminHashes = new WeakMap<Config, Promise<Uint8Array>>();
+
+async function isAdminToken(config: Config, token: string): Promise<boolean> {
+	let expected = adminHashes.get(config);
+	if (!expected) {
+		expected = sha256(config.LATCHKEY_ADMIN_TOKEN);
+		adminHashes.set(config, expected);
+	}
+	// Compare digests, so neither the admin token's length nor its prefix leaks through timing.
+	return timingSafeEqualBytes(await sha256(token), await expected);
+}
+
+function keyFailure(check: Exclude<KeyCheck, { ok: true }>): LatchkeyError {
+	switch (check.reason) {
+		case "user_suspended":
+			return new LatchkeyError("user_suspended", "This user is suspended.", {
+				hint: "Contact the platform admin.",
+			});
+		case "revoked":
+			return unauthorized("This API key has been revoked.");
+		case "expired":
+			return unauthorized("This API key has expired.");
+		case "user_deleting":
+			return unauthorized("This account is being deleted.");
+		default:
+			return unauthorized("Invalid API key.");
+	}
+}
+
+async function userStatus(db: Database, userId: string): Promise<string | null> {
+	let status = userStatusCache.get(userId);
+	if (status === undefined) {
+		const [row] = await db
+			.select({ status: users.status })
+			.from(users)
+			.where(eq(users.id, userId))
+			.limit(1);
+		status = row?.status ?? null;
+		userStatusCache.set(userId, status, userId);
+	}
+	return status;
+}
+
+async function requireActiveUser(db: Database, userId: string): Promise<void> {
+	const status = await userStatus(db, userId);
+	if (status === "suspended") throw new LatchkeyError("user_suspended", "This user is suspended.");
+	if (status !== "active") throw unauthorized("This account no longer exists.");
+}
+
+interface Resolved {
+	principal: Principal;
+	jti?: string;
+	legacyImportedAt?: number;
+}
+
+function looksLikeJwt(token: string): boolean {
+	return token.startsWith("eyJ") && token.split(".").length === 3;
+}
+
+export async function resolvePrincipal(services: Services, token: string): Promise<Resolved> {
+	const { config, db } = services;
+	const now = services.now();
+	if (await isAdminToken(config, token)) {
+		return { principal: { method: "admin", userId: null, scopes: ["admin", ...USER_SCOPES] } };
+	}
+	if (token.startsWith("lk_")) {
+		const parsed = parseKey(token);
+		if (!parsed) throw unauthorized("Malformed API key (bad format or checksum).");
+		const check = await verifyStandardKey(db, parsed, now);
+		if (!check.ok) throw keyFailure(check);
+		return { principal: check.principal };
+	}
+	if (token.startsWith("sk-")) {
+		const check = await verifyLegacyKey(db, token, now);
+		if (!check.ok) throw keyFailure(check);
+		const sunset = config.LEGACY_KEYS_SUNSET ? Date.parse(config.LEGACY_KEYS_SUNSET) : null;
+		if (sunset !== null && now.getTime() >= sunset) {
+			throw new LatchkeyError("legacy_key_expired", "Legacy keys are no longer accepted.", {
+				hint: "Create an lk_ key with POST /v1/api-keys and use it instead.",
+			});
+		}
+		return { principal: check.principal, legacyImportedAt: check.key.createdAt };
+	}
+	if (looksLikeJwt(token)) {
+		if (isExternalToken(config, token)) {
+			const payload = await verifyExternalToken(config, token, now);
+			const userId = await resolveExternalUser(db, payload);
+			await requireActiveUser(db, userId);
+			return { principal: { method: "external", userId, scopes: [...USER_SCOPES] } };
+		}
+		let claims: Awaited<ReturnType<typeof verifyAccessToken>>;
+		try {
+			claims = await verifyAccessToken(config, token, now);
+		} catch {
+			throw unauthorized("The access token is invalid or expired.");
+		}
+		await requireActiveUser(db, claims.sub);
+		return {
+			principal: {
+				method: "access_token",
+				userId: claims.sub,
+				scopes: parseScopeClaim(claims.scope).filter((s) => s !== "admin"),
+				sessionId: claims.sid,
+			},
+			jti: claims.jti,
+		};
+	}
+	throw unauthorized("Unrecognised credential.");
+}
+
+function bearerToken(header: string | undefined): string | null {
+	if (!header) return null;
+	const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+	return m?.[1] ?? null;
+}
+
+/**
+ * Resolves the caller from `Authorization: Bearer …` into `c.get("principal")`. Failed attempts
+ * (malformed keys included) count against the source's failure budget; once it is spent the
+ * failure becomes a 429, while valid credentials from the same source keep working.
+ */
+export function authenticate(): MiddlewareHandler<AuthEnv> {
+	return async function authenticate(c, next) {
+		const services = c.get("services");
+		const token = bearerToken(c.req.header("authorization"));
+		if (!token) throw refuse(unauthorized("Missing bearer token."));
+		let resolved: Resolved;
+		try {
+			resolved = await resolvePrincipal(services, token);
+		} catch (err) {
+			if (!(err instanceof LatchkeyError) || err.status !== 401) throw err;
+			await countFailure(services, c.req.header("cf-connecting-ip"));
+			throw refuse(err);
+		}
+		const { principal } = resolved;
+		c.set("principal", principal);
+		if (resolved.jti) c.set("accessTokenJti", resolved.jti);
+		if (principal.keyId && (principal.method === "api_key" || principal.method === "legacy_key")) {
+			const write = touchKey(services.db, principal.keyId, services.now());
+			if (write) c.executionCtx.waitUntil(write);
+		}
+		await next();
+		if (resolved.legacyImportedAt !== undefined) {
+			c.header("Deprecation", `@${Math.floor(resolved.legacyImportedAt / 1000)}`);
+			const sunset = services.config.LEGACY_KEYS_SUNSET;
+			if (sunset) c.header("Sunset", new Date(sunset).toUTCString());
+		}
+	};
+}
+
+/** Counts one failure; a limiter that cannot reach Redis must not turn a 401 into a 500. */
+export async function countFailure(services: Services, ip: string | undefined): Promise<void> {
+	let outcome: Awaited<ReturnType<typeof recordAuthFailure>>;
+	try {
+		outcome = await recordAuthFailure(services.redis, failureSource(ip));
+	} catch {
+		services.logger.warn("auth failure limiter unavailable");
+		return;
+	}
+	if (outcome.limited) {
+		throw new LatchkeyError("rate_limited", "Too many failed authentication attempts.", {
+			retryAfter: outcome.retryAfter,
+		});
+	}
+}
+
+export function requireScope(scope: Scope): MiddlewareHandler<AuthEnv> {
+	if (!isScope(scope)) throw new Error(`requireScope: unknown scope ${String(scope)}`);
+	return async function requireScope(c, next) {
+		const principal = c.get("principal");
+		if (!principal) throw new Error("requireScope must run after authenticate()");
+		if (!hasScope(principal, scope)) {
+			throw refuse(
+				new LatchkeyError("insufficient_scope", `This route needs the '${scope}' scope.`, {
+					detail: { required: scope, granted: principal.scopes },
+				}),
+			);
+		}
+		await next();
+	};
+}
+
+/** For routes that act on "my" data: the admin token belongs to no user. */
+export function requireUser(): MiddlewareHandler<AuthEnv> {
+	return async function requireUser(c, next) {
+		const principal = c.get("principal");
+		if (!principal) throw new Error("requireUser must run after authenticate()");
+		if (principal.userId === null) {
+			throw refuse(
+				new LatchkeyError("forbidden", "The admin token acts for no user.", {
+					hint: "Use a user's API key or token, or the /v1/admin routes.",
+				}),
+			);
+		}
+		await next();
+	};
+}
+
+/**
+ * For requests that return a secret: re-checks, against the database and not the isolate cache,
+ * that the credential is still good at this moment (session not revoked, key not revoked or
+ * rolled past its grace, user active).
+ */
+export function requireLiveCredential(): MiddlewareHandler<AuthEnv> {
+	return async function requireLiveCredential(c, next) {
+		const principal = c.get("principal");
+		if (!principal) throw new Error("requireLiveCredential must run after authenticate()");
+		const { db } = c.get("services");
+		const now = c.get("services").now();
+		let live = true;
+		if (principal.method === "access_token" && principal.sessionId && principal.userId) {
+			const jti = c.get("accessTokenJti") ?? "";
+			live = await sessionIsLive(
+				db,
+				{ sessionId: principal.sessionId, userId: principal.userId, jti },
+				now,
+			);
+		} else if (
+			(principal.method === "api_key" || principal.method === "legacy_key") &&
+			principal.keyId
+		) {
+			const check = await recheckKey(db, principal.keyId, now);
+			if (!check.ok) throw refuse(keyFailure(check));
+		} else if (principal.method === "external" && principal.userId) {
+			userStatusCache.delete(principal.userId);
+			await requireActiveUser(db, principal.userId);
+		}
+		if (!live) throw refuse(unauthorized("The session behind this access token has ended."));
+		await next();
+	};
+}

@@ -1,0 +1,449 @@
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { eq } from "drizzle-orm";
+import type { Context, MiddlewareHandler } from "hono";
+import { type ApiKeyRow, users } from "../db/schema.ts";
+import type { AppEnv } from "../http/context.ts";
+import { LatchkeyError } from "../http/errors.ts";
+import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
+import { cursorFrom, ListQuery, paginate } from "../http/pagination.ts";
+import {
+	createApiKey,
+	importLegacyKey,
+	listApiKeys,
+	resolveScopes,
+	revokeApiKey,
+	rollApiKey,
+	verifyLegacyKey,
+	verifyStandardKey,
+} from "./api-keys.ts";
+import { publicJwks } from "./jwt.ts";
+import { parseKey } from "./key-format.ts";
+import {
+	type AuthEnv,
+	authenticate,
+	countFailure,
+	requireScope,
+	requireUser,
+} from "./middleware.ts";
+import type { Principal } from "./principal.ts";
+import { SCOPES } from "./scopes.ts";
+import { refreshSession, revokeByRefreshToken, startSession } from "./sessions.ts";
+
+const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" };
+const ScopeEnum = z.enum(SCOPES);
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+const ApiKeySchema = z
+	.object({
+		id: z.string(),
+		name: z.string(),
+		scopes: z.array(ScopeEnum),
+		kind: z.enum(["standard", "legacy"]),
+		created_at: z.string(),
+		expires_at: z.string().nullable(),
+		last_used_at: z.string().nullable(),
+	})
+	.openapi("ApiKey");
+
+const NewApiKeySchema = ApiKeySchema.extend({
+	key: z.string().openapi({ description: "The key itself. Shown in this response only." }),
+}).openapi("NewApiKey");
+
+function toKeyJson(row: ApiKeyRow) {
+	return {
+		id: row.id,
+		name: row.name,
+		scopes: row.scopes.filter((s): s is z.infer<typeof ScopeEnum> =>
+			(SCOPES as readonly string[]).includes(s),
+		),
+		kind: row.kind,
+		created_at: row.createdAt.toISOString(),
+		expires_at: iso(row.expiresAt),
+		last_used_at: iso(row.lastUsedAt),
+	};
+}
+
+const CreateKeyBody = z
+	.object({
+		name: z.string().trim().min(1).max(200),
+		scopes: z
+			.array(z.string())
+			.max(SCOPES.length * 2)
+			.optional(),
+		expires_at: z.iso.datetime({ offset: true }).optional(),
+	})
+	.strict()
+	.openapi("CreateApiKey");
+
+const TokenBody = z
+	.discriminatedUnion("grant_type", [
+		z.object({ grant_type: z.literal("api_key"), api_key: z.string().min(1).max(512) }).strict(),
+		z
+			.object({ grant_type: z.literal("refresh_token"), refresh_token: z.string().min(1).max(512) })
+			.strict(),
+	])
+	.openapi("TokenRequest");
+
+const TokenResponse = z
+	.object({
+		access_token: z.string(),
+		token_type: z.literal("Bearer"),
+		expires_in: z.number().int(),
+		refresh_token: z.string(),
+		refresh_expires_in: z.number().int(),
+		scope: z.string(),
+	})
+	.openapi("TokenResponse");
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+const KeyIdParam = z.object({
+	id: z
+		.string()
+		.min(1)
+		.max(64)
+		.openapi({ param: { name: "id", in: "path" } }),
+});
+const UserIdParam = z.object({
+	user_id: z
+		.string()
+		.min(1)
+		.max(64)
+		.openapi({ param: { name: "user_id", in: "path" } }),
+});
+
+function parseExpiry(value: string | undefined, now: Date): Date | null {
+	if (value === undefined) return null;
+	const at = new Date(value);
+	if (at <= now) {
+		throw new LatchkeyError("invalid_request", "expires_at must be in the future.", {
+			detail: [{ field: "expires_at", location: "json", message: "must be in the future" }],
+		});
+	}
+	return at;
+}
+
+async function requireExistingUser(c: Context<AuthEnv>, userId: string): Promise<void> {
+	const { db } = c.get("services");
+	const [row] = await db
+		.select({ status: users.status })
+		.from(users)
+		.where(eq(users.id, userId))
+		.limit(1);
+	if (!row) throw new LatchkeyError("not_found", "No such user.");
+	if (row.status === "deleting") throw new LatchkeyError("conflict", "This user is being deleted.");
+}
+
+async function issueKey(
+	c: Context<AuthEnv>,
+	creator: Principal,
+	userId: string,
+	body: z.infer<typeof CreateKeyBody>,
+) {
+	const { db, now } = c.get("services");
+	const scopes = resolveScopes(creator, body.scopes);
+	const created = await createApiKey(db, {
+		userId,
+		name: body.name,
+		scopes,
+		expiresAt: parseExpiry(body.expires_at, now()),
+	});
+	return c.json({ ...toKeyJson(created.row), key: created.key }, 201, NO_STORE);
+}
+
+export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
+	const authed = app as unknown as OpenAPIHono<AuthEnv>;
+
+	authed.openapi(
+		createRoute({
+			method: "post",
+			path: "/v1/auth/token",
+			tags: ["Auth"],
+			summary: "Exchange an API key, or rotate a refresh token, for an access token",
+			request: { body: { ...json(TokenBody), required: true } },
+			responses: {
+				200: { description: "A token pair", ...json(TokenResponse) },
+				...errorResponses(400, 401, 403, 429),
+			},
+		}),
+		async (c) => {
+			const services = c.get("services");
+			const body = c.req.valid("json");
+			const now = services.now();
+			try {
+				if (body.grant_type === "refresh_token") {
+					const pair = await refreshSession(services.db, services.config, body.refresh_token, now);
+					return c.json(pair, 200, NO_STORE);
+				}
+				const key = body.api_key;
+				const parsed = key.startsWith("lk_") ? parseKey(key) : null;
+				const check = parsed
+					? await verifyStandardKey(services.db, parsed, now, true)
+					: key.startsWith("sk-")
+						? await verifyLegacyKey(services.db, key, now, true)
+						: null;
+				if (!check?.ok) {
+					if (check?.reason === "user_suspended")
+						throw new LatchkeyError("user_suspended", "This user is suspended.");
+					throw new LatchkeyError("invalid_grant", "Invalid API key.");
+				}
+				const pair = await startSession(
+					services.db,
+					services.config,
+					{ userId: check.key.userId, apiKeyId: check.key.id, scopes: check.key.scopes },
+					now,
+				);
+				return c.json(pair, 200, NO_STORE);
+			} catch (err) {
+				if (err instanceof LatchkeyError && err.status === 401) {
+					await countFailure(services, c.req.header("cf-connecting-ip"));
+				}
+				throw err;
+			}
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "post",
+			path: "/v1/auth/revoke",
+			tags: ["Auth"],
+			summary: "Revoke the session of a refresh token (no bearer needed)",
+			request: {
+				body: {
+					...json(z.object({ refresh_token: z.string().min(1).max(512) }).strict()),
+					required: true,
+				},
+			},
+			responses: {
+				200: {
+					description: "Revoked (also when the token was unknown, per RFC 7009)",
+					...json(z.object({ revoked: z.boolean() })),
+				},
+				...errorResponses(400),
+			},
+		}),
+		async (c) => {
+			const { db, now } = c.get("services");
+			await revokeByRefreshToken(db, c.req.valid("json").refresh_token, now());
+			return c.json({ revoked: true }, 200);
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "get",
+			path: "/.well-known/jwks.json",
+			tags: ["Auth"],
+			summary: "Public keys of every accepted access-token signing key",
+			responses: {
+				200: {
+					description: "JWK set",
+					...json(z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).openapi("JWKS")),
+				},
+			},
+		}),
+		async (c) =>
+			c.json(await publicJwks(c.get("services").config), 200, {
+				"Cache-Control": "public, max-age=300",
+			}),
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "get",
+			path: "/v1/whoami",
+			tags: ["Auth"],
+			summary: "The authenticated principal (no I/O beyond authentication)",
+			security: bearerSecurity,
+			middleware: [authenticate()] as const,
+			responses: {
+				200: {
+					description: "The caller",
+					...json(
+						z
+							.object({
+								user_id: z.string().nullable(),
+								method: z.string(),
+								scopes: z.array(z.string()),
+								session_id: z.string().nullable(),
+							})
+							.openapi("Principal"),
+					),
+				},
+				...errorResponses(401, 403, 429),
+			},
+		}),
+		(c) => {
+			const p = c.get("principal");
+			return c.json(
+				{ user_id: p.userId, method: p.method, scopes: p.scopes, session_id: p.sessionId ?? null },
+				200,
+			);
+		},
+	);
+
+	const keysWrite: MiddlewareHandler<AuthEnv>[] = [
+		authenticate(),
+		requireUser(),
+		requireScope("keys:write"),
+	];
+
+	authed.openapi(
+		createRoute({
+			method: "post",
+			path: "/v1/api-keys",
+			tags: ["API keys"],
+			summary: "Create an API key for yourself",
+			security: bearerSecurity,
+			middleware: keysWrite,
+			request: { body: { ...json(CreateKeyBody), required: true } },
+			responses: {
+				201: { description: "The new key (shown once)", ...json(NewApiKeySchema) },
+				...errorResponses(400, 401, 403),
+			},
+		}),
+		async (c) => {
+			const principal = c.get("principal");
+			return issueKey(c, principal, principal.userId as string, c.req.valid("json"));
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "get",
+			path: "/v1/api-keys",
+			tags: ["API keys"],
+			summary: "List your active API keys (never the keys themselves)",
+			security: bearerSecurity,
+			middleware: keysWrite,
+			request: { query: ListQuery },
+			responses: {
+				200: { description: "Keys", ...json(listOf(ApiKeySchema, "ApiKeyList")) },
+				...errorResponses(400, 401, 403),
+			},
+		}),
+		async (c) => {
+			const query = c.req.valid("query");
+			const rows = await listApiKeys(c.get("services").db, c.get("principal").userId as string, {
+				limit: query.limit,
+				after: cursorFrom(query),
+			});
+			const page = paginate(rows, query.limit);
+			return c.json({ data: page.data.map(toKeyJson), next_cursor: page.next_cursor }, 200);
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "delete",
+			path: "/v1/api-keys/{id}",
+			tags: ["API keys"],
+			summary: "Revoke an API key and every session obtained from it, effective at once",
+			security: bearerSecurity,
+			middleware: keysWrite,
+			request: { params: KeyIdParam },
+			responses: { 204: { description: "Revoked" }, ...errorResponses(401, 403, 404) },
+		}),
+		async (c) => {
+			const { db, now } = c.get("services");
+			await revokeApiKey(db, c.get("principal").userId as string, c.req.valid("param").id, now());
+			return c.body(null, 204);
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "post",
+			path: "/v1/api-keys/{id}/roll",
+			tags: ["API keys"],
+			summary: "Replace a key; the old one keeps working for grace_seconds",
+			security: bearerSecurity,
+			middleware: keysWrite,
+			request: {
+				params: KeyIdParam,
+				body: {
+					...json(
+						z.object({ grace_seconds: z.number().int().min(0).max(86_400).optional() }).strict(),
+					),
+					required: false,
+				},
+			},
+			responses: {
+				201: { description: "The new key (shown once)", ...json(NewApiKeySchema) },
+				...errorResponses(400, 401, 403, 404),
+			},
+		}),
+		async (c) => {
+			const { db, now } = c.get("services");
+			const grace = c.req.valid("json")?.grace_seconds ?? 0;
+			const created = await rollApiKey(
+				db,
+				c.get("principal").userId as string,
+				c.req.valid("param").id,
+				grace,
+				now(),
+			);
+			return c.json({ ...toKeyJson(created.row), key: created.key }, 201, NO_STORE);
+		},
+	);
+
+	const admin: MiddlewareHandler<AuthEnv>[] = [authenticate(), requireScope("admin")];
+
+	authed.openapi(
+		createRoute({
+			method: "post",
+			path: "/v1/admin/users/{user_id}/api-keys",
+			tags: ["Admin"],
+			summary: "Issue an API key for a user",
+			security: bearerSecurity,
+			middleware: admin,
+			request: { params: UserIdParam, body: { ...json(CreateKeyBody), required: true } },
+			responses: {
+				201: { description: "The new key (shown once)", ...json(NewApiKeySchema) },
+				...errorResponses(400, 401, 403, 404, 409),
+			},
+		}),
+		async (c) => {
+			const { user_id } = c.req.valid("param");
+			await requireExistingUser(c, user_id);
+			return issueKey(c, c.get("principal"), user_id, c.req.valid("json"));
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "post",
+			path: "/v1/admin/users/{user_id}/api-keys/import",
+			tags: ["Admin"],
+			summary: "Import a legacy (sk-…) key for a user; stored hashed",
+			security: bearerSecurity,
+			middleware: admin,
+			request: {
+				params: UserIdParam,
+				body: {
+					...json(
+						z
+							.object({ key: z.string().min(1).max(256), name: z.string().trim().min(1).max(200) })
+							.strict(),
+					),
+					required: true,
+				},
+			},
+			responses: {
+				201: { description: "Imported", ...json(ApiKeySchema) },
+				...errorResponses(400, 401, 403, 404, 409),
+			},
+		}),
+		async (c) => {
+			const { user_id } = c.req.valid("param");
+			await requireExistingUser(c, user_id);
+			const body = c.req.valid("json");
+			const row = await importLegacyKey(c.get("services").db, {
+				userId: user_id,
+				name: body.name,
+				key: body.key,
+			});
+			return c.json(toKeyJson(row), 201);
+		},
+	);
+}

@@ -1,0 +1,243 @@
+import { and, eq, gt, isNotNull, isNull, notExists } from "drizzle-orm";
+import type { Config } from "../config.ts";
+import { newId, randomBase62 } from "../crypto/encoding.ts";
+import { sha256Hex } from "../crypto/hash.ts";
+import type { Database } from "../db/client.ts";
+import { apiKeys, refreshTokens, sessions, users } from "../db/schema.ts";
+import { LatchkeyError } from "../http/errors.ts";
+import { keyStillValid } from "./api-keys.ts";
+import { ACCESS_TOKEN_TTL_S, signAccessToken } from "./jwt.ts";
+import type { Scope } from "./scopes.ts";
+
+export const REFRESH_TOKEN_TTL_S = 7 * 24 * 3600;
+export const SESSION_MAX_AGE_S = 30 * 24 * 3600;
+/** A client that lost the response to a refresh may present the same token again this long. */
+export const REFRESH_RETRY_GRACE_S = 30;
+const REFRESH_PREFIX = "lkr_";
+
+export interface TokenPair {
+	access_token: string;
+	token_type: "Bearer";
+	expires_in: number;
+	refresh_token: string;
+	refresh_expires_in: number;
+	scope: string;
+}
+
+const secondsBetween = (later: Date, earlier: Date) =>
+	Math.max(0, Math.floor((later.getTime() - earlier.getTime()) / 1000));
+
+const minDate = (a: Date, b: Date) => (a < b ? a : b);
+
+const invalidGrant = (message: string) =>
+	new LatchkeyError("invalid_grant", message, { hint: "Exchange an API key for a new session." });
+
+type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
+
+/** Mints a refresh token row plus its access token; both end no later than the session. */
+async function issuePair(
+	tx: Tx | Database,
+	config: Config,
+	session: { id: string; userId: string; scopes: string[]; expiresAt: Date },
+	now: Date,
+): Promise<{ pair: TokenPair; refreshId: string }> {
+	const refreshToken = `${REFRESH_PREFIX}${randomBase62(43)}`;
+	const refreshExpires = minDate(
+		new Date(now.getTime() + REFRESH_TOKEN_TTL_S * 1000),
+		session.expiresAt,
+	);
+	const accessExpires = minDate(
+		new Date(now.getTime() + ACCESS_TOKEN_TTL_S * 1000),
+		session.expiresAt,
+	);
+	const scope = session.scopes.join(" ");
+	const { token, jti } = await signAccessToken(
+		config,
+		{ sub: session.userId, scope, sid: session.id },
+		now,
+		accessExpires,
+	);
+	const refreshId = newId("rt");
+	await tx.insert(refreshTokens).values({
+		id: refreshId,
+		sessionId: session.id,
+		tokenHash: await sha256Hex(refreshToken),
+		accessJti: jti,
+		createdAt: now,
+		expiresAt: refreshExpires,
+	});
+	return {
+		refreshId,
+		pair: {
+			access_token: token,
+			token_type: "Bearer",
+			expires_in: secondsBetween(accessExpires, now),
+			refresh_token: refreshToken,
+			refresh_expires_in: secondsBetween(refreshExpires, now),
+			scope,
+		},
+	};
+}
+
+/** The api_key grant: a new session, capped at 30 days from now. */
+export async function startSession(
+	db: Database,
+	config: Config,
+	input: { userId: string; apiKeyId: string; scopes: Scope[] },
+	now: Date,
+): Promise<TokenPair> {
+	const session = {
+		id: newId("ses"),
+		userId: input.userId,
+		scopes: input.scopes,
+		expiresAt: new Date(now.getTime() + SESSION_MAX_AGE_S * 1000),
+	};
+	return db.transaction(async (tx) => {
+		await tx.insert(sessions).values({ ...session, apiKeyId: input.apiKeyId, createdAt: now });
+		return (await issuePair(tx, config, session, now)).pair;
+	});
+}
+
+async function revokeSession(
+	db: Database,
+	sessionId: string,
+	now: Date,
+	reason: string,
+): Promise<void> {
+	await db
+		.update(sessions)
+		.set({ revokedAt: now, revokedReason: reason })
+		.where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)));
+}
+
+/**
+ * The refresh_token grant. Row locks on the token serialise concurrent presentations of the
+ * same token, so exactly one of them counts as the first use.
+ */
+export async function refreshSession(
+	db: Database,
+	config: Config,
+	presented: string,
+	now: Date,
+): Promise<TokenPair> {
+	if (!presented.startsWith(REFRESH_PREFIX)) throw invalidGrant("Unknown refresh token.");
+	const hash = await sha256Hex(presented);
+	const outcome = await db.transaction(async (tx) => {
+		const [row] = await tx
+			.select({ token: refreshTokens, session: sessions, key: apiKeys, userStatus: users.status })
+			.from(refreshTokens)
+			.innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+			.innerJoin(apiKeys, eq(apiKeys.id, sessions.apiKeyId))
+			.innerJoin(users, eq(users.id, sessions.userId))
+			.where(eq(refreshTokens.tokenHash, hash))
+			.for("update", { of: [refreshTokens, sessions] });
+		if (!row) return { error: invalidGrant("Unknown refresh token.") };
+		const { token, session, key } = row;
+		if (session.revokedAt) return { error: invalidGrant("The session has been revoked.") };
+		if (session.expiresAt <= now)
+			return { error: invalidGrant("The session has reached its 30-day limit.") };
+		if (row.userStatus === "suspended") {
+			return { error: new LatchkeyError("user_suspended", "This user is suspended.") };
+		}
+		if (row.userStatus !== "active" || !keyStillValid(key, now)) {
+			return { error: invalidGrant("The API key behind this session is no longer valid.") };
+		}
+
+		const reused = () => {
+			return { reuse: session.id };
+		};
+		if (token.invalidatedAt) return reused();
+		if (token.expiresAt <= now) return { error: invalidGrant("The refresh token has expired.") };
+
+		if (!token.usedAt) {
+			const { pair, refreshId } = await issuePair(tx, config, session, now);
+			await tx
+				.update(refreshTokens)
+				.set({ usedAt: now, successorId: refreshId })
+				.where(eq(refreshTokens.id, token.id));
+			return { pair };
+		}
+
+		// Presented again: a lost response is retried within the grace, and only while the
+		// pair it lost has not been used; anything else is treated as theft.
+		const withinGrace = now.getTime() - token.usedAt.getTime() <= REFRESH_RETRY_GRACE_S * 1000;
+		if (!withinGrace || !token.successorId) return reused();
+		const [successor] = await tx
+			.select()
+			.from(refreshTokens)
+			.where(eq(refreshTokens.id, token.successorId))
+			.for("update");
+		if (!successor || successor.usedAt || successor.invalidatedAt) return reused();
+		await tx
+			.update(refreshTokens)
+			.set({ invalidatedAt: now })
+			.where(eq(refreshTokens.id, successor.id));
+		const { pair, refreshId } = await issuePair(tx, config, session, now);
+		await tx
+			.update(refreshTokens)
+			.set({ successorId: refreshId })
+			.where(eq(refreshTokens.id, token.id));
+		return { pair };
+	});
+	if ("pair" in outcome && outcome.pair) return outcome.pair;
+	if ("reuse" in outcome && outcome.reuse) {
+		// Outside the transaction above, which only read: the revocation must stick even though
+		// the request fails.
+		await revokeSession(db, outcome.reuse, now, "refresh_token_reused");
+		throw new LatchkeyError(
+			"refresh_token_reused",
+			"This refresh token was already used; the session is revoked.",
+			{
+				hint: "Exchange an API key for a new session.",
+			},
+		);
+	}
+	throw (outcome as { error: LatchkeyError }).error;
+}
+
+/** POST /v1/auth/revoke: holding the refresh token is enough to end its session. */
+export async function revokeByRefreshToken(
+	db: Database,
+	presented: string,
+	now: Date,
+): Promise<boolean> {
+	const hash = await sha256Hex(presented);
+	const [row] = await db
+		.select({ sessionId: refreshTokens.sessionId })
+		.from(refreshTokens)
+		.where(eq(refreshTokens.tokenHash, hash))
+		.limit(1);
+	if (!row) return false;
+	await revokeSession(db, row.sessionId, now, "revoked_by_client");
+	return true;
+}
+
+/**
+ * For requests that return a secret: the session must be alive now, and the access token
+ * must not belong to a pair replaced by a refresh retry.
+ */
+export async function sessionIsLive(
+	db: Database,
+	claims: { sessionId: string; userId: string; jti: string },
+	now: Date,
+): Promise<boolean> {
+	const replaced = db
+		.select({ id: refreshTokens.id })
+		.from(refreshTokens)
+		.where(and(eq(refreshTokens.accessJti, claims.jti), isNotNull(refreshTokens.invalidatedAt)));
+	const [row] = await db
+		.select({ id: sessions.id, key: apiKeys })
+		.from(sessions)
+		.innerJoin(apiKeys, eq(apiKeys.id, sessions.apiKeyId))
+		.where(
+			and(
+				eq(sessions.id, claims.sessionId),
+				eq(sessions.userId, claims.userId),
+				isNull(sessions.revokedAt),
+				gt(sessions.expiresAt, now),
+				notExists(replaced),
+			),
+		)
+		.limit(1);
+	return Boolean(row && keyStillValid(row.key, now));
+}

@@ -1,0 +1,38 @@
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { describe, expect, it } from "vitest";
+import { generateDevSecrets } from "../../scripts/lib/dev-secrets.ts";
+import { createApp } from "../../src/http/app.ts";
+
+/** The served OpenAPI document, checked against the OpenAPI 3.1 JSON schema by an independent validator. */
+describe("OpenAPI document", () => {
+	it("is a valid OpenAPI 3.1 document covering every registered route", async () => {
+		const env = {
+			...(await generateDevSecrets()),
+			DATABASE_URL: "postgres://postgres@127.0.0.1:1/none",
+			UPSTASH_REDIS_REST_URL: "http://127.0.0.1:1",
+			LATCHKEY_PUBLIC_URL: "https://latchkey.example.com",
+		};
+		const app = createApp();
+		const res = await app.request("/openapi.json", {}, env);
+		expect(res.status).toBe(200);
+		const doc = (await res.json()) as {
+			openapi: string;
+			paths: Record<string, Record<string, unknown>>;
+		};
+		const result = await new Validator().validate(
+			doc as unknown as Parameters<Validator["validate"]>[0],
+		);
+		expect(result.errors ?? []).toEqual([]);
+		expect(result.valid).toBe(true);
+		expect(doc.openapi).toBe("3.1.0");
+
+		// Every route the app serves (other than the document and docs page themselves) is documented.
+		const served = app.routes
+			.filter((r) => r.method !== "ALL" && !["/openapi.json", "/docs"].includes(r.path))
+			.map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:([A-Za-z_]+)/g, "{$1}")}`);
+		const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+			Object.keys(ops).map((m) => `${m} ${path}`),
+		);
+		for (const route of new Set(served)) expect(documented).toContain(route);
+	});
+});
