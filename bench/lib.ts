@@ -1,0 +1,152 @@
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { freePort } from "../scripts/lib/net.ts";
+import {
+	ROOT,
+	spawnWranglerDev,
+	stopChild,
+	waitUntilServing,
+	writeVarsFile,
+} from "../scripts/lib/wrangler.ts";
+
+export interface Worker {
+	url: string;
+	stop(): Promise<void>;
+}
+
+/** Runs the real worker under `wrangler dev` (workerd) with the given bindings. */
+export async function startWorker(bindings: Record<string, string>): Promise<Worker> {
+	const port = await freePort();
+	const dir = join(ROOT, ".latchkey");
+	mkdirSync(dir, { recursive: true });
+	const envFile = join(dir, `bench-${port}.vars`);
+	await writeVarsFile(envFile, { ...bindings, LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}` });
+	const child = spawnWranglerDev({
+		port,
+		envFile,
+		stdio: ["ignore", "ignore", "inherit"],
+		extraArgs: ["--log-level", "error", "--show-interactive-dev-session=false"],
+	});
+	const url = `http://127.0.0.1:${port}`;
+	const stop = async () => {
+		await stopChild(child);
+		rmSync(envFile, { force: true });
+	};
+	if (!(await waitUntilServing(`${url}/health`, child))) {
+		await stop();
+		throw new Error("wrangler dev did not come up");
+	}
+	return { url, stop };
+}
+
+export interface Result {
+	name: string;
+	concurrency: number;
+	requests: number;
+	rps: number;
+	p50: number;
+	p99: number;
+	errors: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+	if (sorted.length === 0) return Number.NaN;
+	const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+	return sorted[i] as number;
+}
+
+export interface Scenario {
+	name: string;
+	/** Builds the i-th request, so scenarios can vary credentials per request. */
+	request: (i: number) => { url: string; init?: RequestInit };
+	expectStatus?: number;
+}
+
+async function closedLoop(
+	scenario: Scenario,
+	concurrency: number,
+	total: number,
+	offset: number,
+	record: number[] | null,
+): Promise<{ errors: number; seconds: number }> {
+	let next = 0;
+	let errors = 0;
+	const expectStatus = scenario.expectStatus ?? 200;
+	const client = async () => {
+		for (;;) {
+			const i = next++;
+			if (i >= total) return;
+			const { url, init } = scenario.request(offset + i);
+			const t0 = performance.now();
+			const res = await fetch(url, init);
+			await res.arrayBuffer();
+			record?.push(performance.now() - t0);
+			if (res.status !== expectStatus) errors++;
+		}
+	};
+	const t0 = performance.now();
+	await Promise.all(Array.from({ length: concurrency }, client));
+	return { errors, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Closed-loop load (`concurrency` clients, each sending its next request when the previous one
+ * answers), interleaved: the scenarios take turns in `rounds` rounds, so background noise on a
+ * shared machine lands on a scenario and its baseline alike.
+ */
+export async function measureInterleaved(
+	scenarios: Scenario[],
+	concurrency: number,
+	requests: number,
+	rounds = 5,
+): Promise<Result[]> {
+	const perRound = Math.ceil(requests / rounds);
+	for (const s of scenarios)
+		await closedLoop(s, concurrency, Math.min(100, perRound), 1_000_000, null);
+	const acc = scenarios.map(() => ({ latencies: [] as number[], errors: 0, seconds: 0 }));
+	for (let round = 0; round < rounds; round++) {
+		for (const [k, s] of scenarios.entries()) {
+			const a = acc[k] as (typeof acc)[number];
+			const r = await closedLoop(s, concurrency, perRound, round * perRound, a.latencies);
+			a.errors += r.errors;
+			a.seconds += r.seconds;
+		}
+	}
+	return scenarios.map((s, k) => {
+		const a = acc[k] as (typeof acc)[number];
+		a.latencies.sort((x, y) => x - y);
+		const result: Result = {
+			name: s.name,
+			concurrency,
+			requests: a.latencies.length,
+			rps: a.latencies.length / a.seconds,
+			p50: percentile(a.latencies, 50),
+			p99: percentile(a.latencies, 99),
+			errors: a.errors,
+		};
+		console.log(
+			`  ${s.name} (c=${concurrency}): ${result.rps.toFixed(0)} req/s, p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms${result.errors ? `, ${result.errors} errors` : ""}`,
+		);
+		return result;
+	});
+}
+
+export function printTable(results: Result[], baselineOf: (r: Result) => Result | undefined): void {
+	const rows = results.map((r) => {
+		const base = baselineOf(r);
+		const ratio = (a: number, b: number | undefined) => (b ? (a / b).toFixed(2) : "—");
+		return {
+			scenario: r.name,
+			c: r.concurrency,
+			"req/s": r.rps.toFixed(0),
+			"p50 ms": r.p50.toFixed(2),
+			"p99 ms": r.p99.toFixed(2),
+			baseline: base && base !== r ? base.name : "—",
+			"p50 ×": base && base !== r ? ratio(r.p50, base.p50) : "—",
+			"p99 ×": base && base !== r ? ratio(r.p99, base.p99) : "—",
+			"req/s ×": base && base !== r ? ratio(base.rps, r.rps) : "—",
+			errors: r.errors,
+		};
+	});
+	console.table(rows);
+}
