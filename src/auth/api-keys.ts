@@ -15,6 +15,7 @@ import { type CursorKey, keysetAfter, keysetOrder } from "../http/pagination.ts"
 import { invalidateKey, invalidateUser, keyCache } from "./cache.ts";
 import { generateKey, KEY_ID_LENGTH, LEGACY_KEY_PATTERN, type ParsedKey } from "./key-format.ts";
 import type { Principal } from "./principal.ts";
+import { revokeSessionsWhere } from "./sessions.ts";
 import { isScope, type Scope, USER_SCOPES } from "./scopes.ts";
 
 /** What the hot path needs to decide about a key, cached for a few seconds per isolate. */
@@ -239,17 +240,8 @@ export async function listApiKeys(
 		.limit(page.limit + 1);
 }
 
-async function revokeSessionsOfKey(
-	db: Database,
-	keyId: string,
-	now: Date,
-	reason: string,
-): Promise<void> {
-	await db
-		.update(sessions)
-		.set({ revokedAt: now, revokedReason: reason })
-		.where(and(eq(sessions.apiKeyId, keyId), isNull(sessions.revokedAt)));
-}
+const revokeSessionsOfKey = (db: Database, keyId: string, now: Date, reason: string) =>
+	revokeSessionsWhere(db, eq(sessions.apiKeyId, keyId), now, reason);
 
 function forgetKey(row: Pick<ApiKeyRow, "id" | "kind" | "secretHash">): void {
 	invalidateKey(row.kind === "legacy" ? legacyCacheKey(row.secretHash) : row.id);
@@ -323,10 +315,7 @@ export async function revokeUserAccess(db: Database, userId: string, now: Date):
 		.update(apiKeys)
 		.set({ revokedAt: now })
 		.where(and(eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt)));
-	await db
-		.update(sessions)
-		.set({ revokedAt: now, revokedReason: "user_deleted" })
-		.where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)));
+	await revokeSessionsWhere(db, eq(sessions.userId, userId), now, "user_deleted");
 	invalidateUser(userId);
 }
 

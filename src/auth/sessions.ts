@@ -1,4 +1,4 @@
-import { and, eq, gt, isNotNull, isNull, notExists } from "drizzle-orm";
+import { and, eq, gt, isNotNull, isNull, notExists, type SQL } from "drizzle-orm";
 import type { Config } from "../config.ts";
 import { newId, randomBase62 } from "../crypto/encoding.ts";
 import { sha256Hex } from "../crypto/hash.ts";
@@ -98,17 +98,21 @@ export async function startSession(
 	});
 }
 
-async function revokeSession(
-	db: Database,
-	sessionId: string,
+/** Revokes every live session matching `where` (one session, a key's, a user's). */
+export async function revokeSessionsWhere(
+	db: Database | Tx,
+	where: SQL | undefined,
 	now: Date,
 	reason: string,
 ): Promise<void> {
 	await db
 		.update(sessions)
 		.set({ revokedAt: now, revokedReason: reason })
-		.where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)));
+		.where(and(where, isNull(sessions.revokedAt)));
 }
+
+const revokeSession = (db: Database, sessionId: string, now: Date, reason: string) =>
+	revokeSessionsWhere(db, eq(sessions.id, sessionId), now, reason);
 
 /**
  * The refresh_token grant. Row locks on the token serialise concurrent presentations of the
