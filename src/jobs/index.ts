@@ -1,4 +1,5 @@
 import type { Services } from "../http/context.ts";
+import { rewrapJob } from "./rewrap.ts";
 
 /**
  * A unit of scheduled work. Jobs are independent: one failing never stops the others, and
@@ -24,7 +25,7 @@ export interface MaintenanceSummary {
 }
 
 /** Later capabilities (deprovisioning, key re-wrap, lease cleanup) add themselves here. */
-export const jobs: Job[] = [];
+export const jobs: Job[] = [rewrapJob];
 
 export async function runJobs(services: Services, list: Job[] = jobs): Promise<MaintenanceSummary> {
 	const startedAt = services.now();
