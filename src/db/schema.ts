@@ -1,5 +1,14 @@
 import { sql } from "drizzle-orm";
-import { boolean, index, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import {
+	boolean,
+	index,
+	integer,
+	jsonb,
+	pgTable,
+	text,
+	timestamp,
+	uniqueIndex,
+} from "drizzle-orm/pg-core";
 
 const timestamps = {
 	createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
@@ -122,3 +131,91 @@ export const refreshTokens = pgTable(
 );
 
 export type RefreshTokenRow = typeof refreshTokens.$inferSelect;
+
+export type CredentialType = "oauth2" | "api_key" | "user_password" | "host_scoped";
+export type CredentialStatus = "active" | "reconnect_required" | "revoked";
+
+/**
+ * Envelope-encrypted secret: `ciphertext` is AES-256-GCM under a per-row data key, which is
+ * stored wrapped (`data_key`) by the ring key named in `key_id`. See docs/security.md.
+ */
+const sealedColumns = {
+	ciphertext: text("ciphertext").notNull(),
+	dataKey: text("data_key").notNull(),
+	keyId: text("key_id").notNull(),
+};
+
+export const credentials = pgTable(
+	"credentials",
+	{
+		id: text("id").primaryKey(),
+		/** Null for system credentials, which every user sees and none owns. */
+		userId: text("user_id").references(() => users.id, { onDelete: "cascade" }),
+		provider: text("provider").notNull(),
+		type: text("type").$type<CredentialType>().notNull(),
+		title: text("title").notNull(),
+		scopes: text("scopes").array().notNull().default(sql`'{}'::text[]`),
+		username: text("username"),
+		host: text("host"),
+		status: text("status").$type<CredentialStatus>().notNull().default("active"),
+		managed: boolean("managed").notNull().default(false),
+		system: boolean("system").notNull().default(false),
+		metadata: jsonb("metadata")
+			.$type<Record<string, unknown>>()
+			.notNull()
+			.default(sql`'{}'::jsonb`),
+		accessTokenExpiresAt: timestamp("access_token_expires_at", {
+			withTimezone: true,
+			mode: "date",
+		}),
+		...sealedColumns,
+		/** Optimistic concurrency: every write checks and bumps it. */
+		version: integer("version").notNull().default(1),
+		...timestamps,
+		lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
+	},
+	(t) => [
+		index("credentials_user_order_idx").on(t.userId, t.createdAt, t.id),
+		index("credentials_system_idx").on(t.system).where(sql`${t.system}`),
+		index("credentials_key_id_idx").on(t.keyId),
+	],
+);
+
+export type CredentialRow = typeof credentials.$inferSelect;
+
+/**
+ * Admin-registered OAuth2 providers, and admin-set client credentials for built-in ones
+ * (`builtin = true`: endpoints come from the code, only the client is stored here).
+ */
+export const oauthProviders = pgTable(
+	"oauth_providers",
+	{
+		id: text("id").primaryKey(),
+		builtin: boolean("builtin").notNull().default(false),
+		name: text("name").notNull(),
+		authorizeUrl: text("authorize_url"),
+		tokenUrl: text("token_url"),
+		revokeUrl: text("revoke_url"),
+		userinfoUrl: text("userinfo_url"),
+		issuer: text("issuer"),
+		defaultScopes: text("default_scopes").array().notNull().default(sql`'{}'::text[]`),
+		scopeSeparator: text("scope_separator").notNull().default(" "),
+		pkce: boolean("pkce").notNull().default(true),
+		clientAuth: text("client_auth").$type<"basic" | "post">().notNull().default("basic"),
+		authorizeParams: jsonb("authorize_params")
+			.$type<Record<string, string>>()
+			.notNull()
+			.default(sql`'{}'::jsonb`),
+		refreshInvalidatesAccessToken: boolean("refresh_invalidates_access_token")
+			.notNull()
+			.default(false),
+		refreshTokenRotates: boolean("refresh_token_rotates").notNull().default(false),
+		clientId: text("client_id").notNull(),
+		/** The client secret, sealed like a credential secret. */
+		...sealedColumns,
+		...timestamps,
+	},
+	(t) => [index("oauth_providers_key_id_idx").on(t.keyId)],
+);
+
+export type OAuthProviderRow = typeof oauthProviders.$inferSelect;

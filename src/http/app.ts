@@ -3,7 +3,9 @@ import { Scalar } from "@scalar/hono-api-reference";
 import { cors } from "hono/cors";
 import { registerAuthRoutes } from "../auth/routes.ts";
 import { loadConfig } from "../config.ts";
+import { registerCredentialRoutes } from "../credentials/routes.ts";
 import { registerHealthRoutes } from "../health/routes.ts";
+import { registerOAuthRoutes } from "../oauth/routes.ts";
 import { registerUserRoutes } from "../users/routes.ts";
 import type { AppEnv } from "./context.ts";
 import { onError, onNotFound } from "./error-handler.ts";
@@ -60,6 +62,8 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	registerHealthRoutes(app);
 	registerAuthRoutes(app);
 	registerUserRoutes(app);
+	registerCredentialRoutes(app);
+	registerOAuthRoutes(app);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
 		type: "http",

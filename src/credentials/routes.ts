@@ -1,0 +1,433 @@
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context, MiddlewareHandler } from "hono";
+import { type AuthEnv, authenticate, requireScope, requireUser } from "../auth/middleware.ts";
+import type { CredentialRow } from "../db/schema.ts";
+import type { AppEnv } from "../http/context.ts";
+import { LatchkeyError } from "../http/errors.ts";
+import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
+import { cursorFrom, ListQuery, paginate } from "../http/pagination.ts";
+import { resolveProvider, revokeUpstream } from "../oauth/service.ts";
+import { CredentialSchema } from "./schemas.ts";
+import { HeadersSchema, HOST_PATTERN, PROVIDER_SLUG, secretString } from "./secrets.ts";
+import {
+	assertWritable,
+	type CredentialChange,
+	createCredential,
+	deleteCredentialRow,
+	findVisible,
+	listCredentials,
+	type NewCredential,
+	openSecret,
+	toCredentialJson,
+	updateCredential,
+} from "./service.ts";
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+
+const MAX_METADATA_BYTES = 8 * 1024;
+const Metadata = z
+	.record(z.string().max(128), z.unknown())
+	.refine(
+		(m) => JSON.stringify(m).length <= MAX_METADATA_BYTES,
+		`metadata must serialise to at most ${MAX_METADATA_BYTES} bytes`,
+	);
+const Title = z.string().trim().min(1).max(200);
+const Provider = z.string().regex(PROVIDER_SLUG, "a lowercase slug: ^[a-z0-9][a-z0-9_.-]{0,63}$");
+const Timestamp = z.iso.datetime({ offset: true });
+const Host = z
+	.string()
+	.trim()
+	.toLowerCase()
+	.max(253)
+	.regex(HOST_PATTERN, "a hostname, optionally prefixed with '*.'");
+const Scopes = z.array(z.string().min(1).max(200)).max(100);
+
+const common = { provider: Provider, title: Title.optional(), metadata: Metadata.optional() };
+
+const CreateBody = z
+	.discriminatedUnion("type", [
+		z
+			.object({
+				...common,
+				type: z.literal("api_key"),
+				api_key: secretString(),
+				expires_at: Timestamp.optional(),
+			})
+			.strict(),
+		z
+			.object({
+				...common,
+				type: z.literal("user_password"),
+				username: z.string().min(1).max(256),
+				password: secretString(),
+			})
+			.strict(),
+		z
+			.object({ ...common, type: z.literal("host_scoped"), host: Host, headers: HeadersSchema })
+			.strict(),
+		z
+			.object({
+				...common,
+				type: z.literal("oauth2"),
+				access_token: secretString(),
+				refresh_token: secretString().optional(),
+				token_type: z.string().min(1).max(40).optional(),
+				access_token_expires_at: Timestamp.optional(),
+				scopes: Scopes.optional(),
+				username: z.string().min(1).max(256).optional(),
+			})
+			.strict(),
+	])
+	.openapi("CreateCredential");
+
+type CreateBodyT = z.infer<typeof CreateBody>;
+
+const PatchBody = z
+	.object({
+		type: z.enum(["oauth2", "api_key", "user_password", "host_scoped"]).optional(),
+		title: Title.optional(),
+		metadata: Metadata.optional(),
+		api_key: secretString().optional(),
+		expires_at: Timestamp.nullable().optional(),
+		username: z.string().min(1).max(256).optional(),
+		password: secretString().optional(),
+		host: Host.optional(),
+		headers: HeadersSchema.optional(),
+		access_token: secretString().optional(),
+		refresh_token: secretString().optional(),
+		access_token_expires_at: Timestamp.nullable().optional(),
+		scopes: Scopes.optional(),
+	})
+	.strict()
+	.openapi("UpdateCredential", {
+		description: "Only the title, metadata and the secret fields of the credential's own type.",
+	});
+
+type PatchBodyT = z.infer<typeof PatchBody>;
+
+const FIELDS_OF_TYPE: Record<CredentialRow["type"], (keyof PatchBodyT)[]> = {
+	api_key: ["api_key", "expires_at"],
+	user_password: ["username", "password"],
+	host_scoped: ["host", "headers"],
+	oauth2: ["access_token", "refresh_token", "access_token_expires_at", "scopes"],
+};
+
+const invalid = (field: string, message: string) =>
+	new LatchkeyError("invalid_request", `Invalid ${field}: ${message}.`, {
+		detail: [{ field, location: "json", message }],
+	});
+
+/** Translates a validated create body into the domain's input. */
+async function toNewCredential(
+	c: Context<AuthEnv>,
+	body: CreateBodyT,
+	userId: string | null,
+): Promise<NewCredential> {
+	const base = { userId, provider: body.provider, metadata: body.metadata ?? {} };
+	switch (body.type) {
+		case "api_key":
+			return {
+				...base,
+				type: "api_key",
+				title: body.title ?? body.provider,
+				secret: { api_key: body.api_key },
+				accessTokenExpiresAt: body.expires_at ? new Date(body.expires_at) : null,
+			};
+		case "user_password":
+			return {
+				...base,
+				type: "user_password",
+				title: body.title ?? `${body.provider} (${body.username})`,
+				username: body.username,
+				secret: { password: body.password },
+			};
+		case "host_scoped":
+			return {
+				...base,
+				type: "host_scoped",
+				title: body.title ?? body.host,
+				host: body.host,
+				secret: { headers: body.headers },
+			};
+		case "oauth2": {
+			// An imported OAuth2 token must belong to a provider Latchkey can refresh it with.
+			const provider = await resolveProvider(c.get("services"), body.provider).catch(
+				(err: unknown) => {
+					if (err instanceof LatchkeyError && err.code === "not_found")
+						throw invalid("provider", "not a registered OAuth2 provider");
+					throw err;
+				},
+			);
+			return {
+				...base,
+				type: "oauth2",
+				title: body.title ?? provider.name,
+				scopes: body.scopes ?? [],
+				username: body.username ?? null,
+				accessTokenExpiresAt: body.access_token_expires_at
+					? new Date(body.access_token_expires_at)
+					: null,
+				secret: {
+					access_token: body.access_token,
+					token_type: body.token_type ?? "Bearer",
+					...(body.refresh_token ? { refresh_token: body.refresh_token } : {}),
+				},
+			};
+		}
+	}
+}
+
+/** Checks a patch against the credential's type and turns it into a change. */
+function toChange(row: CredentialRow, body: PatchBodyT): CredentialChange {
+	if (body.type !== undefined && body.type !== row.type) {
+		throw invalid("type", `a credential's type cannot change (it is ${row.type})`);
+	}
+	const allowed = new Set<keyof PatchBodyT>([
+		"type",
+		"title",
+		"metadata",
+		...FIELDS_OF_TYPE[row.type],
+	]);
+	const foreign = (Object.keys(body) as (keyof PatchBodyT)[]).filter(
+		(k) => body[k] !== undefined && !allowed.has(k),
+	);
+	if (foreign.length > 0) {
+		throw new LatchkeyError(
+			"invalid_request",
+			`Fields not valid for a ${row.type} credential: ${foreign.join(", ")}.`,
+			{
+				detail: foreign.map((field) => ({
+					field,
+					location: "json",
+					message: `not a field of ${row.type}`,
+				})),
+			},
+		);
+	}
+	const change: CredentialChange = { title: body.title, metadata: body.metadata };
+	switch (row.type) {
+		case "api_key":
+			if (body.api_key) change.secret = { api_key: body.api_key };
+			if (body.expires_at !== undefined)
+				change.accessTokenExpiresAt = body.expires_at ? new Date(body.expires_at) : null;
+			break;
+		case "user_password":
+			if (body.username) change.username = body.username;
+			if (body.password) change.secret = { password: body.password };
+			break;
+		case "host_scoped":
+			if (body.host) change.host = body.host;
+			if (body.headers) change.secret = { headers: body.headers };
+			break;
+		case "oauth2": {
+			if (body.scopes) {
+				const dropped = row.scopes.filter((s) => !body.scopes?.includes(s));
+				if (dropped.length > 0)
+					throw invalid("scopes", `OAuth2 scopes may only grow; missing ${dropped.join(", ")}`);
+				change.scopes = [...new Set(body.scopes)];
+			}
+			if (body.access_token || body.refresh_token) {
+				change.secret = {
+					...(body.access_token ? { access_token: body.access_token } : {}),
+					...(body.refresh_token ? { refresh_token: body.refresh_token } : {}),
+				};
+				// A new token replaces whatever the provider or an earlier failure decided.
+				change.status = "active";
+			}
+			if (body.access_token_expires_at !== undefined) {
+				change.accessTokenExpiresAt = body.access_token_expires_at
+					? new Date(body.access_token_expires_at)
+					: null;
+			}
+			break;
+		}
+	}
+	return change;
+}
+
+const IdParam = z.object({
+	id: z
+		.string()
+		.min(1)
+		.max(64)
+		.openapi({ param: { name: "id", in: "path" } }),
+});
+
+export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
+	const authed = app as unknown as OpenAPIHono<AuthEnv>;
+	const needs = (scope: "credentials:read" | "credentials:write"): MiddlewareHandler<AuthEnv>[] => [
+		authenticate(),
+		requireUser(),
+		requireScope(scope),
+	];
+	const me = (c: Context<AuthEnv>) => c.get("principal").userId as string;
+
+	authed.openapi(
+		createRoute({
+			method: "post",
+			path: "/v1/credentials",
+			tags: ["Credentials"],
+			summary: "Store a credential (secret fields by type); the response carries metadata only",
+			security: bearerSecurity,
+			middleware: needs("credentials:write"),
+			request: { body: { ...json(CreateBody), required: true } },
+			responses: {
+				201: { description: "Stored", ...json(CredentialSchema) },
+				...errorResponses(400, 401, 403, 413),
+			},
+		}),
+		async (c) => {
+			const input = await toNewCredential(c, c.req.valid("json"), me(c));
+			const row = await createCredential(c.get("services"), input);
+			return c.json(toCredentialJson(row), 201);
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "get",
+			path: "/v1/credentials",
+			tags: ["Credentials"],
+			summary: "List your own, managed and system credentials",
+			security: bearerSecurity,
+			middleware: needs("credentials:read"),
+			request: { query: ListQuery.extend({ provider: Provider.optional() }) },
+			responses: {
+				200: { description: "Credentials", ...json(listOf(CredentialSchema, "CredentialList")) },
+				...errorResponses(400, 401, 403),
+			},
+		}),
+		async (c) => {
+			const query = c.req.valid("query");
+			const rows = await listCredentials(c.get("services"), me(c), {
+				limit: query.limit,
+				after: cursorFrom(query),
+				provider: query.provider,
+			});
+			const page = paginate(rows, query.limit);
+			return c.json({ data: page.data.map(toCredentialJson), next_cursor: page.next_cursor }, 200);
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "get",
+			path: "/v1/credentials/{id}",
+			tags: ["Credentials"],
+			summary: "A credential's metadata",
+			security: bearerSecurity,
+			middleware: needs("credentials:read"),
+			request: { params: IdParam },
+			responses: {
+				200: { description: "The credential", ...json(CredentialSchema) },
+				...errorResponses(401, 403, 404),
+			},
+		}),
+		async (c) =>
+			c.json(
+				toCredentialJson(await findVisible(c.get("services"), me(c), c.req.valid("param").id)),
+				200,
+			),
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "patch",
+			path: "/v1/credentials/{id}",
+			tags: ["Credentials"],
+			summary: "Change title, metadata or the secret fields of the credential's type",
+			security: bearerSecurity,
+			middleware: needs("credentials:write"),
+			request: { params: IdParam, body: { ...json(PatchBody), required: true } },
+			responses: {
+				200: { description: "Updated", ...json(CredentialSchema) },
+				...errorResponses(400, 401, 403, 404, 409),
+			},
+		}),
+		async (c) => {
+			const services = c.get("services");
+			const body = c.req.valid("json");
+			const id = c.req.valid("param").id;
+			const row = await updateCredential(
+				services,
+				() => findVisible(services, me(c), id),
+				(current) => {
+					assertWritable(current);
+					return toChange(current, body);
+				},
+			);
+			return c.json(toCredentialJson(row), 200);
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "delete",
+			path: "/v1/credentials/{id}",
+			tags: ["Credentials"],
+			summary: "Delete a credential, revoking an OAuth2 token upstream (RFC 7009) where possible",
+			security: bearerSecurity,
+			middleware: needs("credentials:write"),
+			request: { params: IdParam },
+			responses: {
+				200: {
+					description:
+						"`revoked`: the upstream revocation result, null where the provider has no revocation endpoint",
+					...json(
+						z
+							.object({ deleted: z.literal(true), revoked: z.boolean().nullable() })
+							.openapi("CredentialDeleted"),
+					),
+				},
+				...errorResponses(401, 403, 404),
+			},
+		}),
+		async (c) => {
+			const services = c.get("services");
+			const row = await findVisible(services, me(c), c.req.valid("param").id);
+			assertWritable(row);
+			let revoked: boolean | null = null;
+			if (row.type === "oauth2") {
+				try {
+					const secret = await openSecret(services, row as CredentialRow & { type: "oauth2" });
+					revoked = await revokeUpstream(services, row.provider, {
+						accessToken: secret.access_token,
+						refreshToken: secret.refresh_token,
+					});
+				} catch (err) {
+					// Deletion must not depend on the provider or on a readable row.
+					services.logger.warn("upstream revocation failed", {
+						credential_id: row.id,
+						error_code: err instanceof LatchkeyError ? err.code : "error",
+					});
+					revoked = false;
+				}
+			}
+			if (!(await deleteCredentialRow(services, me(c), row.id))) {
+				throw new LatchkeyError("not_found", "No such credential.");
+			}
+			return c.json({ deleted: true as const, revoked }, 200);
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "post",
+			path: "/v1/admin/system-credentials",
+			tags: ["Admin"],
+			summary: "Configure a system credential, shown read-only to every user",
+			security: bearerSecurity,
+			middleware: [authenticate(), requireScope("admin")],
+			request: { body: { ...json(CreateBody), required: true } },
+			responses: {
+				201: { description: "Stored", ...json(CredentialSchema) },
+				...errorResponses(400, 401, 403),
+			},
+		}),
+		async (c) => {
+			const input = await toNewCredential(c, c.req.valid("json"), null);
+			const row = await createCredential(c.get("services"), { ...input, system: true });
+			return c.json(toCredentialJson(row), 201);
+		},
+	);
+}

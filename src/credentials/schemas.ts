@@ -1,0 +1,24 @@
+import { z } from "@hono/zod-openapi";
+
+/** The credential object of API.md, shared by every route that answers one. */
+export const CredentialSchema = z
+	.object({
+		id: z.string(),
+		provider: z.string(),
+		type: z.enum(["oauth2", "api_key", "user_password", "host_scoped"]),
+		title: z.string(),
+		scopes: z.array(z.string()),
+		username: z.string().nullable(),
+		host: z.string().nullable(),
+		status: z.enum(["active", "reconnect_required", "revoked"]),
+		managed: z.boolean(),
+		system: z.boolean(),
+		metadata: z.record(z.string(), z.unknown()),
+		access_token_expires_at: z.string().nullable(),
+		created_at: z.string(),
+		updated_at: z.string(),
+		last_used_at: z.string().nullable(),
+	})
+	.openapi("Credential", {
+		description: "Metadata only: a credential object never carries a secret.",
+	});

@@ -1,0 +1,461 @@
+import { eq } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.ts";
+import { createCredential } from "../../src/credentials/service.ts";
+import { createDb } from "../../src/db/client.ts";
+import { credentials } from "../../src/db/schema.ts";
+import { createServices } from "../../src/http/context.ts";
+import { createLogger } from "../../src/http/log.ts";
+import { Timing } from "../../src/http/timing.ts";
+import { admin, userWithKey } from "./fixtures.ts";
+import { call, expectError, testEnv } from "./helpers.ts";
+
+const planted = () => `PLANTED-${crypto.randomUUID()}`;
+
+/** One body per type, each carrying planted secret values the responses must never contain. */
+function bodies() {
+	const s = { api: planted(), pw: planted(), hdr: planted(), at: planted(), rt: planted() };
+	return {
+		secrets: Object.values(s),
+		api_key: {
+			provider: "openai",
+			type: "api_key",
+			api_key: s.api,
+			title: "OpenAI",
+			expires_at: "2030-01-01T00:00:00Z",
+		},
+		user_password: {
+			provider: "smtp",
+			type: "user_password",
+			username: "bot@example.com",
+			password: s.pw,
+		},
+		host_scoped: {
+			provider: "internal-api",
+			type: "host_scoped",
+			host: "*.example.com",
+			headers: { "X-Api-Key": s.hdr },
+		},
+		oauth2: {
+			provider: "github",
+			type: "oauth2",
+			access_token: s.at,
+			refresh_token: s.rt,
+			scopes: ["repo"],
+			access_token_expires_at: "2030-01-01T00:00:00Z",
+		},
+	} as const;
+}
+
+const CREDENTIAL_KEYS = [
+	"access_token_expires_at",
+	"created_at",
+	"host",
+	"id",
+	"last_used_at",
+	"managed",
+	"metadata",
+	"provider",
+	"scopes",
+	"status",
+	"system",
+	"title",
+	"type",
+	"updated_at",
+	"username",
+].sort();
+
+function expectNoSecret(text: string, secrets: readonly string[]) {
+	for (const secret of secrets) expect(text).not.toContain(secret);
+}
+
+async function db<T>(work: (d: ReturnType<typeof createDb>["db"]) => Promise<T>): Promise<T> {
+	const handle = createDb(testEnv.DATABASE_URL, testEnv.LATCHKEY_DB_WS_PROXY);
+	try {
+		return await work(handle.db);
+	} finally {
+		await handle.end();
+	}
+}
+
+describe("credentials CRUD", () => {
+	it("stores every type encrypted and never returns a secret in any metadata response", async () => {
+		const { key } = await userWithKey();
+		const b = bodies();
+		const ids: string[] = [];
+		for (const type of ["api_key", "user_password", "host_scoped", "oauth2"] as const) {
+			const res = await call("/v1/credentials", { method: "POST", token: key, json: b[type] });
+			const text = await res.text();
+			expect(res.status, text).toBe(201);
+			expectNoSecret(text, b.secrets);
+			const cred = JSON.parse(text) as Record<string, unknown>;
+			expect(Object.keys(cred).sort()).toEqual(CREDENTIAL_KEYS);
+			expect(cred).toMatchObject({ type, status: "active", managed: false, system: false });
+			ids.push(cred.id as string);
+		}
+		const [apiKey, userPassword, hostScoped, oauth] = ids;
+		const one = (await (
+			await call(`/v1/credentials/${userPassword}`, { token: key })
+		).json()) as Record<string, unknown>;
+		expect(one).toMatchObject({ username: "bot@example.com", provider: "smtp" });
+		const host = (await (
+			await call(`/v1/credentials/${hostScoped}`, { token: key })
+		).json()) as Record<string, unknown>;
+		expect(host.host).toBe("*.example.com");
+		const gh = (await (await call(`/v1/credentials/${oauth}`, { token: key })).json()) as Record<
+			string,
+			unknown
+		>;
+		expect(gh).toMatchObject({
+			scopes: ["repo"],
+			access_token_expires_at: "2030-01-01T00:00:00.000Z",
+		});
+
+		const list = await call("/v1/credentials", { token: key });
+		const listText = await list.text();
+		expectNoSecret(listText, b.secrets);
+		expect((JSON.parse(listText) as { data: { id: string }[] }).data.map((c) => c.id)).toEqual(
+			expect.arrayContaining(ids),
+		);
+		for (const id of ids)
+			expectNoSecret(await (await call(`/v1/credentials/${id}`, { token: key })).text(), b.secrets);
+
+		// At rest: no planted value appears in the row, only ciphertext.
+		const rows = await db((d) =>
+			d
+				.select()
+				.from(credentials)
+				.where(eq(credentials.id, apiKey as string)),
+		);
+		expectNoSecret(JSON.stringify(rows), b.secrets);
+		expect(rows[0]?.keyId).toBe(testEnv.LATCHKEY_ENCRYPTION_ACTIVE_KEY);
+	});
+
+	it("filters by provider and paginates", async () => {
+		const { key } = await userWithKey();
+		for (let i = 0; i < 5; i++) {
+			await call("/v1/credentials", {
+				method: "POST",
+				token: key,
+				json: { provider: i % 2 ? "odd" : "even", type: "api_key", api_key: planted() },
+			});
+		}
+		const even = (await (await call("/v1/credentials?provider=even", { token: key })).json()) as {
+			data: { provider: string }[];
+		};
+		expect(even.data.filter((c) => c.provider === "even")).toHaveLength(3);
+		expect(even.data.every((c) => c.provider === "even")).toBe(true);
+		const seen: string[] = [];
+		let cursor: string | null = null;
+		do {
+			const page = (await (
+				await call(`/v1/credentials?limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token: key })
+			).json()) as { data: { id: string; system: boolean }[]; next_cursor: string | null };
+			expect(page.data.length).toBeLessThanOrEqual(2);
+			seen.push(...page.data.filter((c) => !c.system).map((c) => c.id));
+			cursor = page.next_cursor;
+		} while (cursor);
+		expect(new Set(seen).size).toBe(5);
+	});
+
+	it("patches title, metadata and the secret fields of the type, with guards", async () => {
+		const { key } = await userWithKey();
+		const b = bodies();
+		const created = (await (
+			await call("/v1/credentials", { method: "POST", token: key, json: b.oauth2 })
+		).json()) as { id: string; version?: number };
+		const path = `/v1/credentials/${created.id}`;
+		const ok = await call(path, {
+			method: "PATCH",
+			token: key,
+			json: { title: "Renamed", metadata: { team: "a" }, scopes: ["repo", "gist"] },
+		});
+		expect(ok.status).toBe(200);
+		expect(await ok.json()).toMatchObject({
+			title: "Renamed",
+			metadata: { team: "a" },
+			scopes: ["repo", "gist"],
+		});
+		const shrink = await call(path, { method: "PATCH", token: key, json: { scopes: ["gist"] } });
+		expect((await expectError(shrink, 400, "invalid_request")).error.message).toContain("repo");
+		await expectError(
+			await call(path, { method: "PATCH", token: key, json: { type: "api_key" } }),
+			400,
+			"invalid_request",
+		);
+		const foreign = await call(path, { method: "PATCH", token: key, json: { password: "x" } });
+		expect((await expectError(foreign, 400, "invalid_request")).error.detail).toEqual([
+			{ field: "password", location: "json", message: "not a field of oauth2" },
+		]);
+		const newToken = planted();
+		const rotated = await call(path, {
+			method: "PATCH",
+			token: key,
+			json: { access_token: newToken },
+		});
+		expect(rotated.status).toBe(200);
+		expectNoSecret(await rotated.text(), [newToken, ...b.secrets]);
+		await expectError(
+			await call(path, { method: "PATCH", token: key, json: { bogus: 1 } }),
+			400,
+			"invalid_request",
+		);
+	});
+
+	it("concurrent patches all apply: a lost race retries instead of overwriting", async () => {
+		const { key } = await userWithKey();
+		const created = (await (
+			await call("/v1/credentials", {
+				method: "POST",
+				token: key,
+				json: { provider: "p", type: "api_key", api_key: planted() },
+			})
+		).json()) as { id: string };
+		const path = `/v1/credentials/${created.id}`;
+		const results = await Promise.all(
+			["a", "b", "c"].map((t) =>
+				call(path, { method: "PATCH", token: key, json: { title: `t-${t}`, api_key: planted() } }),
+			),
+		);
+		for (const r of results) expect([200, 409]).toContain(r.status);
+		const version = await db(
+			async (d) =>
+				(await d.select().from(credentials).where(eq(credentials.id, created.id)))[0]?.version,
+		);
+		// Every successful write bumped the version exactly once: none was lost or doubled.
+		expect(version).toBe(1 + results.filter((r) => r.status === 200).length);
+	});
+
+	it("deletes own credentials; another user's are 404 everywhere", async () => {
+		const a = await userWithKey();
+		const b = await userWithKey();
+		const cred = (await (
+			await call("/v1/credentials", {
+				method: "POST",
+				token: a.key,
+				json: { provider: "p", type: "api_key", api_key: planted() },
+			})
+		).json()) as { id: string };
+		const path = `/v1/credentials/${cred.id}`;
+		await expectError(await call(path, { token: b.key }), 404, "not_found");
+		await expectError(
+			await call(path, { method: "PATCH", token: b.key, json: { title: "x" } }),
+			404,
+			"not_found",
+		);
+		await expectError(await call(path, { method: "DELETE", token: b.key }), 404, "not_found");
+		const listB = (await (await call("/v1/credentials", { token: b.key })).json()) as {
+			data: { id: string }[];
+		};
+		expect(listB.data.map((c) => c.id)).not.toContain(cred.id);
+
+		const del = await call(path, { method: "DELETE", token: a.key });
+		expect(del.status).toBe(200);
+		expect(await del.json()).toEqual({ deleted: true, revoked: null });
+		await expectError(await call(path, { token: a.key }), 404, "not_found");
+		await expectError(await call(path, { method: "DELETE", token: a.key }), 404, "not_found");
+	});
+
+	it("enforces scopes", async () => {
+		const { key: readOnly } = await userWithKey(["credentials:read"]);
+		await expectError(
+			await call("/v1/credentials", {
+				method: "POST",
+				token: readOnly,
+				json: { provider: "p", type: "api_key", api_key: "x" },
+			}),
+			403,
+			"insufficient_scope",
+		);
+		expect((await call("/v1/credentials", { token: readOnly })).status).toBe(200);
+		const { key: writeOnly } = await userWithKey(["credentials:write"]);
+		await expectError(
+			await call("/v1/credentials", { token: writeOnly }),
+			403,
+			"insufficient_scope",
+		);
+		await expectError(await call("/v1/credentials", { token: admin() }), 403, "forbidden");
+	});
+
+	it("refuses bad bodies with 400 and stores nothing", async () => {
+		const { key } = await userWithKey();
+		const bad: unknown[] = [
+			{},
+			{ provider: "p" },
+			{ provider: "P!", type: "api_key", api_key: "x" },
+			{ provider: "p", type: "nope", api_key: "x" },
+			{ provider: "p", type: "api_key" },
+			{ provider: "p", type: "api_key", api_key: "" },
+			{ provider: "p", type: "api_key", api_key: "x", password: "y" },
+			{ provider: "p", type: "user_password", username: "u" },
+			{ provider: "p", type: "host_scoped", host: "not a host", headers: { a: "b" } },
+			{ provider: "p", type: "host_scoped", host: "example.com", headers: {} },
+			{
+				provider: "p",
+				type: "host_scoped",
+				host: "example.com",
+				headers: { "X-A": "line\r\nInjected: 1" },
+			},
+			{ provider: "p", type: "api_key", api_key: "x", expires_at: "soon" },
+			{ provider: "p", type: "api_key", api_key: "x", metadata: { big: "x".repeat(9000) } },
+			{ provider: "not-registered", type: "oauth2", access_token: "x" },
+		];
+		for (const json of bad) {
+			await expectError(
+				await call("/v1/credentials", { method: "POST", token: key, json }),
+				400,
+				"invalid_request",
+			);
+		}
+		const list = (await (await call("/v1/credentials", { token: key })).json()) as {
+			data: { system: boolean }[];
+		};
+		expect(list.data.filter((c) => !c.system)).toHaveLength(0);
+		await expectError(
+			await call("/v1/credentials?limit=500", { token: key }),
+			400,
+			"invalid_request",
+		);
+		await expectError(
+			await call("/v1/credentials?provider=UPPER", { token: key }),
+			400,
+			"invalid_request",
+		);
+	});
+});
+
+describe("system credentials", () => {
+	it("are shown to every user with system: true, never copied, and read-only", async () => {
+		const secret = planted();
+		const res = await call("/v1/admin/system-credentials", {
+			method: "POST",
+			token: admin(),
+			json: { provider: "serpapi", type: "api_key", api_key: secret, title: "Shared SerpAPI" },
+		});
+		expect(res.status).toBe(201);
+		const sys = (await res.json()) as { id: string; system: boolean };
+		expect(sys.system).toBe(true);
+		const a = await userWithKey();
+		const b = await userWithKey();
+		for (const u of [a, b]) {
+			const list = await call("/v1/credentials", { token: u.key });
+			const text = await list.text();
+			expectNoSecret(text, [secret]);
+			expect((JSON.parse(text) as { data: { id: string }[] }).data.map((c) => c.id)).toContain(
+				sys.id,
+			);
+			expect((await call(`/v1/credentials/${sys.id}`, { token: u.key })).status).toBe(200);
+			await expectError(
+				await call(`/v1/credentials/${sys.id}`, {
+					method: "PATCH",
+					token: u.key,
+					json: { title: "mine" },
+				}),
+				403,
+				"credential_read_only",
+			);
+			await expectError(
+				await call(`/v1/credentials/${sys.id}`, { method: "DELETE", token: u.key }),
+				403,
+				"credential_read_only",
+			);
+		}
+		const copies = await db((d) =>
+			d.select().from(credentials).where(eq(credentials.provider, "serpapi")),
+		);
+		expect(copies.filter((c) => c.id === sys.id || c.title === "Shared SerpAPI")).toHaveLength(1);
+	});
+
+	it("need the admin scope", async () => {
+		const { key } = await userWithKey();
+		await expectError(
+			await call("/v1/admin/system-credentials", {
+				method: "POST",
+				token: key,
+				json: { provider: "x", type: "api_key", api_key: "y" },
+			}),
+			403,
+			"insufficient_scope",
+		);
+	});
+});
+
+describe("read-only and broken rows", () => {
+	function services() {
+		return createServices(loadConfig(testEnv), createLogger("error"), new Timing());
+	}
+
+	it("managed credentials are visible but read-only to their user", async () => {
+		const { id, key } = await userWithKey();
+		const { services: s, dispose } = services();
+		const row = await createCredential(s, {
+			userId: id,
+			provider: "agentmail",
+			type: "api_key",
+			title: "AgentMail",
+			secret: { api_key: planted() },
+			managed: true,
+			metadata: { pod_id: "pod_1" },
+		});
+		await dispose();
+		const got = (await (await call(`/v1/credentials/${row.id}`, { token: key })).json()) as Record<
+			string,
+			unknown
+		>;
+		expect(got).toMatchObject({ managed: true, metadata: { pod_id: "pod_1" } });
+		await expectError(
+			await call(`/v1/credentials/${row.id}`, {
+				method: "PATCH",
+				token: key,
+				json: { title: "x" },
+			}),
+			403,
+			"credential_read_only",
+		);
+		await expectError(
+			await call(`/v1/credentials/${row.id}`, { method: "DELETE", token: key }),
+			403,
+			"credential_read_only",
+		);
+	});
+
+	it("a row that fails to decrypt is a named 500, never an empty secret, and loses no data", async () => {
+		const { key } = await userWithKey();
+		const created = (await (
+			await call("/v1/credentials", {
+				method: "POST",
+				token: key,
+				json: { provider: "p", type: "api_key", api_key: planted() },
+			})
+		).json()) as { id: string };
+		// Move another row's ciphertext into this one: the AAD binding must refuse it.
+		const other = (await (
+			await call("/v1/credentials", {
+				method: "POST",
+				token: key,
+				json: { provider: "p", type: "api_key", api_key: planted() },
+			})
+		).json()) as { id: string };
+		const before = await db(async (d) => {
+			const [src] = await d.select().from(credentials).where(eq(credentials.id, other.id));
+			await d
+				.update(credentials)
+				.set({ ciphertext: src?.ciphertext, dataKey: src?.dataKey })
+				.where(eq(credentials.id, created.id));
+			return (await d.select().from(credentials).where(eq(credentials.id, created.id)))[0];
+		});
+		const res = await call(`/v1/credentials/${created.id}`, {
+			method: "PATCH",
+			token: key,
+			json: { api_key: "new" },
+		});
+		const body = await expectError(res, 500, "decryption_failed");
+		expect(body.error.message).toContain(created.id);
+		const after = await db(
+			async (d) => (await d.select().from(credentials).where(eq(credentials.id, created.id)))[0],
+		);
+		expect(after).toEqual(before);
+		// Metadata reads never decrypt, so they keep working.
+		expect((await call(`/v1/credentials/${created.id}`, { token: key })).status).toBe(200);
+	});
+});
