@@ -57,6 +57,33 @@ const csv = z
 			.filter(Boolean),
 	);
 
+/** Comma-separated http(s) origins (`https://app.example.com`), stored in their canonical form. */
+const originList = csv.pipe(
+	z.array(
+		z.string().transform((value, ctx) => {
+			let url: URL | undefined;
+			try {
+				url = new URL(value);
+			} catch {
+				url = undefined;
+			}
+			// Only an exact origin is accepted: a path here would suggest a prefix match that is not made.
+			if (
+				!url ||
+				(url.protocol !== "https:" && url.protocol !== "http:") ||
+				url.href !== `${url.origin}/`
+			) {
+				ctx.addIssue({
+					code: "custom",
+					message: "must be a comma-separated list of http(s) origins",
+				});
+				return z.NEVER;
+			}
+			return url.origin;
+		}),
+	),
+);
+
 const optionalNonEmpty = z
 	.string()
 	.optional()
@@ -74,6 +101,8 @@ const ConfigSchema = z
 		UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
 		LATCHKEY_PUBLIC_URL: z.url({ protocol: /^https?$/ }),
 		LATCHKEY_ALLOWED_ORIGINS: csv,
+		/** Origins, besides LATCHKEY_PUBLIC_URL's, that OAuth redirect_uri and return_to may use. */
+		LATCHKEY_ALLOWED_REDIRECT_ORIGINS: originList,
 		/** host:port of a local WebSocket→TCP bridge; unset on Cloudflare (Neon speaks WebSocket). */
 		LATCHKEY_DB_WS_PROXY: optionalNonEmpty,
 		LATCHKEY_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -121,7 +150,39 @@ const ConfigSchema = z
 		}
 	});
 
-export type Config = z.output<typeof ConfigSchema>;
+/** An OAuth client of a built-in provider, set at deploy time through the environment. */
+export interface EnvOAuthClient {
+	clientId?: string;
+	clientSecret?: string;
+}
+
+export type Config = z.output<typeof ConfigSchema> & {
+	/**
+	 * `OAUTH_<PROVIDER>_CLIENT_ID` / `_CLIENT_SECRET`, keyed by `<PROVIDER>`. Read by pattern rather
+	 * than listed in the schema so that a new built-in provider needs no change here.
+	 */
+	OAUTH_CLIENTS: Readonly<Record<string, EnvOAuthClient>>;
+};
+
+const OAUTH_CLIENT_VAR = /^OAUTH_([A-Z0-9_]+)_CLIENT_(ID|SECRET)$/;
+
+function oauthClientsFromEnv(env: Env): Record<string, EnvOAuthClient> {
+	const clients: Record<string, EnvOAuthClient> = {};
+	for (const [name, value] of Object.entries(env)) {
+		const match = OAUTH_CLIENT_VAR.exec(name);
+		if (!match || typeof value !== "string" || value.trim() === "") continue;
+		const [, provider, part] = match as unknown as [string, string, "ID" | "SECRET"];
+		clients[provider] ??= {};
+		if (part === "ID") clients[provider].clientId = value.trim();
+		else clients[provider].clientSecret = value.trim();
+	}
+	return clients;
+}
+
+/** The `<PROVIDER>` part of a provider's environment variables: `my-app.io` → `MY_APP_IO`. */
+export function oauthEnvName(providerId: string): string {
+	return providerId.toUpperCase().replace(/[-.]/g, "_");
+}
 
 // Workers hand the same env object to every request of an isolate, so validation runs once.
 const cache = new WeakMap<object, Config | LatchkeyError>();
@@ -136,8 +197,9 @@ export function loadConfig(env: Env): Config {
 	if (hit) return hit;
 	const parsed = ConfigSchema.safeParse(env);
 	if (parsed.success) {
-		cache.set(env, parsed.data);
-		return parsed.data;
+		const config: Config = { ...parsed.data, OAUTH_CLIENTS: oauthClientsFromEnv(env) };
+		cache.set(env, config);
+		return config;
 	}
 	const problems = parsed.error.issues.map((issue) => {
 		const variable = String(issue.path[0] ?? "configuration");

@@ -1,6 +1,11 @@
 import type { TestProject } from "vitest/node";
 import { startInfra } from "../../scripts/lib/infra.ts";
 import { startIdentityProvider } from "./idp.ts";
+import { startOAuthServer } from "./oauth-server.ts";
+
+const PUBLIC_URL = "http://latchkey.test";
+/** A platform front end that receives OAuth redirects itself (POST /v1/oauth/callback). */
+const FRONTEND_ORIGIN = "https://app.example.com";
 
 /**
  * Brings up what the worker under test talks to (a fresh database per run, the bridges, a
@@ -13,10 +18,18 @@ export default async function setup(project: TestProject) {
 		await infra.close();
 		throw err;
 	});
+	const oauth = await startOAuthServer({
+		redirectUris: [`${PUBLIC_URL}/v1/oauth/callback`, `${FRONTEND_ORIGIN}/oauth/callback`],
+	}).catch(async (err) => {
+		await idp.close();
+		await infra.close();
+		throw err;
+	});
 	project.provide("bindings", {
 		...infra.bindings,
-		LATCHKEY_PUBLIC_URL: "http://latchkey.test",
-		LATCHKEY_ALLOWED_ORIGINS: "https://app.example.com",
+		LATCHKEY_PUBLIC_URL: PUBLIC_URL,
+		LATCHKEY_ALLOWED_ORIGINS: FRONTEND_ORIGIN,
+		LATCHKEY_ALLOWED_REDIRECT_ORIGINS: FRONTEND_ORIGIN,
 		LATCHKEY_LOG_LEVEL: "info",
 	});
 	project.provide("infra", {
@@ -29,8 +42,11 @@ export default async function setup(project: TestProject) {
 		issuer: idp.issuer,
 		privateJwks: idp.privateJwks,
 	});
+	const { close: closeOAuth, ...oauthDetails } = oauth;
+	project.provide("oauth", oauthDetails);
 	console.log(`[test setup] postgres: ${infra.postgres}, redis: ${infra.redis}`);
 	return async () => {
+		await closeOAuth();
 		await idp.close();
 		await infra.close();
 	};

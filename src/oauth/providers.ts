@@ -1,0 +1,329 @@
+import { type Config, oauthEnvName } from "../config.ts";
+import type { OAuthProviderRow } from "../db/schema.ts";
+
+/**
+ * OAuth2 providers as data. A provider's effective configuration is its built-in description
+ * (or an admin-registered one, for custom ids) plus a client: from an `oauth_providers` row set
+ * through the admin API, else from `OAUTH_<ID>_CLIENT_ID` / `_CLIENT_SECRET`.
+ */
+
+export type ClientAuthMethod = "basic" | "post";
+
+export interface ProviderDescription {
+	id: string;
+	name: string;
+	authorizeUrl: string;
+	tokenUrl: string;
+	/** RFC 7009 endpoint; null when the provider has none (or only a proprietary one). */
+	revokeUrl: string | null;
+	/** Answers JSON naming the account (`preferred_username`, `login`, `email` or `sub`). */
+	userinfoUrl: string | null;
+	/** When set, authorization responses must carry this RFC 9207 `iss`. */
+	issuer: string | null;
+	defaultScopes: string[];
+	scopeSeparator: string;
+	pkce: boolean;
+	clientAuth: ClientAuthMethod;
+	/** Added to every authorization request; never overrides the protocol parameters. */
+	authorizeParams: Record<string, string>;
+	/** A refresh kills the access token it replaces, so a leased token must not be refreshed away. */
+	refreshInvalidatesAccessToken: boolean;
+	/** A refresh returns a new refresh token and the old one stops working. */
+	refreshTokenRotates: boolean;
+}
+
+/**
+ * From the providers' public documentation. Where a behaviour is not documented clearly the
+ * value is the safe one: PKCE only where documented (some servers refuse unknown parameters),
+ * no revocation endpoint unless it speaks RFC 7009, and refreshes assumed to rotate and to
+ * invalidate the previous access token, which only costs a little concurrency.
+ */
+export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
+	{
+		id: "atlassian",
+		name: "Atlassian",
+		authorizeUrl: "https://auth.atlassian.com/authorize",
+		tokenUrl: "https://auth.atlassian.com/oauth/token",
+		revokeUrl: null,
+		userinfoUrl: "https://api.atlassian.com/me",
+		issuer: null,
+		defaultScopes: ["read:me", "offline_access"],
+		scopeSeparator: " ",
+		pkce: false,
+		clientAuth: "post",
+		authorizeParams: { audience: "api.atlassian.com", prompt: "consent" },
+		refreshInvalidatesAccessToken: false,
+		refreshTokenRotates: true,
+	},
+	{
+		id: "discord",
+		name: "Discord",
+		authorizeUrl: "https://discord.com/oauth2/authorize",
+		tokenUrl: "https://discord.com/api/oauth2/token",
+		revokeUrl: "https://discord.com/api/oauth2/token/revoke",
+		userinfoUrl: "https://discord.com/api/users/@me",
+		issuer: null,
+		defaultScopes: ["identify", "email"],
+		scopeSeparator: " ",
+		pkce: false,
+		clientAuth: "basic",
+		authorizeParams: { prompt: "consent" },
+		refreshInvalidatesAccessToken: true,
+		refreshTokenRotates: true,
+	},
+	{
+		id: "github",
+		name: "GitHub",
+		authorizeUrl: "https://github.com/login/oauth/authorize",
+		tokenUrl: "https://github.com/login/oauth/access_token",
+		// GitHub revokes through DELETE /applications/{client_id}/grant, not RFC 7009.
+		revokeUrl: null,
+		userinfoUrl: "https://api.github.com/user",
+		issuer: null,
+		defaultScopes: ["read:user", "user:email"],
+		scopeSeparator: " ",
+		pkce: true,
+		clientAuth: "post",
+		authorizeParams: {},
+		// Only GitHub App user tokens expire; their refresh tokens are single-use.
+		refreshInvalidatesAccessToken: true,
+		refreshTokenRotates: true,
+	},
+	{
+		id: "google",
+		name: "Google",
+		authorizeUrl: "https://accounts.google.com/o/oauth2/v2/auth",
+		tokenUrl: "https://oauth2.googleapis.com/token",
+		revokeUrl: "https://oauth2.googleapis.com/revoke",
+		userinfoUrl: "https://openidconnect.googleapis.com/v1/userinfo",
+		issuer: null,
+		defaultScopes: ["openid", "email"],
+		scopeSeparator: " ",
+		pkce: true,
+		clientAuth: "post",
+		// Without offline access and a forced consent Google sends a refresh token only once per
+		// user and client; include_granted_scopes keeps earlier grants on a scope upgrade.
+		authorizeParams: { access_type: "offline", prompt: "consent", include_granted_scopes: "true" },
+		refreshInvalidatesAccessToken: false,
+		refreshTokenRotates: false,
+	},
+	{
+		id: "hubspot",
+		name: "HubSpot",
+		authorizeUrl: "https://app.hubspot.com/oauth/authorize",
+		tokenUrl: "https://api.hubapi.com/oauth/v1/token",
+		revokeUrl: null,
+		userinfoUrl: null,
+		issuer: null,
+		defaultScopes: ["oauth"],
+		scopeSeparator: " ",
+		pkce: false,
+		clientAuth: "post",
+		authorizeParams: {},
+		refreshInvalidatesAccessToken: false,
+		refreshTokenRotates: false,
+	},
+	{
+		id: "linear",
+		name: "Linear",
+		authorizeUrl: "https://linear.app/oauth/authorize",
+		tokenUrl: "https://api.linear.app/oauth/token",
+		revokeUrl: null,
+		userinfoUrl: null,
+		issuer: null,
+		defaultScopes: ["read"],
+		scopeSeparator: ",",
+		pkce: true,
+		clientAuth: "post",
+		authorizeParams: { prompt: "consent" },
+		refreshInvalidatesAccessToken: true,
+		refreshTokenRotates: true,
+	},
+	{
+		id: "microsoft",
+		name: "Microsoft",
+		// The multi-tenant endpoints; a single-tenant app registers its own id with tenant URLs.
+		authorizeUrl: "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+		tokenUrl: "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+		revokeUrl: null,
+		userinfoUrl: "https://graph.microsoft.com/oidc/userinfo",
+		issuer: null,
+		defaultScopes: ["openid", "email", "offline_access", "User.Read"],
+		scopeSeparator: " ",
+		pkce: true,
+		clientAuth: "post",
+		authorizeParams: {},
+		refreshInvalidatesAccessToken: false,
+		refreshTokenRotates: true,
+	},
+	{
+		id: "notion",
+		name: "Notion",
+		authorizeUrl: "https://api.notion.com/v1/oauth/authorize",
+		tokenUrl: "https://api.notion.com/v1/oauth/token",
+		revokeUrl: null,
+		// Notion's /v1/users/me needs a Notion-Version header and describes the bot, not the user.
+		userinfoUrl: null,
+		issuer: null,
+		defaultScopes: [],
+		scopeSeparator: " ",
+		pkce: false,
+		clientAuth: "basic",
+		authorizeParams: { owner: "user" },
+		refreshInvalidatesAccessToken: true,
+		refreshTokenRotates: true,
+	},
+	{
+		id: "salesforce",
+		name: "Salesforce",
+		authorizeUrl: "https://login.salesforce.com/services/oauth2/authorize",
+		tokenUrl: "https://login.salesforce.com/services/oauth2/token",
+		revokeUrl: "https://login.salesforce.com/services/oauth2/revoke",
+		userinfoUrl: "https://login.salesforce.com/services/oauth2/userinfo",
+		issuer: null,
+		defaultScopes: ["api", "refresh_token"],
+		scopeSeparator: " ",
+		pkce: true,
+		clientAuth: "post",
+		authorizeParams: { prompt: "consent" },
+		refreshInvalidatesAccessToken: false,
+		// Rotation is an org-level setting, so it has to be assumed.
+		refreshTokenRotates: true,
+	},
+	{
+		id: "slack",
+		name: "Slack",
+		authorizeUrl: "https://slack.com/oauth/v2/authorize",
+		tokenUrl: "https://slack.com/api/oauth.v2.access",
+		// auth.revoke takes the token as a bearer credential, not RFC 7009.
+		revokeUrl: null,
+		userinfoUrl: null,
+		issuer: null,
+		defaultScopes: ["chat:write"],
+		scopeSeparator: ",",
+		pkce: false,
+		clientAuth: "post",
+		authorizeParams: {},
+		// Only apps with token rotation enabled get refresh tokens at all.
+		refreshInvalidatesAccessToken: true,
+		refreshTokenRotates: true,
+	},
+];
+
+const BUILTIN_BY_ID = new Map(BUILTIN_PROVIDERS.map((p) => [p.id, p]));
+
+export function builtinProvider(id: string): ProviderDescription | undefined {
+	return BUILTIN_BY_ID.get(id);
+}
+
+export interface ProviderClient {
+	clientId: string;
+	/** Where the client was set: the admin API wins over the deployment's environment. */
+	source: "admin" | "env";
+	/** Null when only the id is set; decrypted on demand, since listing never needs it. */
+	secret: () => Promise<string | null>;
+	hasSecret: boolean;
+}
+
+export interface EffectiveProvider extends ProviderDescription {
+	builtin: boolean;
+	client: ProviderClient | null;
+	/** Both client auth methods need a secret, so a client id alone is not enough. */
+	configured: boolean;
+	updatedAt: Date | null;
+}
+
+export type OpenSecret = (row: OAuthProviderRow) => Promise<string>;
+
+function clientFromRow(row: OAuthProviderRow, openSecret: OpenSecret): ProviderClient {
+	let opened: Promise<string> | undefined;
+	return {
+		clientId: row.clientId,
+		source: "admin",
+		hasSecret: true,
+		secret: () => {
+			opened ??= openSecret(row);
+			return opened;
+		},
+	};
+}
+
+function clientFromEnv(config: Config, id: string): ProviderClient | null {
+	const env = config.OAUTH_CLIENTS[oauthEnvName(id)];
+	if (!env?.clientId) return null;
+	const secret = env.clientSecret ?? null;
+	return {
+		clientId: env.clientId,
+		source: "env",
+		hasSecret: secret !== null,
+		secret: async () => secret,
+	};
+}
+
+function descriptionFromRow(row: OAuthProviderRow): ProviderDescription | null {
+	if (!row.authorizeUrl || !row.tokenUrl) return null;
+	return {
+		id: row.id,
+		name: row.name,
+		authorizeUrl: row.authorizeUrl,
+		tokenUrl: row.tokenUrl,
+		revokeUrl: row.revokeUrl,
+		userinfoUrl: row.userinfoUrl,
+		issuer: row.issuer,
+		defaultScopes: row.defaultScopes,
+		scopeSeparator: row.scopeSeparator,
+		pkce: row.pkce,
+		clientAuth: row.clientAuth,
+		authorizeParams: row.authorizeParams,
+		refreshInvalidatesAccessToken: row.refreshInvalidatesAccessToken,
+		refreshTokenRotates: row.refreshTokenRotates,
+	};
+}
+
+/**
+ * Merges what is known about one id. A row marked `builtin` carries only the client (plus the
+ * name and default scopes, which an admin may override); any other row describes a custom
+ * provider completely. Null when the id names nothing.
+ */
+export function effectiveProvider(
+	id: string,
+	row: OAuthProviderRow | undefined,
+	config: Config,
+	openSecret: OpenSecret,
+): EffectiveProvider | null {
+	const builtin = builtinProvider(id);
+	let description: ProviderDescription | null;
+	if (row && !row.builtin) {
+		description = descriptionFromRow(row);
+	} else if (builtin) {
+		description = {
+			...builtin,
+			name: row?.name ?? builtin.name,
+			defaultScopes: row?.defaultScopes.length ? row.defaultScopes : builtin.defaultScopes,
+		};
+	} else {
+		description = null;
+	}
+	if (!description) return null;
+	const client = row ? clientFromRow(row, openSecret) : clientFromEnv(config, id);
+	return {
+		...description,
+		builtin: Boolean(builtin) && !(row && !row.builtin),
+		client,
+		configured: client?.hasSecret === true,
+		updatedAt: row?.updatedAt ?? null,
+	};
+}
+
+const SCOPE_SPLIT = /[\s,]+/;
+
+/**
+ * Scopes a provider reports as granted. Whitespace is the standard separator, but some
+ * providers (GitHub, Slack) answer with commas whatever they were asked with; no real-world
+ * scope contains a comma, so both separate.
+ */
+export function parseGrantedScopes(text: string, separator: string): string[] {
+	const custom = separator.trim();
+	const parts = text.split(SCOPE_SPLIT).flatMap((s) => (custom ? s.split(custom) : [s]));
+	return [...new Set(parts.filter(Boolean))];
+}

@@ -1,0 +1,447 @@
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context, MiddlewareHandler } from "hono";
+import { html } from "hono/html";
+import { type AuthEnv, authenticate, requireScope, requireUser } from "../auth/middleware.ts";
+import { CredentialSchema } from "../credentials/schemas.ts";
+import { getCredentialJson } from "../credentials/service.ts";
+import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from "../crypto/encoding.ts";
+import type { AppEnv } from "../http/context.ts";
+import { LatchkeyError } from "../http/errors.ts";
+import { bearerSecurity, ErrorSchema, errorResponses, listOf } from "../http/openapi.ts";
+import { DEFAULT_LIMIT, MAX_LIMIT } from "../http/pagination.ts";
+import type { EffectiveProvider } from "./providers.ts";
+import { listProviders, putProvider } from "./registry.ts";
+import { finishAuthorization, startAuthorization } from "./service.ts";
+import { consumeState, STATE_TTL_SECONDS } from "./state.ts";
+
+const PROVIDER_ID = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" };
+const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+
+const ProviderId = z
+	.string()
+	.regex(PROVIDER_ID, "a lowercase slug: ^[a-z0-9][a-z0-9_.-]{0,63}$")
+	.openapi({ param: { name: "id", in: "path" }, example: "github" });
+
+// RFC 6749 §3.3 scope-token: printable ASCII without space, '"' or '\'.
+const Scope = z
+	.string()
+	.min(1)
+	.max(256)
+	.regex(
+		/^[\x21\x23-\x5B\x5D-\x7E]+$/,
+		"a scope token: printable ASCII without spaces, quotes or backslashes",
+	);
+const Scopes = z.array(Scope).max(100);
+const HttpUrl = z
+	.url({ protocol: /^https?$/ })
+	.max(2048)
+	.openapi({ description: "An absolute http(s) URL" });
+
+const ProviderSummarySchema = z
+	.object({
+		id: z.string().openapi({ example: "github" }),
+		name: z.string().openapi({ example: "GitHub" }),
+		auth_types: z.array(z.enum(["oauth2"])),
+		default_scopes: z.array(z.string()),
+		configured: z
+			.boolean()
+			.openapi({ description: "A client is set, so users can connect this provider" }),
+		managed: z
+			.boolean()
+			.openapi({ description: "The platform provisions this provider's credentials itself" }),
+	})
+	.openapi("Provider");
+
+const ProviderConfigSchema = ProviderSummarySchema.extend({
+	builtin: z.boolean().openapi({ description: "Endpoints are Latchkey's; only the client is set" }),
+	authorize_url: z.string(),
+	token_url: z.string(),
+	revoke_url: z.string().nullable(),
+	userinfo_url: z.string().nullable(),
+	issuer: z.string().nullable(),
+	scope_separator: z.string(),
+	pkce: z.boolean(),
+	client_auth: z.enum(["basic", "post"]),
+	authorize_params: z.record(z.string(), z.string()),
+	refresh_invalidates_access_token: z.boolean(),
+	refresh_token_rotates: z.boolean(),
+	client_id: z.string().nullable(),
+	client_source: z.enum(["admin", "env"]).nullable(),
+	updated_at: z.string().nullable(),
+}).openapi("ProviderConfig", { description: "Never contains the client secret." });
+
+const ProviderPutSchema = z
+	.strictObject({
+		name: z.string().trim().min(1).max(200).optional(),
+		authorize_url: HttpUrl.optional(),
+		token_url: HttpUrl.optional(),
+		revoke_url: HttpUrl.nullable().optional(),
+		userinfo_url: HttpUrl.nullable().optional(),
+		issuer: z.string().min(1).max(2048).nullable().optional().openapi({
+			description: "RFC 9207 issuer; when set, authorization responses must carry it as `iss`",
+		}),
+		default_scopes: Scopes.optional(),
+		scope_separator: z.string().min(1).max(4).optional().openapi({ example: " " }),
+		pkce: z.boolean().optional(),
+		client_auth: z.enum(["basic", "post"]).optional(),
+		authorize_params: z
+			.record(z.string().min(1).max(128), z.string().max(1024))
+			.refine((p) => Object.keys(p).length <= 20, "at most 20 parameters")
+			.optional(),
+		client_id: z.string().trim().min(1).max(512),
+		client_secret: z
+			.string()
+			.min(1)
+			.max(4096)
+			.openapi({ description: "Write-only; stored sealed" }),
+		refresh_invalidates_access_token: z.boolean().optional(),
+		refresh_token_rotates: z.boolean().optional(),
+	})
+	.openapi("ProviderPut", {
+		description:
+			"For a custom id: name, authorize_url, token_url, client_id and client_secret are required. For a built-in id only client_id, client_secret, name and default_scopes may be sent.",
+	});
+
+const AuthorizeSchema = z
+	.strictObject({
+		scopes: Scopes.optional().openapi({ description: "Replace the provider's default scopes" }),
+		credential_id: z.string().min(1).max(64).optional().openapi({
+			description: "Scope upgrade of this credential: its scopes are kept and added to",
+		}),
+		redirect_uri: z.string().max(2048).optional().openapi({
+			description:
+				"Where the provider sends the user; default `{LATCHKEY_PUBLIC_URL}/v1/oauth/callback`. Its origin must be allowed.",
+		}),
+		return_to: z.string().max(2048).optional().openapi({
+			description:
+				"Where GET /v1/oauth/callback redirects afterwards with `credential_id=` or `error=`. Its origin must be allowed.",
+		}),
+	})
+	.openapi("AuthorizeRequest");
+
+const AuthorizationSchema = z
+	.object({
+		authorization_url: z.string(),
+		state: z.string().openapi({ description: "Single use; carried back by the provider" }),
+		expires_at: z.string().openapi({ format: "date-time" }),
+	})
+	.openapi("Authorization");
+
+const CallbackQuery = z.object({
+	code: z.string().max(4096).optional(),
+	state: z.string().max(4096).optional(),
+	iss: z.string().max(2048).optional(),
+	error: z.string().max(256).optional(),
+	error_description: z.string().max(2048).optional(),
+});
+
+const CallbackBody = z
+	.strictObject({
+		code: z.string().min(1).max(4096),
+		state: z.string().min(1).max(4096),
+		iss: z.string().min(1).max(2048).optional().openapi({
+			description: "The `iss` of the authorization response, when the provider sent one",
+		}),
+	})
+	.openapi("OAuthCallback");
+
+// The credential object of API.md, as the credentials routes describe it.
+function toSummary(p: EffectiveProvider) {
+	return {
+		id: p.id,
+		name: p.name,
+		auth_types: ["oauth2" as const],
+		default_scopes: p.defaultScopes,
+		configured: p.configured,
+		managed: false,
+	};
+}
+
+function toConfigJson(p: EffectiveProvider) {
+	return {
+		...toSummary(p),
+		builtin: p.builtin,
+		authorize_url: p.authorizeUrl,
+		token_url: p.tokenUrl,
+		revoke_url: p.revokeUrl,
+		userinfo_url: p.userinfoUrl,
+		issuer: p.issuer,
+		scope_separator: p.scopeSeparator,
+		pkce: p.pkce,
+		client_auth: p.clientAuth,
+		authorize_params: p.authorizeParams,
+		refresh_invalidates_access_token: p.refreshInvalidatesAccessToken,
+		refresh_token_rotates: p.refreshTokenRotates,
+		client_id: p.client?.clientId ?? null,
+		client_source: p.client?.source ?? null,
+		updated_at: p.updatedAt?.toISOString() ?? null,
+	};
+}
+
+// Providers are listed by id, so the cursor is simply the last id shown.
+const ListProvidersQuery = z.object({
+	limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
+	cursor: z.string().min(1).max(128).optional(),
+});
+
+function decodeProviderCursor(cursor: string): string {
+	let id: unknown;
+	try {
+		id = (JSON.parse(fromUtf8(fromBase64Url(cursor))) as { id?: unknown }).id;
+	} catch {
+		id = undefined;
+	}
+	if (typeof id !== "string" || !PROVIDER_ID.test(id)) {
+		throw new LatchkeyError("invalid_request", "The cursor is invalid.", {
+			hint: "Pass back the next_cursor of the previous page unchanged, or omit it to start over.",
+			detail: [{ field: "cursor", location: "query", message: "not a cursor issued by this API" }],
+		});
+	}
+	return id;
+}
+
+const encodeProviderCursor = (id: string) => toBase64Url(utf8(JSON.stringify({ id })));
+
+/** A page the browser lands on when the connection was started without a return_to. */
+function resultPage(c: Context<AppEnv>, status: 200 | 400 | 502, title: string, message: string) {
+	c.header(
+		"Content-Security-Policy",
+		"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+	);
+	c.header("Cache-Control", "no-store");
+	return c.html(
+		html`<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}</style></head>
+<body><h1>${title}</h1><p>${message}</p></body>
+</html>
+`,
+		status,
+	);
+}
+
+function withParams(target: string, params: Record<string, string>): string {
+	const url = new URL(target);
+	for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+	return url.href;
+}
+
+const anyPrincipal: MiddlewareHandler<AuthEnv>[] = [authenticate()];
+const adminOnly: MiddlewareHandler<AuthEnv>[] = [authenticate(), requireScope("admin")];
+const userWrite: MiddlewareHandler<AuthEnv>[] = [
+	authenticate(),
+	requireUser(),
+	requireScope("credentials:write"),
+];
+
+const providersRoute = createRoute({
+	method: "get",
+	path: "/v1/providers",
+	tags: ["OAuth"],
+	summary: "Providers users can connect",
+	security: bearerSecurity,
+	middleware: anyPrincipal,
+	request: { query: ListProvidersQuery },
+	responses: {
+		200: { description: "Providers", ...json(listOf(ProviderSummarySchema, "ProviderList")) },
+		...errorResponses(400, 401, 429),
+	},
+});
+
+const putProviderRoute = createRoute({
+	method: "put",
+	path: "/v1/admin/providers/{id}",
+	tags: ["Admin", "OAuth"],
+	summary: "Register or replace an OAuth2 provider, or set a built-in provider's client",
+	security: bearerSecurity,
+	middleware: adminOnly,
+	request: {
+		params: z.object({ id: ProviderId }),
+		body: { ...json(ProviderPutSchema), required: true },
+	},
+	responses: {
+		200: { description: "The provider (without its client secret)", ...json(ProviderConfigSchema) },
+		...errorResponses(400, 401, 403),
+	},
+});
+
+const authorizeRoute = createRoute({
+	method: "post",
+	path: "/v1/oauth/{provider}/authorize",
+	tags: ["OAuth"],
+	summary: "Start connecting an account: get the URL to send the user to",
+	security: bearerSecurity,
+	middleware: userWrite,
+	request: {
+		params: z.object({
+			provider: ProviderId.openapi({ param: { name: "provider", in: "path" } }),
+		}),
+		body: { ...json(AuthorizeSchema), required: false },
+	},
+	responses: {
+		200: {
+			description: `The authorization URL and its state (single use, ${STATE_TTL_SECONDS / 60} minutes)`,
+			...json(AuthorizationSchema),
+		},
+		...errorResponses(400, 401, 403, 404),
+	},
+});
+
+const callbackGetRoute = createRoute({
+	method: "get",
+	path: "/v1/oauth/callback",
+	tags: ["OAuth"],
+	summary: "Where the provider sends the user back (no authentication: the state names the user)",
+	description:
+		"Exchanges the code and stores the credential, then redirects to the request's return_to with `credential_id=` or `error=` (e.g. `access_denied`: nothing was stored). Without a return_to, answers a short HTML page. An unknown, expired or replayed state is a 400 `invalid_state` in JSON.",
+	request: { query: CallbackQuery },
+	responses: {
+		302: {
+			description: "To return_to with `credential_id=` or `error=`",
+			headers: z.object({ Location: z.string() }),
+		},
+		200: {
+			description: "Connected (no return_to)",
+			content: { "text/html": { schema: z.string() } },
+		},
+		400: {
+			description: "`invalid_state` (JSON), or a refused authorization (HTML, no return_to)",
+			content: {
+				"application/json": { schema: ErrorSchema },
+				"text/html": { schema: z.string() },
+			},
+		},
+		502: {
+			description: "The provider failed (HTML, no return_to)",
+			content: { "text/html": { schema: z.string() } },
+		},
+	},
+});
+
+const callbackPostRoute = createRoute({
+	method: "post",
+	path: "/v1/oauth/callback",
+	tags: ["OAuth"],
+	summary: "Complete a connection whose redirect reached the platform's own front end",
+	security: bearerSecurity,
+	middleware: userWrite,
+	request: { body: { ...json(CallbackBody), required: true } },
+	responses: {
+		201: { description: "The stored credential", ...json(CredentialSchema) },
+		...errorResponses(400, 401, 403, 404, 502),
+	},
+});
+
+export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
+	const authed = app as unknown as OpenAPIHono<AuthEnv>;
+
+	authed.openapi(providersRoute, async (c) => {
+		const { limit, cursor } = c.req.valid("query");
+		const after = cursor === undefined ? undefined : decodeProviderCursor(cursor);
+		const all = await listProviders(c.get("services"));
+		const rest = after === undefined ? all : all.filter((p) => p.id > after);
+		const page = rest.slice(0, limit);
+		const last = page[page.length - 1];
+		return c.json(
+			{
+				data: page.map(toSummary),
+				next_cursor: rest.length > limit && last ? encodeProviderCursor(last.id) : null,
+			},
+			200,
+		);
+	});
+
+	authed.openapi(putProviderRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const body = c.req.valid("json");
+		const provider = await putProvider(c.get("services"), id, {
+			name: body.name,
+			authorizeUrl: body.authorize_url,
+			tokenUrl: body.token_url,
+			revokeUrl: body.revoke_url,
+			userinfoUrl: body.userinfo_url,
+			issuer: body.issuer,
+			defaultScopes: body.default_scopes,
+			scopeSeparator: body.scope_separator,
+			pkce: body.pkce,
+			clientAuth: body.client_auth,
+			authorizeParams: body.authorize_params,
+			refreshInvalidatesAccessToken: body.refresh_invalidates_access_token,
+			refreshTokenRotates: body.refresh_token_rotates,
+			clientId: body.client_id,
+			clientSecret: body.client_secret,
+		});
+		return c.json(toConfigJson(provider), 200);
+	});
+
+	authed.openapi(authorizeRoute, async (c) => {
+		const body = c.req.valid("json") ?? {};
+		const started = await startAuthorization(c.get("services"), {
+			userId: c.get("principal").userId as string,
+			providerId: c.req.valid("param").provider,
+			scopes: body.scopes,
+			credentialId: body.credential_id,
+			redirectUri: body.redirect_uri,
+			returnTo: body.return_to,
+		});
+		return c.json(
+			{
+				authorization_url: started.authorizationUrl,
+				state: started.state,
+				expires_at: started.expiresAt.toISOString(),
+			},
+			200,
+			NO_STORE,
+		);
+	});
+
+	app.openapi(callbackGetRoute, async (c) => {
+		const services = c.get("services");
+		const { state } = c.req.valid("query");
+		if (!state) {
+			throw new LatchkeyError("invalid_state", "The callback carries no OAuth state.", {
+				hint: "Start again with POST /v1/oauth/{provider}/authorize.",
+			});
+		}
+		const record = await consumeState(services, state);
+		const outcome = await finishAuthorization(
+			services,
+			state,
+			record,
+			new URL(c.req.url).searchParams,
+		);
+		c.header("Cache-Control", "no-store");
+		if (record.return_to) {
+			const target = outcome.ok
+				? withParams(record.return_to, { credential_id: outcome.credentialId })
+				: withParams(record.return_to, { error: outcome.error });
+			return c.redirect(target, 302);
+		}
+		if (outcome.ok) {
+			return resultPage(c, 200, "Account connected", "You can close this window.");
+		}
+		return resultPage(
+			c,
+			outcome.failure.status === 502 ? 502 : 400,
+			"Connection failed",
+			outcome.failure.message,
+		);
+	});
+
+	authed.openapi(callbackPostRoute, async (c) => {
+		const services = c.get("services");
+		const userId = c.get("principal").userId as string;
+		const { code, state, iss } = c.req.valid("json");
+		const record = await consumeState(services, state, { userId });
+		const outcome = await finishAuthorization(
+			services,
+			state,
+			record,
+			new URLSearchParams({ code, state, ...(iss === undefined ? {} : { iss }) }),
+		);
+		if (!outcome.ok) throw outcome.failure;
+		return c.json(await getCredentialJson(services, userId, outcome.credentialId), 201, NO_STORE);
+	});
+}
