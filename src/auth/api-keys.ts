@@ -15,8 +15,8 @@ import { type CursorKey, keysetAfter, keysetOrder } from "../http/pagination.ts"
 import { invalidateKey, invalidateUser, keyCache } from "./cache.ts";
 import { generateKey, KEY_ID_LENGTH, LEGACY_KEY_PATTERN, type ParsedKey } from "./key-format.ts";
 import type { Principal } from "./principal.ts";
-import { revokeSessionsWhere } from "./sessions.ts";
 import { isScope, type Scope, USER_SCOPES } from "./scopes.ts";
+import { revokeSessionsWhere } from "./sessions.ts";
 
 /** What the hot path needs to decide about a key, cached for a few seconds per isolate. */
 export interface CachedKey {
