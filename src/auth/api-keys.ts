@@ -1,6 +1,6 @@
 import { and, eq, gt, isNull, lt, or, type SQL } from "drizzle-orm";
-import { randomBase62 } from "../crypto/encoding.ts";
-import { safeEqual, sha256Hex } from "../crypto/hash.ts";
+import { fromHex, randomBase62 } from "../crypto/encoding.ts";
+import { sha256, sha256Hex, timingSafeEqualBytes } from "../crypto/hash.ts";
 import type { Database } from "../db/client.ts";
 import {
 	type ApiKeyRow,
@@ -38,6 +38,7 @@ export type KeyCheck =
 	| { ok: false; reason: KeyFailure | "user_suspended" };
 
 const legacyCacheKey = (hash: string) => `legacy:${hash}`;
+const DUMMY_DIGEST = "0".repeat(64);
 
 async function loadKey(db: Database, where: SQL | undefined): Promise<CachedKey | null> {
 	const [row] = await db
@@ -94,8 +95,10 @@ export async function verifyStandardKey(
 		keyCache.set(parsed.id, key, key?.userId ?? null);
 	}
 	// Hash even on a miss so an unknown id and a wrong secret take the same time.
-	const presented = await sha256Hex(parsed.secret);
-	const match = await safeEqual(presented, key?.secretHash ?? "0".repeat(64));
+	// Both sides are SHA-256 digests of equal length, so a constant-time byte comparison is all
+	// that is needed; an unknown id compares against a dummy digest to take the same path.
+	const presented = await sha256(parsed.secret);
+	const match = timingSafeEqualBytes(presented, fromHex(key?.secretHash ?? DUMMY_DIGEST));
 	if (!key || !match) return { ok: false, reason: "unknown" };
 	return judge(key, now);
 }

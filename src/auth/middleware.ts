@@ -17,7 +17,7 @@ import {
 import { userStatusCache } from "./cache.ts";
 import { isExternalToken, resolveExternalUser, verifyExternalToken } from "./external.ts";
 import { verifyAccessToken } from "./jwt.ts";
-import { parseKey } from "./key-format.ts";
+import { LEGACY_KEY_PATTERN, parseKey } from "./key-format.ts";
 import { hasScope, type Principal } from "./principal.ts";
 import { failureSource, recordAuthFailure } from "./rate-limit.ts";
 import { isScope, parseScopeClaim, type Scope, USER_SCOPES } from "./scopes.ts";
@@ -100,52 +100,65 @@ function looksLikeJwt(token: string): boolean {
 export async function resolvePrincipal(services: Services, token: string): Promise<Resolved> {
 	const { config, db } = services;
 	const now = services.now();
-	if (await isAdminToken(config, token)) {
-		return { principal: { method: "admin", userId: null, scopes: ["admin", ...USER_SCOPES] } };
-	}
-	if (token.startsWith("lk_")) {
-		const parsed = parseKey(token);
-		if (!parsed) throw unauthorized("Malformed API key (bad format or checksum).");
+	// Well-formed keys and tokens go straight to their own check; only what is none of them is
+	// compared with the admin token. Which path a request takes depends on the shape of what it
+	// sent, never on the admin token, so nothing about the admin token leaks through timing.
+	const parsed = token.startsWith("lk_") ? parseKey(token) : null;
+	if (parsed) {
 		const check = await verifyStandardKey(db, parsed, now);
 		if (!check.ok) throw keyFailure(check);
 		return { principal: check.principal };
 	}
-	if (token.startsWith("sk-")) {
-		const check = await verifyLegacyKey(db, token, now);
-		if (!check.ok) throw keyFailure(check);
-		const sunset = config.LEGACY_KEYS_SUNSET ? Date.parse(config.LEGACY_KEYS_SUNSET) : null;
-		if (sunset !== null && now.getTime() >= sunset) {
-			throw new LatchkeyError("legacy_key_expired", "Legacy keys are no longer accepted.", {
-				hint: "Create an lk_ key with POST /v1/api-keys and use it instead.",
-			});
-		}
-		return { principal: check.principal, legacyImportedAt: check.key.createdAt };
+	if (token.startsWith("sk-") && LEGACY_KEY_PATTERN.test(token))
+		return resolveLegacy(services, token);
+	if (looksLikeJwt(token)) return resolveJwt(services, token);
+	if (await isAdminToken(config, token)) {
+		return { principal: { method: "admin", userId: null, scopes: ["admin", ...USER_SCOPES] } };
 	}
-	if (looksLikeJwt(token)) {
-		if (isExternalToken(config, token)) {
-			const payload = await verifyExternalToken(config, token, now);
-			const userId = await resolveExternalUser(db, payload);
-			await requireActiveUser(db, userId);
-			return { principal: { method: "external", userId, scopes: [...USER_SCOPES] } };
-		}
-		let claims: Awaited<ReturnType<typeof verifyAccessToken>>;
-		try {
-			claims = await verifyAccessToken(config, token, now);
-		} catch {
-			throw unauthorized("The access token is invalid or expired.");
-		}
-		await requireActiveUser(db, claims.sub);
-		return {
-			principal: {
-				method: "access_token",
-				userId: claims.sub,
-				scopes: parseScopeClaim(claims.scope).filter((s) => s !== "admin"),
-				sessionId: claims.sid,
-			},
-			jti: claims.jti,
-		};
-	}
+	if (token.startsWith("lk_")) throw unauthorized("Malformed API key (bad format or checksum).");
 	throw unauthorized("Unrecognised credential.");
+}
+
+async function resolveLegacy(services: Services, token: string): Promise<Resolved> {
+	const now = services.now();
+	const check = await verifyLegacyKey(services.db, token, now);
+	if (!check.ok) throw keyFailure(check);
+	const sunset = services.config.LEGACY_KEYS_SUNSET
+		? Date.parse(services.config.LEGACY_KEYS_SUNSET)
+		: null;
+	if (sunset !== null && now.getTime() >= sunset) {
+		throw new LatchkeyError("legacy_key_expired", "Legacy keys are no longer accepted.", {
+			hint: "Create an lk_ key with POST /v1/api-keys and use it instead.",
+		});
+	}
+	return { principal: check.principal, legacyImportedAt: check.key.createdAt };
+}
+
+async function resolveJwt(services: Services, token: string): Promise<Resolved> {
+	const { config, db } = services;
+	const now = services.now();
+	if (isExternalToken(config, token)) {
+		const payload = await verifyExternalToken(config, token, now);
+		const userId = await resolveExternalUser(db, payload);
+		await requireActiveUser(db, userId);
+		return { principal: { method: "external", userId, scopes: [...USER_SCOPES] } };
+	}
+	let claims: Awaited<ReturnType<typeof verifyAccessToken>>;
+	try {
+		claims = await verifyAccessToken(config, token, now);
+	} catch {
+		throw unauthorized("The access token is invalid or expired.");
+	}
+	await requireActiveUser(db, claims.sub);
+	return {
+		principal: {
+			method: "access_token",
+			userId: claims.sub,
+			scopes: parseScopeClaim(claims.scope).filter((s) => s !== "admin"),
+			sessionId: claims.sid,
+		},
+		jti: claims.jti,
+	};
 }
 
 function bearerToken(header: string | undefined): string | null {

@@ -71,6 +71,12 @@ export function toHex(bytes: Uint8Array): string {
 	return out;
 }
 
+export function fromHex(hex: string): Bytes {
+	const out = new Uint8Array(hex.length >>> 1);
+	for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+	return out;
+}
+
 /** Prefixed opaque identifier, e.g. `usr_4f9…`; 20 base62 chars ≈ 119 bits. */
 export function newId(prefix: string): string {
 	return `${prefix}_${randomBase62(20)}`;

@@ -33,15 +33,7 @@ export async function hmacVerify(secret: string, data: string, signature: Bytes)
 	return crypto.subtle.verify("HMAC", await hmacKey(secret), signature, utf8(data));
 }
 
-/**
- * Constant-time equality. Inputs are hashed first so neither their content nor their length
- * leaks through timing; workerd's `timingSafeEqual` then compares the equal-length digests.
- */
-export async function safeEqual(a: string | Bytes, b: string | Bytes): Promise<boolean> {
-	const [ha, hb] = await Promise.all([sha256(a), sha256(b)]);
-	return timingSafeEqualBytes(ha, hb);
-}
-
+/** Constant-time comparison of equal-length byte strings (digests, MACs). */
 export function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
 	if (a.byteLength !== b.byteLength) return false;
 	const subtle = crypto.subtle as SubtleCrypto & {
