@@ -98,14 +98,17 @@ export async function measureInterleaved(
 	scenarios: Scenario[],
 	concurrency: number,
 	requests: number,
-	rounds = 5,
+	opts: { rounds?: number; settle?: () => Promise<void> } = {},
 ): Promise<Result[]> {
+	const rounds = opts.rounds ?? 5;
+	const settle = opts.settle ?? (async () => {});
 	const perRound = Math.ceil(requests / rounds);
 	for (const s of scenarios)
 		await closedLoop(s, concurrency, Math.min(100, perRound), 1_000_000, null);
 	const acc = scenarios.map(() => ({ latencies: [] as number[], errors: 0, seconds: 0 }));
 	for (let round = 0; round < rounds; round++) {
 		for (const [k, s] of scenarios.entries()) {
+			await settle();
 			const a = acc[k] as (typeof acc)[number];
 			const r = await closedLoop(s, concurrency, perRound, round * perRound, a.latencies);
 			a.errors += r.errors;
@@ -129,6 +132,29 @@ export async function measureInterleaved(
 		);
 		return result;
 	});
+}
+
+/**
+ * Waits until the worker is idle again: work a previous block left behind (pools closing in
+ * waitUntil, background writes) must not be billed to the next scenario. Idle means five
+ * sequential /health answers in a row within twice the idle latency measured at start; bounded.
+ */
+export async function makeSettle(url: string): Promise<() => Promise<void>> {
+	const probe = async () => {
+		const t0 = performance.now();
+		await (await fetch(`${url}/health`)).arrayBuffer();
+		return performance.now() - t0;
+	};
+	const idle: number[] = [];
+	for (let i = 0; i < 30; i++) idle.push(await probe());
+	idle.sort((a, b) => a - b);
+	const threshold = Math.max(2, 2 * (idle[Math.floor(idle.length / 2)] as number));
+	return async () => {
+		const deadline = performance.now() + 15_000;
+		let calm = 0;
+		while (calm < 5 && performance.now() < deadline)
+			calm = (await probe()) <= threshold ? calm + 1 : 0;
+	};
 }
 
 export function printTable(results: Result[], baselineOf: (r: Result) => Result | undefined): void {
