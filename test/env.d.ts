@@ -1,4 +1,5 @@
 import type { JWK } from "jose";
+import type { OAuthServerDetails } from "./setup/types.ts";
 
 declare global {
 	namespace Cloudflare {
@@ -12,21 +13,6 @@ declare module "vitest" {
 		infra: { databaseUrl: string; postgres: "real" | "embedded"; redis: "real" | "embedded" };
 		idp: { jwksUrl: string; issuer: string; privateJwks: JWK[] };
 		/** The test OAuth authorization server (oidc-provider); see test/setup/oauth-server.ts. */
-		oauth: {
-			issuer: string;
-			clientId: string;
-			clientSecret: string;
-			/** The client_secret_post client, which may omit PKCE. */
-			postClientId: string;
-			postClientSecret: string;
-			redirectUris: string[];
-			authorizeUrl: string;
-			tokenUrl: string;
-			revokeUrl: string;
-			introspectionUrl: string;
-			userinfoUrl: string;
-			/** POST `{authorization_url, username, decision?: "approve" | "deny"}` → `{redirect}`. */
-			driveUrl: string;
-		};
+		oauth: OAuthServerDetails;
 	}
 }

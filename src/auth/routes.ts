@@ -4,6 +4,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { type ApiKeyRow, users } from "../db/schema.ts";
 import type { AppEnv } from "../http/context.ts";
 import { LatchkeyError } from "../http/errors.ts";
+import { NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, paginate } from "../http/pagination.ts";
 import {
@@ -29,7 +30,6 @@ import type { Principal } from "./principal.ts";
 import { SCOPES } from "./scopes.ts";
 import { refreshSession, revokeByRefreshToken, startSession } from "./sessions.ts";
 
-const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" };
 const ScopeEnum = z.enum(SCOPES);
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 

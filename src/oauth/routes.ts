@@ -7,6 +7,7 @@ import { getCredentialJson } from "../credentials/service.ts";
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from "../crypto/encoding.ts";
 import type { AppEnv } from "../http/context.ts";
 import { LatchkeyError } from "../http/errors.ts";
+import { NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, ErrorSchema, errorResponses, listOf } from "../http/openapi.ts";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../http/pagination.ts";
 import type { EffectiveProvider } from "./providers.ts";
@@ -15,7 +16,6 @@ import { finishAuthorization, startAuthorization } from "./service.ts";
 import { consumeState, STATE_TTL_SECONDS } from "./state.ts";
 
 const PROVIDER_ID = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
-const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" };
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 
 const ProviderId = z

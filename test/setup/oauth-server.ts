@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair } from "jose";
+import type { OAuthServerDetails } from "./types.ts";
 
 /**
  * A real OAuth 2.0 authorization server (panva's oidc-provider) for the OAuth tests: a
@@ -10,23 +11,6 @@ import { exportJWK, generateKeyPair } from "jose";
  * tokens, revocation and introspection. Tests in workerd drive the login and consent without a browser
  * through `POST /test/authorize`, which plays the user against the server's own endpoints.
  */
-
-export interface OAuthServerDetails {
-	issuer: string;
-	clientId: string;
-	clientSecret: string;
-	/** The client_secret_post client, which may omit PKCE. */
-	postClientId: string;
-	postClientSecret: string;
-	redirectUris: string[];
-	authorizeUrl: string;
-	tokenUrl: string;
-	revokeUrl: string;
-	introspectionUrl: string;
-	userinfoUrl: string;
-	/** POST `{authorization_url, username, decision?: "approve" | "deny"}` → `{redirect}`. */
-	driveUrl: string;
-}
 
 // oidc-provider ships no type declarations; this is the part of its API used here.
 interface Grant {

@@ -7,7 +7,7 @@ import { credentials } from "../../src/db/schema.ts";
 import { createServices } from "../../src/http/context.ts";
 import { createLogger } from "../../src/http/log.ts";
 import { Timing } from "../../src/http/timing.ts";
-import { admin, userWithKey } from "./fixtures.ts";
+import { admin, CREDENTIAL_KEYS, userWithKey } from "./fixtures.ts";
 import { call, expectError, testEnv } from "./helpers.ts";
 
 const planted = () => `PLANTED-${crypto.randomUUID()}`;
@@ -47,23 +47,16 @@ function bodies() {
 	} as const;
 }
 
-const CREDENTIAL_KEYS = [
-	"access_token_expires_at",
-	"created_at",
-	"host",
-	"id",
-	"last_used_at",
-	"managed",
-	"metadata",
-	"provider",
-	"scopes",
-	"status",
-	"system",
-	"title",
-	"type",
-	"updated_at",
-	"username",
-].sort();
+/** Stores a minimal api_key credential with a planted secret; returns its id. */
+async function storeApiKey(key: string): Promise<{ id: string }> {
+	const res = await call("/v1/credentials", {
+		method: "POST",
+		token: key,
+		json: { provider: "p", type: "api_key", api_key: planted() },
+	});
+	if (res.status !== 201) throw new Error(`storeApiKey: ${res.status} ${await res.text()}`);
+	return (await res.json()) as { id: string };
+}
 
 function expectNoSecret(text: string, secrets: readonly string[]) {
 	for (const secret of secrets) expect(text).not.toContain(secret);
@@ -204,13 +197,7 @@ describe("credentials CRUD", () => {
 
 	it("concurrent patches all apply: a lost race retries instead of overwriting", async () => {
 		const { key } = await userWithKey();
-		const created = (await (
-			await call("/v1/credentials", {
-				method: "POST",
-				token: key,
-				json: { provider: "p", type: "api_key", api_key: planted() },
-			})
-		).json()) as { id: string };
+		const created = await storeApiKey(key);
 		const path = `/v1/credentials/${created.id}`;
 		const results = await Promise.all(
 			["a", "b", "c"].map((t) =>
@@ -229,13 +216,7 @@ describe("credentials CRUD", () => {
 	it("deletes own credentials; another user's are 404 everywhere", async () => {
 		const a = await userWithKey();
 		const b = await userWithKey();
-		const cred = (await (
-			await call("/v1/credentials", {
-				method: "POST",
-				token: a.key,
-				json: { provider: "p", type: "api_key", api_key: planted() },
-			})
-		).json()) as { id: string };
+		const cred = await storeApiKey(a.key);
 		const path = `/v1/credentials/${cred.id}`;
 		await expectError(await call(path, { token: b.key }), 404, "not_found");
 		await expectError(
@@ -421,21 +402,9 @@ describe("read-only and broken rows", () => {
 
 	it("a row that fails to decrypt is a named 500, never an empty secret, and loses no data", async () => {
 		const { key } = await userWithKey();
-		const created = (await (
-			await call("/v1/credentials", {
-				method: "POST",
-				token: key,
-				json: { provider: "p", type: "api_key", api_key: planted() },
-			})
-		).json()) as { id: string };
+		const created = await storeApiKey(key);
 		// Move another row's ciphertext into this one: the AAD binding must refuse it.
-		const other = (await (
-			await call("/v1/credentials", {
-				method: "POST",
-				token: key,
-				json: { provider: "p", type: "api_key", api_key: planted() },
-			})
-		).json()) as { id: string };
+		const other = await storeApiKey(key);
 		const before = await db(async (d) => {
 			const [src] = await d.select().from(credentials).where(eq(credentials.id, other.id));
 			await d

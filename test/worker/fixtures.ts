@@ -78,3 +78,22 @@ export async function exchange(apiKey: string): Promise<TokenPairJson> {
 	if (res.status !== 200) throw new Error(`exchange: ${res.status} ${await res.text()}`);
 	return (await res.json()) as TokenPairJson;
 }
+
+/** The fields of the credential object of API.md, sorted. */
+export const CREDENTIAL_KEYS = [
+	"access_token_expires_at",
+	"created_at",
+	"host",
+	"id",
+	"last_used_at",
+	"managed",
+	"metadata",
+	"provider",
+	"scopes",
+	"status",
+	"system",
+	"title",
+	"type",
+	"updated_at",
+	"username",
+].sort();

@@ -6,31 +6,13 @@ import { createServices, type Services } from "../../src/http/context.ts";
 import { createLogger } from "../../src/http/log.ts";
 import { Timing } from "../../src/http/timing.ts";
 import { refreshAccessToken, revokeUpstream } from "../../src/oauth/service.ts";
-import { admin, userWithKey } from "./fixtures.ts";
+import { admin, CREDENTIAL_KEYS, userWithKey } from "./fixtures.ts";
 import { BASE, type CallInit, call, clockedApp, expectError, testEnv } from "./helpers.ts";
 
 const as = inject("oauth");
 const PROVIDER = "testidp";
 const FRONTEND_CALLBACK = "https://app.example.com/oauth/callback";
 const RETURN_TO = "https://app.example.com/connected?tab=integrations";
-
-const CREDENTIAL_KEYS = [
-	"access_token_expires_at",
-	"created_at",
-	"host",
-	"id",
-	"last_used_at",
-	"managed",
-	"metadata",
-	"provider",
-	"scopes",
-	"status",
-	"system",
-	"title",
-	"type",
-	"updated_at",
-	"username",
-].sort();
 
 interface CredentialJson {
 	id: string;

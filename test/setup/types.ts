@@ -1,0 +1,17 @@
+/** What the test global setup hands to tests about the stand-in OAuth authorization server. */
+export interface OAuthServerDetails {
+	issuer: string;
+	clientId: string;
+	clientSecret: string;
+	/** The client_secret_post client, which may omit PKCE. */
+	postClientId: string;
+	postClientSecret: string;
+	redirectUris: string[];
+	authorizeUrl: string;
+	tokenUrl: string;
+	revokeUrl: string;
+	introspectionUrl: string;
+	userinfoUrl: string;
+	/** POST `{authorization_url, username, decision?: "approve" | "deny"}` → `{redirect}`. */
+	driveUrl: string;
+}
