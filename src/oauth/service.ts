@@ -464,6 +464,11 @@ export async function finishAuthorization(
 		});
 		return { ok: true, credentialId: saved.id, created: saved.created };
 	} catch (err) {
+		// Nothing was stored, so nothing may stay live upstream: give the fresh tokens back.
+		await revokeUpstream(services, provider.id, {
+			accessToken: tokens.accessToken,
+			refreshToken: tokens.refreshToken,
+		}).catch(() => null);
 		if (err instanceof LatchkeyError && err.status < 500) return failed(err);
 		throw err;
 	}

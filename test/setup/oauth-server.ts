@@ -171,6 +171,20 @@ export async function startOAuthServer(options: {
 
 	const oidc = provider.callback();
 
+	// Token lifecycle per account, so tests can see what the server issued and what was given back.
+	const ledger = new Map<string, Record<string, number>>();
+	for (const kind of ["access_token", "refresh_token"]) {
+		for (const event of ["saved", "destroyed"]) {
+			provider.on(`${kind}.${event}`, (...args: unknown[]) => {
+				const token = args[0] as { accountId?: string };
+				if (!token.accountId) return;
+				const entry = ledger.get(token.accountId) ?? {};
+				entry[`${kind}.${event}`] = (entry[`${kind}.${event}`] ?? 0) + 1;
+				ledger.set(token.accountId, entry);
+			});
+		}
+	}
+
 	/** The user's side of an interaction: log in as `username`, then grant or refuse. */
 	async function interact(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
 		const details = await provider.interactionDetails(req, res);
@@ -264,6 +278,10 @@ export async function startOAuthServer(options: {
 				.catch((err: unknown) => sendJson(res, 500, { error: String(err) }));
 			return;
 		}
+		if (req.method === "GET" && url.pathname === "/test/tokens") {
+			sendJson(res, 200, ledger.get(url.searchParams.get("account") ?? "") ?? {});
+			return;
+		}
 		if (url.pathname.startsWith("/interaction/")) {
 			interact(req, res, url).catch((err: unknown) => sendJson(res, 500, { error: String(err) }));
 			return;
@@ -284,6 +302,7 @@ export async function startOAuthServer(options: {
 		introspectionUrl: `${issuer}${ROUTES.introspection}`,
 		userinfoUrl: `${issuer}${ROUTES.userinfo}`,
 		driveUrl: `${issuer}/test/authorize`,
+		tokensUrl: `${issuer}/test/tokens`,
 		close: () =>
 			new Promise((resolve) => {
 				server.closeAllConnections();

@@ -14,4 +14,6 @@ export interface OAuthServerDetails {
 	userinfoUrl: string;
 	/** POST `{authorization_url, username, decision?: "approve" | "deny"}` → `{redirect}`. */
 	driveUrl: string;
+	/** GET `?account=<username>` → counts of `access_token.saved`, `refresh_token.destroyed`, … */
+	tokensUrl: string;
 }

@@ -796,6 +796,13 @@ describe("tokens at the provider", () => {
 		const location = new URL(res.headers.get("location") ?? "");
 		expect(location.searchParams.get("error")).toBe("user_suspended");
 		expect(location.searchParams.get("credential_id")).toBeNull();
+		// The tokens the exchange minted were handed back to the provider.
+		const ledger = (await (await fetch(`${as.tokensUrl}?account=sybil`)).json()) as Record<
+			string,
+			number
+		>;
+		// Revoking the refresh token revokes its grant, access token included (RFC 7009 §2.1).
+		expect(ledger).toMatchObject({ "refresh_token.saved": 1, "refresh_token.destroyed": 1 });
 		await call(`/v1/admin/users/${userId}`, {
 			method: "PATCH",
 			token: admin(),
