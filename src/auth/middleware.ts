@@ -123,15 +123,18 @@ async function resolveLegacy(services: Services, token: string): Promise<Resolve
 	const now = services.now();
 	const check = await verifyLegacyKey(services.db, token, now);
 	if (!check.ok) throw keyFailure(check);
-	const sunset = services.config.LEGACY_KEYS_SUNSET
-		? Date.parse(services.config.LEGACY_KEYS_SUNSET)
-		: null;
+	assertLegacyNotSunset(services.config, now);
+	return { principal: check.principal, legacyImportedAt: check.key.createdAt };
+}
+
+/** After LEGACY_KEYS_SUNSET a legacy key neither authenticates nor starts a session. */
+export function assertLegacyNotSunset(config: Config, now: Date): void {
+	const sunset = config.LEGACY_KEYS_SUNSET ? Date.parse(config.LEGACY_KEYS_SUNSET) : null;
 	if (sunset !== null && now.getTime() >= sunset) {
 		throw new LatchkeyError("legacy_key_expired", "Legacy keys are no longer accepted.", {
 			hint: "Create an lk_ key with POST /v1/api-keys and use it instead.",
 		});
 	}
-	return { principal: check.principal, legacyImportedAt: check.key.createdAt };
 }
 
 async function resolveJwt(services: Services, token: string): Promise<Resolved> {

@@ -21,6 +21,7 @@ import { publicJwks } from "./jwt.ts";
 import { parseKey } from "./key-format.ts";
 import {
 	type AuthEnv,
+	assertLegacyNotSunset,
 	authenticate,
 	countFailure,
 	requireScope,
@@ -186,6 +187,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 						throw new LatchkeyError("user_suspended", "This user is suspended.");
 					throw new LatchkeyError("invalid_grant", "Invalid API key.");
 				}
+				if (check.key.kind === "legacy") assertLegacyNotSunset(services.config, now);
 				const pair = await startSession(
 					services.db,
 					services.config,

@@ -423,6 +423,18 @@ describe("legacy keys", () => {
 			{ LEGACY_KEYS_SUNSET: new Date(Date.now() - 1000).toISOString() },
 		);
 		await expectError(after, 401, "legacy_key_expired");
+		const exchangeAfter = await call(
+			"/v1/auth/token",
+			{ method: "POST", json: { grant_type: "api_key", api_key: key } },
+			{ LEGACY_KEYS_SUNSET: new Date(Date.now() - 1000).toISOString() },
+		);
+		await expectError(exchangeAfter, 401, "legacy_key_expired");
+		const exchangeBefore = await call(
+			"/v1/auth/token",
+			{ method: "POST", json: { grant_type: "api_key", api_key: key } },
+			{ LEGACY_KEYS_SUNSET: sunset.toISOString() },
+		);
+		expect(exchangeBefore.status).toBe(200);
 		expect(after.headers.get("www-authenticate")).toBe("Bearer");
 		await expectError(await call("/v1/whoami", { token: legacy() }), 401, "unauthorized");
 	});
