@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Config } from "../config.ts";
 import { sha256, timingSafeEqualBytes } from "../crypto/hash.ts";
@@ -250,6 +250,13 @@ export function requireUser(): MiddlewareHandler<AuthEnv> {
 		}
 		await next();
 	};
+}
+
+/** The user a route acts for, once requireUser() has refused the admin token. */
+export function userIdOf(c: Context<AuthEnv>): string {
+	const { userId } = c.get("principal");
+	if (!userId) throw new Error("userIdOf needs requireUser() on the route");
+	return userId;
 }
 
 /**

@@ -26,6 +26,7 @@ import {
 	countFailure,
 	requireScope,
 	requireUser,
+	userIdOf,
 } from "./middleware.ts";
 import type { Principal } from "./principal.ts";
 import { SCOPES } from "./scopes.ts";
@@ -306,7 +307,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const principal = c.get("principal");
-			return issueKey(c, principal, principal.userId as string, c.req.valid("json"));
+			return issueKey(c, principal, userIdOf(c), c.req.valid("json"));
 		},
 	);
 
@@ -326,7 +327,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const query = c.req.valid("query");
-			const rows = await listApiKeys(c.get("services").db, c.get("principal").userId as string, {
+			const rows = await listApiKeys(c.get("services").db, userIdOf(c), {
 				limit: query.limit,
 				after: cursorFrom(query),
 			});
@@ -348,7 +349,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const { db, now } = c.get("services");
-			await revokeApiKey(db, c.get("principal").userId as string, c.req.valid("param").id, now());
+			await revokeApiKey(db, userIdOf(c), c.req.valid("param").id, now());
 			return c.body(null, 204);
 		},
 	);
@@ -378,13 +379,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		async (c) => {
 			const { db, now } = c.get("services");
 			const grace = c.req.valid("json")?.grace_seconds ?? 0;
-			const created = await rollApiKey(
-				db,
-				c.get("principal").userId as string,
-				c.req.valid("param").id,
-				grace,
-				now(),
-			);
+			const created = await rollApiKey(db, userIdOf(c), c.req.valid("param").id, grace, now());
 			return c.json({ ...toKeyJson(created.row), key: created.key }, 201, NO_STORE);
 		},
 	);

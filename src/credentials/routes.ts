@@ -1,6 +1,12 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
-import { type AuthEnv, authenticate, requireScope, requireUser } from "../auth/middleware.ts";
+import {
+	type AuthEnv,
+	authenticate,
+	requireScope,
+	requireUser,
+	userIdOf,
+} from "../auth/middleware.ts";
 import type { CredentialRow } from "../db/schema.ts";
 import type { AppEnv } from "../http/context.ts";
 import { LatchkeyError } from "../http/errors.ts";
@@ -260,7 +266,6 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 		requireUser(),
 		requireScope(scope),
 	];
-	const me = (c: Context<AuthEnv>) => c.get("principal").userId as string;
 
 	authed.openapi(
 		createRoute({
@@ -277,7 +282,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			},
 		}),
 		async (c) => {
-			const input = await toNewCredential(c, c.req.valid("json"), me(c));
+			const input = await toNewCredential(c, c.req.valid("json"), userIdOf(c));
 			const row = await createCredential(c.get("services"), input);
 			return c.json(toCredentialJson(row), 201);
 		},
@@ -299,7 +304,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const query = c.req.valid("query");
-			const rows = await listCredentials(c.get("services"), me(c), {
+			const rows = await listCredentials(c.get("services"), userIdOf(c), {
 				limit: query.limit,
 				after: cursorFrom(query),
 				provider: query.provider,
@@ -325,7 +330,9 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) =>
 			c.json(
-				toCredentialJson(await findVisible(c.get("services"), me(c), c.req.valid("param").id)),
+				toCredentialJson(
+					await findVisible(c.get("services"), userIdOf(c), c.req.valid("param").id),
+				),
 				200,
 			),
 	);
@@ -350,7 +357,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			const id = c.req.valid("param").id;
 			const row = await updateCredential(
 				services,
-				() => findVisible(services, me(c), id),
+				() => findVisible(services, userIdOf(c), id),
 				(current) => {
 					assertWritable(current);
 					return toChange(current, body);
@@ -384,7 +391,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const services = c.get("services");
-			const row = await findVisible(services, me(c), c.req.valid("param").id);
+			const row = await findVisible(services, userIdOf(c), c.req.valid("param").id);
 			assertWritable(row);
 			let revoked: boolean | null = null;
 			if (row.type === "oauth2") {
@@ -403,7 +410,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 					revoked = false;
 				}
 			}
-			if (!(await deleteCredentialRow(services, me(c), row.id))) {
+			if (!(await deleteCredentialRow(services, userIdOf(c), row.id))) {
 				throw new LatchkeyError("not_found", "No such credential.");
 			}
 			return c.json({ deleted: true as const, revoked }, 200);

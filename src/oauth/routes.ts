@@ -1,7 +1,13 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { html } from "hono/html";
-import { type AuthEnv, authenticate, requireScope, requireUser } from "../auth/middleware.ts";
+import {
+	type AuthEnv,
+	authenticate,
+	requireScope,
+	requireUser,
+	userIdOf,
+} from "../auth/middleware.ts";
 import { CredentialSchema } from "../credentials/schemas.ts";
 import { getCredentialJson } from "../credentials/service.ts";
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from "../crypto/encoding.ts";
@@ -379,7 +385,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 	authed.openapi(authorizeRoute, async (c) => {
 		const body = c.req.valid("json") ?? {};
 		const started = await startAuthorization(c.get("services"), {
-			userId: c.get("principal").userId as string,
+			userId: userIdOf(c),
 			providerId: c.req.valid("param").provider,
 			scopes: body.scopes,
 			credentialId: body.credential_id,
@@ -432,7 +438,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 
 	authed.openapi(callbackPostRoute, async (c) => {
 		const services = c.get("services");
-		const userId = c.get("principal").userId as string;
+		const userId = userIdOf(c);
 		const { code, state, iss } = c.req.valid("json");
 		const record = await consumeState(services, state, { userId });
 		const outcome = await finishAuthorization(

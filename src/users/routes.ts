@@ -1,8 +1,13 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Context, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { accepts } from "hono/accepts";
-import { invalidateUser } from "../auth/cache.ts";
-import { type AuthEnv, authenticate, requireScope, requireUser } from "../auth/middleware.ts";
+import {
+	type AuthEnv,
+	authenticate,
+	requireScope,
+	requireUser,
+	userIdOf,
+} from "../auth/middleware.ts";
 import type { AppEnv } from "../http/context.ts";
 import { LatchkeyError } from "../http/errors.ts";
 import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
@@ -113,14 +118,6 @@ const jsonBody = <T extends z.ZodType>(schema: T, required: boolean) => ({
 type AuthChain = [MiddlewareHandler<AuthEnv>, MiddlewareHandler<AuthEnv>];
 const meAuth = (): AuthChain => [authenticate(), requireUser()];
 const adminAuth = (): AuthChain => [authenticate(), requireScope("admin")];
-
-/** The user a /v1/me request acts for; requireUser has already refused the admin token. */
-function currentUserId(c: Context<AuthEnv>): string {
-	const { userId } = c.get("principal");
-	if (!userId)
-		throw new LatchkeyError("forbidden", "This route acts for a user; the admin token has none.");
-	return userId;
-}
 
 const getMeRoute = createRoute({
 	method: "get",
@@ -279,21 +276,19 @@ const UNSUBSCRIBED_PAGE = `<!doctype html>
 export function registerUserRoutes(app: OpenAPIHono<AppEnv>): void {
 	app.openapi(getMeRoute, async (c) => {
 		const { db } = c.get("services");
-		return c.json(toUserJson(await getUser(db, currentUserId(c))), 200);
+		return c.json(toUserJson(await getUser(db, userIdOf(c))), 200);
 	});
 
 	app.openapi(patchMeRoute, async (c) => {
 		const { db, now } = c.get("services");
-		const row = await updateProfile(db, currentUserId(c), c.req.valid("json"), now());
+		const row = await updateProfile(db, userIdOf(c), c.req.valid("json"), now());
 		return c.json(toUserJson(row), 200);
 	});
 
 	app.openapi(deleteMeRoute, async (c) => {
 		const { db, now } = c.get("services");
-		const userId = currentUserId(c);
+		const userId = userIdOf(c);
 		await requestDeletion(db, userId, now());
-		// This isolate must not serve a cached "still valid" answer for the user's keys.
-		invalidateUser(userId);
 		return c.json({ status: "deleting" as const }, 202);
 	});
 
@@ -322,10 +317,7 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>): void {
 	app.openapi(patchUserRoute, async (c) => {
 		const { db, now } = c.get("services");
 		const { id } = c.req.valid("param");
-		const patch = c.req.valid("json");
-		const row = await adminUpdateUser(db, id, patch, now());
-		// A suspension must bite at once, and a reactivation must not wait for a cached refusal.
-		if (patch.status !== undefined) invalidateUser(id);
+		const row = await adminUpdateUser(db, id, c.req.valid("json"), now());
 		return c.json(toUserJson(row), 200);
 	});
 
@@ -333,7 +325,6 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>): void {
 		const { db, now } = c.get("services");
 		const { id } = c.req.valid("param");
 		await requestDeletion(db, id, now());
-		invalidateUser(id);
 		return c.json({ status: "deleting" as const }, 202);
 	});
 

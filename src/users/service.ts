@@ -1,6 +1,7 @@
 import { and, eq, ne, type SQL, sql } from "drizzle-orm";
 import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { revokeUserAccess } from "../auth/api-keys.ts";
+import { invalidateUser } from "../auth/cache.ts";
 import { newId } from "../crypto/encoding.ts";
 import type { Database } from "../db/client.ts";
 import {
@@ -292,21 +293,17 @@ export async function adminUpdateUser(
 		.set({ ...changes, updatedAt: now })
 		.where(and(eq(users.id, id), ne(users.status, "deleting")))
 		.returning();
-	if (row) return row;
+	if (row) {
+		// A suspension must bite at once in this isolate, and a reactivation must not wait for a
+		// cached refusal; other isolates follow within the cache's bound.
+		if (patch.status !== undefined) invalidateUser(id);
+		return row;
+	}
 	const existing = await findUser(db, id);
 	if (!existing) throw userNotFound();
 	throw new LatchkeyError("conflict", "The user is being deleted and can no longer be changed.", {
 		hint: "Deletion cannot be undone; create a new user if the account is needed again.",
 	});
-}
-
-export function setStatus(
-	db: Database,
-	id: string,
-	status: SettableStatus,
-	now: Date,
-): Promise<UserRow> {
-	return adminUpdateUser(db, id, { status }, now);
 }
 
 /**
@@ -326,7 +323,7 @@ export async function requestDeletion(db: Database, userId: string, now: Date): 
 		.returning();
 	if (!row) throw userNotFound();
 	// Status first: should revoking fail, the user is already refused as deleting, and repeating
-	// the request (it is idempotent) finishes the job.
+	// the request (it is idempotent) finishes the job. Revoking also drops this isolate's cache.
 	await revokeUserAccess(db, userId, now);
 	return row;
 }
