@@ -1,8 +1,9 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
+import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { registerAuthRoutes } from "../auth/routes.ts";
-import { loadConfig } from "../config.ts";
+import { type Config, loadConfig } from "../config.ts";
 import { registerCredentialRoutes } from "../credentials/routes.ts";
 import { registerHealthRoutes } from "../health/routes.ts";
 import { registerOAuthRoutes } from "../oauth/routes.ts";
@@ -18,6 +19,25 @@ export interface AppOptions {
 }
 
 export const API_VERSION = "1.0.0";
+
+// CORS needs the validated origin list, so its handler is built once per config (per isolate).
+const corsHandlers = new WeakMap<Config, MiddlewareHandler>();
+
+function corsFor(config: Config): MiddlewareHandler {
+	let handler = corsHandlers.get(config);
+	if (!handler) {
+		const allowed = new Set(config.LATCHKEY_ALLOWED_ORIGINS);
+		handler = cors({
+			origin: (origin) => (allowed.has(origin) ? origin : null),
+			allowHeaders: ["Authorization", "Content-Type", "X-Request-Id"],
+			allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+			exposeHeaders: ["X-Request-Id", "Retry-After", "Server-Timing", "Deprecation", "Sunset"],
+			maxAge: 600,
+		});
+		corsHandlers.set(config, handler);
+	}
+	return handler;
+}
 
 /** Every request goes through this one app; capabilities register their routes on it. */
 export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
@@ -45,17 +65,7 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 
 	app.use("*", requestContext());
 	app.use("*", securityHeaders());
-	app.use("*", async (c, next) => {
-		// CORS needs the validated origin list, so it is built per isolate from the config.
-		const { LATCHKEY_ALLOWED_ORIGINS: allowed } = loadConfig(c.env);
-		return cors({
-			origin: (origin) => (allowed.includes(origin) ? origin : null),
-			allowHeaders: ["Authorization", "Content-Type", "X-Request-Id"],
-			allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-			exposeHeaders: ["X-Request-Id", "Retry-After", "Server-Timing", "Deprecation", "Sunset"],
-			maxAge: 600,
-		})(c, next);
-	});
+	app.use("*", (c, next) => corsFor(loadConfig(c.env))(c, next));
 	app.use("*", services({ now: options.now }));
 	app.use("*", bodyLimit());
 
