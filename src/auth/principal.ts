@@ -17,8 +17,6 @@ export interface Principal {
 	sessionId?: string;
 }
 
-export type UserPrincipal = Principal & { userId: string };
-
 export function hasScope(principal: Principal, scope: Scope): boolean {
 	return principal.method === "admin" || principal.scopes.includes(scope);
 }

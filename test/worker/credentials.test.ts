@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
+import { hostMatches } from "../../src/credentials/secrets.ts";
 import { createCredential } from "../../src/credentials/service.ts";
 import { createDb } from "../../src/db/client.ts";
 import { credentials } from "../../src/db/schema.ts";
@@ -302,6 +303,19 @@ describe("credentials CRUD", () => {
 			400,
 			"invalid_request",
 		);
+	});
+});
+
+describe("host_scoped host patterns", () => {
+	it("*.example.com matches example.com and its subdomains, nothing else", () => {
+		expect(hostMatches("*.example.com", "example.com")).toBe(true);
+		expect(hostMatches("*.example.com", "api.example.com")).toBe(true);
+		expect(hostMatches("*.example.com", "a.b.EXAMPLE.com")).toBe(true);
+		expect(hostMatches("*.example.com", "badexample.com")).toBe(false);
+		expect(hostMatches("*.example.com", "example.com.evil.net")).toBe(false);
+		expect(hostMatches("api.example.com", "api.example.com")).toBe(true);
+		expect(hostMatches("api.example.com", "example.com")).toBe(false);
+		expect(hostMatches("api.example.com", "x.api.example.com")).toBe(false);
 	});
 });
 
