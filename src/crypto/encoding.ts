@@ -81,3 +81,13 @@ export function fromHex(hex: string): Bytes {
 export function newId(prefix: string): string {
 	return `${prefix}_${randomBase62(20)}`;
 }
+
+export function concat(...parts: Uint8Array[]): Bytes {
+	const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+	let offset = 0;
+	for (const part of parts) {
+		out.set(part, offset);
+		offset += part.length;
+	}
+	return out;
+}

@@ -8,7 +8,7 @@
  */
 import type { Config } from "../config.ts";
 import { LatchkeyError } from "../http/errors.ts";
-import { type Bytes, fromBase64, randomBytes, toBase64, utf8 } from "./encoding.ts";
+import { type Bytes, concat, fromBase64, randomBytes, toBase64, utf8 } from "./encoding.ts";
 import { sha256 } from "./hash.ts";
 
 /** The three sealed columns of a row (`ciphertext`, `data_key`, `key_id`). */
@@ -93,13 +93,7 @@ export async function seal(ring: KeyRing, plaintext: string, aad: string): Promi
 		throw new TypeError("plaintext is not well-formed Unicode (unpaired surrogate)");
 	}
 	const keyId = ring.activeKeyId;
-	const wrappingKey = ringKey(ring, keyId);
-	if (!wrappingKey) {
-		throw new LatchkeyError(
-			"misconfigured",
-			"Latchkey is misconfigured: LATCHKEY_ENCRYPTION_ACTIVE_KEY names no key of the ring.",
-		);
-	}
+	const wrappingKey = activeWrappingKey(ring);
 	const rawDataKey = randomBytes(DATA_KEY_BYTES);
 	try {
 		const dataKey = await importAesKey(rawDataKey);
@@ -146,13 +140,7 @@ export async function open(
 export async function rewrap(ring: KeyRing, sealed: Sealed): Promise<Sealed | null> {
 	const keyId = ring.activeKeyId;
 	if (sealed.keyId === keyId) return null;
-	const wrappingKey = ringKey(ring, keyId);
-	if (!wrappingKey) {
-		throw new LatchkeyError(
-			"misconfigured",
-			"Latchkey is misconfigured: LATCHKEY_ENCRYPTION_ACTIVE_KEY names no key of the ring.",
-		);
-	}
+	const wrappingKey = activeWrappingKey(ring);
 	let rawDataKey: Bytes;
 	let ciphertext: Bytes;
 	try {
@@ -188,6 +176,17 @@ class Unopenable extends Error {}
 
 function ringKey(ring: KeyRing, keyId: string): CryptoKey | undefined {
 	return ringKeys.get(ring)?.get(keyId);
+}
+
+function activeWrappingKey(ring: KeyRing): CryptoKey {
+	const key = ringKey(ring, ring.activeKeyId);
+	if (!key) {
+		throw new LatchkeyError(
+			"misconfigured",
+			"Latchkey is misconfigured: LATCHKEY_ENCRYPTION_ACTIVE_KEY names no key of the ring.",
+		);
+	}
+	return key;
 }
 
 async function unwrapDataKey(ring: KeyRing, sealed: Sealed, ciphertext: Bytes): Promise<Bytes> {
@@ -263,14 +262,4 @@ function decryptionFailed(subject: string, err: unknown): LatchkeyError {
 	return new LatchkeyError("decryption_failed", `${subject} could not be decrypted: ${reason}.`, {
 		hint: "The key it was sealed with may be missing from LATCHKEY_ENCRYPTION_KEYS, or the stored row was altered. Report the request_id.",
 	});
-}
-
-function concat(...parts: Uint8Array[]): Bytes {
-	const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-	let offset = 0;
-	for (const part of parts) {
-		out.set(part, offset);
-		offset += part.length;
-	}
-	return out;
 }

@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { loadConfig } from "../config.ts";
+import { concat } from "../crypto/encoding.ts";
 import { type AppEnv, createServices } from "./context.ts";
 import { LatchkeyError } from "./errors.ts";
 import { createLogger } from "./log.ts";
@@ -103,12 +104,7 @@ export function bodyLimit(maxBytes = MAX_BODY_BYTES): MiddlewareHandler<AppEnv> 
 			}
 			chunks.push(value);
 		}
-		const buffered = new Uint8Array(seen);
-		let offset = 0;
-		for (const chunk of chunks) {
-			buffered.set(chunk, offset);
-			offset += chunk.byteLength;
-		}
+		const buffered = concat(...chunks);
 		c.req.raw = new Request(c.req.raw, { body: buffered });
 		await next();
 	};
