@@ -15,11 +15,11 @@ import {
 	generateDevSecrets,
 	parseDotenv,
 } from "./lib/dev-secrets.ts";
-import { startEmbeddedPostgres } from "./lib/embedded-postgres.ts";
+import { startEmbeddedPostgres } from "./engines/embedded-postgres.ts";
 import type { RunningServer } from "./lib/net.ts";
-import { startUpstashBridge } from "./lib/upstash-bridge.ts";
+import { startUpstashBridge } from "./bridges/upstash-rest.ts";
 import { spawnWranglerDev, stopChild, waitUntilServing, writeVarsFile } from "./lib/wrangler.ts";
-import { isLoopbackHost, startWsProxy } from "./lib/ws-proxy.ts";
+import { isLoopbackHost, startWsProxy } from "./bridges/neon-ws.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DEV_VARS = join(ROOT, ".dev.vars");

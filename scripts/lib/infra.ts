@@ -1,9 +1,9 @@
 import { generateDevSecrets } from "./dev-secrets.ts";
-import { startEmbeddedPostgres } from "./embedded-postgres.ts";
+import { startEmbeddedPostgres } from "../engines/embedded-postgres.ts";
 import { createDatabase, dropDatabase, migrate } from "./migrate.ts";
 import { canConnect } from "./net.ts";
-import { startUpstashBridge } from "./upstash-bridge.ts";
-import { startWsProxy } from "./ws-proxy.ts";
+import { startUpstashBridge } from "../bridges/upstash-rest.ts";
+import { startWsProxy } from "../bridges/neon-ws.ts";
 
 export interface Infra {
 	/** Every binding the worker needs, secrets included. */

@@ -6,7 +6,7 @@ import { Redis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../scripts/lib/net.ts";
-import { startUpstashBridge } from "../../scripts/lib/upstash-bridge.ts";
+import { startUpstashBridge } from "../../scripts/bridges/upstash-rest.ts";
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const TOKEN = `test-${randomUUID()}`;

@@ -2,9 +2,9 @@ import { neonConfig, Pool } from "@neondatabase/serverless";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { startEmbeddedPostgres } from "../../scripts/lib/embedded-postgres.ts";
+import { startEmbeddedPostgres } from "../../scripts/engines/embedded-postgres.ts";
 import type { RunningServer } from "../../scripts/lib/net.ts";
-import { startWsProxy } from "../../scripts/lib/ws-proxy.ts";
+import { startWsProxy } from "../../scripts/bridges/neon-ws.ts";
 
 let db: Awaited<ReturnType<typeof startEmbeddedPostgres>>;
 let proxy: RunningServer;

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, STATUS_CODES } from "node:http";
 import { createConnection, isIPv4, isIPv6, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
-import type { RunningServer } from "./net.ts";
+import type { RunningServer } from "../lib/net.ts";
 
 // Above this many bytes queued for the WebSocket client we stop reading from the database;
 // a large result set would otherwise pile up in memory.

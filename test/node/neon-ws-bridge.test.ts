@@ -3,7 +3,7 @@ import { neonConfig, Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import type { RunningServer } from "../../scripts/lib/net.ts";
-import { isLoopbackHost, parseAddress, startWsProxy } from "../../scripts/lib/ws-proxy.ts";
+import { isLoopbackHost, parseAddress, startWsProxy } from "../../scripts/bridges/neon-ws.ts";
 
 const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 

@@ -2,8 +2,8 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { hasFlag } from "@ioredis/commands";
 import { Redis, ReplyError } from "ioredis";
-import { CommandError, EmbeddedRedis, type Reply, sha1 } from "./embedded-redis.ts";
-import type { RunningServer } from "./net.ts";
+import { CommandError, EmbeddedRedis, type Reply, sha1 } from "../engines/embedded-redis.ts";
+import type { RunningServer } from "../lib/net.ts";
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 

@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
-import type { RunningServer } from "./net.ts";
+import type { RunningServer } from "../lib/net.ts";
 
 // PGlite runs one query at a time; the socket server multiplexes connections onto it. Neon's
 // Pool opens a handful of connections per request and migrations add one, so 1 is too few.
