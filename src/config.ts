@@ -103,6 +103,8 @@ const ConfigSchema = z
 		LATCHKEY_ALLOWED_ORIGINS: csv,
 		/** Origins, besides LATCHKEY_PUBLIC_URL's, that OAuth redirect_uri and return_to may use. */
 		LATCHKEY_ALLOWED_REDIRECT_ORIGINS: originList,
+		/** `http://host:port/sql` of a local stand-in for Neon's HTTP endpoint; unset on Cloudflare. */
+		LATCHKEY_DB_HTTP_ENDPOINT: optionalNonEmpty.pipe(z.url({ protocol: /^https?$/ }).optional()),
 		/** host:port of a local WebSocket→TCP bridge; unset on Cloudflare (Neon speaks WebSocket). */
 		LATCHKEY_DB_WS_PROXY: optionalNonEmpty,
 		LATCHKEY_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),

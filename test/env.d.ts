@@ -10,9 +10,17 @@ declare global {
 declare module "vitest" {
 	export interface ProvidedContext {
 		bindings: Record<string, string>;
-		infra: { databaseUrl: string; postgres: "real" | "embedded"; redis: "real" | "embedded" };
+		infra: {
+			databaseUrl: string;
+			/** The Postgres server's maintenance database (real or embedded), for createDatabase. */
+			adminUrl: string;
+			postgres: "real" | "embedded";
+			redis: "real" | "embedded";
+		};
 		idp: { jwksUrl: string; issuer: string; privateJwks: JWK[] };
 		/** The test OAuth authorization server (oidc-provider); see test/setup/oauth-server.ts. */
 		oauth: OAuthServerDetails;
+		/** A loopback port that accepts a connection and drops it once the request starts. */
+		dropperPort: number;
 	}
 }

@@ -1,7 +1,7 @@
 import { and, eq, gt, isNull, lt, or, type SQL } from "drizzle-orm";
 import { fromHex, randomBase62 } from "../crypto/encoding.ts";
 import { sha256, sha256Hex, timingSafeEqualBytes } from "../crypto/hash.ts";
-import type { Database } from "../db/client.ts";
+import type { Database, Queryable, TxDatabase } from "../db/client.ts";
 import {
 	type ApiKeyRow,
 	apiKeys,
@@ -12,7 +12,7 @@ import {
 } from "../db/schema.ts";
 import { LatchkeyError } from "../http/errors.ts";
 import { type CursorKey, keysetAfter, keysetOrder } from "../http/pagination.ts";
-import { invalidateKey, invalidateUser, keyCache } from "./cache.ts";
+import { invalidateKey, keyCache } from "./cache.ts";
 import { generateKey, KEY_ID_LENGTH, LEGACY_KEY_PATTERN, type ParsedKey } from "./key-format.ts";
 import type { Principal } from "./principal.ts";
 import { isScope, type Scope, USER_SCOPES } from "./scopes.ts";
@@ -168,7 +168,7 @@ export interface NewKey {
 }
 
 export async function createApiKey(
-	db: Database,
+	db: Queryable,
 	input: {
 		userId: string;
 		name: string;
@@ -243,7 +243,7 @@ export async function listApiKeys(
 		.limit(page.limit + 1);
 }
 
-const revokeSessionsOfKey = (db: Database, keyId: string, now: Date, reason: string) =>
+const revokeSessionsOfKey = (db: Queryable, keyId: string, now: Date, reason: string) =>
 	revokeSessionsWhere(db, eq(sessions.apiKeyId, keyId), now, reason);
 
 function forgetKey(row: Pick<ApiKeyRow, "id" | "kind" | "secretHash">): void {
@@ -257,14 +257,23 @@ export async function revokeApiKey(
 	keyId: string,
 	now: Date,
 ): Promise<void> {
-	const [row] = await db
-		.update(apiKeys)
-		.set({ revokedAt: now })
-		.where(and(eq(apiKeys.id, keyId), eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt)))
-		.returning();
+	// One batch, one round trip. The session update names the user too, so it cannot touch
+	// another user's sessions even when the key turns out not to be this user's.
+	const [[row]] = await db.batch([
+		db
+			.update(apiKeys)
+			.set({ revokedAt: now })
+			.where(and(eq(apiKeys.id, keyId), eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt)))
+			.returning(),
+		revokeSessionsWhere(
+			db,
+			and(eq(sessions.apiKeyId, keyId), eq(sessions.userId, userId)),
+			now,
+			"key_revoked",
+		),
+	]);
 	if (!row) throw new LatchkeyError("not_found", "No such API key.");
 	forgetKey(row);
-	await revokeSessionsOfKey(db, keyId, now, "key_revoked");
 }
 
 /**
@@ -272,7 +281,7 @@ export async function revokeApiKey(
  * period (never past its own expiry); with no grace it is revoked at once, sessions included.
  */
 export async function rollApiKey(
-	db: Database,
+	db: TxDatabase,
 	userId: string,
 	keyId: string,
 	graceSeconds: number,
@@ -292,7 +301,7 @@ export async function rollApiKey(
 			)
 			.for("update");
 		if (!old) throw new LatchkeyError("not_found", "No such API key.");
-		const created = await createApiKey(tx as unknown as Database, {
+		const created = await createApiKey(tx, {
 			userId,
 			name: old.name,
 			scopes: old.scopes.filter(isScope),
@@ -301,7 +310,7 @@ export async function rollApiKey(
 		});
 		if (graceSeconds === 0) {
 			await tx.update(apiKeys).set({ revokedAt: now }).where(eq(apiKeys.id, old.id));
-			await revokeSessionsOfKey(tx as unknown as Database, old.id, now, "key_rolled");
+			await revokeSessionsOfKey(tx, old.id, now, "key_rolled");
 		} else {
 			const graceEnd = new Date(now.getTime() + graceSeconds * 1000);
 			const expiresAt = old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd;
@@ -312,14 +321,18 @@ export async function rollApiKey(
 	});
 }
 
-/** Account deletion: every key and session of the user stops working now. */
-export async function revokeUserAccess(db: Database, userId: string, now: Date): Promise<void> {
-	await db
-		.update(apiKeys)
-		.set({ revokedAt: now })
-		.where(and(eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt)));
-	await revokeSessionsWhere(db, eq(sessions.userId, userId), now, "user_deleted");
-	invalidateUser(userId);
+/**
+ * Account deletion: the statements that stop every key and session of the user, for the caller
+ * to run in its own batch; it must call `invalidateUser` once they have run.
+ */
+export function userAccessRevocations(db: Database, userId: string, now: Date) {
+	return [
+		db
+			.update(apiKeys)
+			.set({ revokedAt: now })
+			.where(and(eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt))),
+		revokeSessionsWhere(db, eq(sessions.userId, userId), now, "user_deleted"),
+	] as const;
 }
 
 /** Whether the key a session came from still authorises refreshing it. */

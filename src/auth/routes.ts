@@ -173,7 +173,12 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			const now = services.now();
 			try {
 				if (body.grant_type === "refresh_token") {
-					const pair = await refreshSession(services.db, services.config, body.refresh_token, now);
+					const pair = await refreshSession(
+						services.txDb,
+						services.config,
+						body.refresh_token,
+						now,
+					);
 					return c.json(pair, 200, NO_STORE);
 				}
 				const key = body.api_key;
@@ -377,9 +382,9 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			},
 		}),
 		async (c) => {
-			const { db, now } = c.get("services");
+			const { txDb, now } = c.get("services");
 			const grace = c.req.valid("json")?.grace_seconds ?? 0;
-			const created = await rollApiKey(db, userIdOf(c), c.req.valid("param").id, grace, now());
+			const created = await rollApiKey(txDb, userIdOf(c), c.req.valid("param").id, grace, now());
 			return c.json({ ...toKeyJson(created.row), key: created.key }, 201, NO_STORE);
 		},
 	);

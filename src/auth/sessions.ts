@@ -2,7 +2,7 @@ import { and, eq, gt, isNotNull, isNull, notExists, type SQL } from "drizzle-orm
 import type { Config } from "../config.ts";
 import { newId, randomBase62 } from "../crypto/encoding.ts";
 import { sha256Hex } from "../crypto/hash.ts";
-import type { Database } from "../db/client.ts";
+import type { Database, Queryable, Tx, TxDatabase } from "../db/client.ts";
 import { apiKeys, refreshTokens, sessions, users } from "../db/schema.ts";
 import { LatchkeyError } from "../http/errors.ts";
 import { keyStillValid } from "./api-keys.ts";
@@ -32,15 +32,15 @@ const minDate = (a: Date, b: Date) => (a < b ? a : b);
 const invalidGrant = (message: string) =>
 	new LatchkeyError("invalid_grant", message, { hint: "Exchange an API key for a new session." });
 
-type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
-
-/** Mints a refresh token row plus its access token; both end no later than the session. */
-async function issuePair(
-	tx: Tx | Database,
+/**
+ * Mints a refresh token plus its access token, both ending no later than the session, and
+ * returns the refresh-token row for the caller to write with the rest of its statements.
+ */
+async function mintPair(
 	config: Config,
 	session: { id: string; userId: string; scopes: string[]; expiresAt: Date },
 	now: Date,
-): Promise<{ pair: TokenPair; refreshId: string }> {
+): Promise<{ pair: TokenPair; refreshId: string; row: typeof refreshTokens.$inferInsert }> {
 	const refreshToken = `${REFRESH_PREFIX}${randomBase62(43)}`;
 	const refreshExpires = minDate(
 		new Date(now.getTime() + REFRESH_TOKEN_TTL_S * 1000),
@@ -58,16 +58,16 @@ async function issuePair(
 		accessExpires,
 	);
 	const refreshId = newId("rt");
-	await tx.insert(refreshTokens).values({
-		id: refreshId,
-		sessionId: session.id,
-		tokenHash: await sha256Hex(refreshToken),
-		accessJti: jti,
-		createdAt: now,
-		expiresAt: refreshExpires,
-	});
 	return {
 		refreshId,
+		row: {
+			id: refreshId,
+			sessionId: session.id,
+			tokenHash: await sha256Hex(refreshToken),
+			accessJti: jti,
+			createdAt: now,
+			expiresAt: refreshExpires,
+		},
 		pair: {
 			access_token: token,
 			token_type: "Bearer",
@@ -79,7 +79,22 @@ async function issuePair(
 	};
 }
 
-/** The api_key grant: a new session, capped at 30 days from now. */
+/** Mints a pair inside an interactive transaction and writes its refresh token there. */
+async function issuePair(
+	tx: Tx,
+	config: Config,
+	session: { id: string; userId: string; scopes: string[]; expiresAt: Date },
+	now: Date,
+): Promise<{ pair: TokenPair; refreshId: string }> {
+	const minted = await mintPair(config, session, now);
+	await tx.insert(refreshTokens).values(minted.row);
+	return minted;
+}
+
+/**
+ * The api_key grant: a new session, capped at 30 days from now. Nothing here depends on a read,
+ * so the session and its first refresh token go in one batch: one round trip, all or nothing.
+ */
 export async function startSession(
 	db: Database,
 	config: Config,
@@ -92,34 +107,37 @@ export async function startSession(
 		scopes: input.scopes,
 		expiresAt: new Date(now.getTime() + SESSION_MAX_AGE_S * 1000),
 	};
-	return db.transaction(async (tx) => {
-		await tx.insert(sessions).values({ ...session, apiKeyId: input.apiKeyId, createdAt: now });
-		return (await issuePair(tx, config, session, now)).pair;
-	});
+	const { pair, row } = await mintPair(config, session, now);
+	await db.batch([
+		db.insert(sessions).values({ ...session, apiKeyId: input.apiKeyId, createdAt: now }),
+		db.insert(refreshTokens).values(row),
+	]);
+	return pair;
 }
 
 /** Revokes every live session matching `where` (one session, a key's, a user's). */
-export async function revokeSessionsWhere(
-	db: Database | Tx,
+export function revokeSessionsWhere(
+	db: Queryable,
 	where: SQL | undefined,
 	now: Date,
 	reason: string,
-): Promise<void> {
-	await db
+) {
+	return db
 		.update(sessions)
 		.set({ revokedAt: now, revokedReason: reason })
 		.where(and(where, isNull(sessions.revokedAt)));
 }
 
-const revokeSession = (db: Database, sessionId: string, now: Date, reason: string) =>
+const revokeSession = (db: Queryable, sessionId: string, now: Date, reason: string) =>
 	revokeSessionsWhere(db, eq(sessions.id, sessionId), now, reason);
 
 /**
  * The refresh_token grant. Row locks on the token serialise concurrent presentations of the
- * same token, so exactly one of them counts as the first use.
+ * same token, so exactly one of them counts as the first use; that read-then-decide is why this
+ * one path needs an interactive transaction (the WebSocket pool) rather than a batch.
  */
 export async function refreshSession(
-	db: Database,
+	db: TxDatabase,
 	config: Config,
 	presented: string,
 	now: Date,

@@ -1,5 +1,7 @@
+import { DrizzleQueryError } from "drizzle-orm";
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { isTransportFailure, postgresErrorOf } from "../db/errors.ts";
 import type { AppEnv } from "./context.ts";
 import { type ErrorCode, errorBody, LatchkeyError } from "./errors.ts";
 import { createLogger, redactString } from "./log.ts";
@@ -16,15 +18,10 @@ const CODE_FOR_STATUS: Record<number, ErrorCode> = {
 	503: "dependency_unavailable",
 };
 
-// Transport failures of the Postgres and Redis clients, as opposed to query errors.
-const DEPENDENCY_FAILURE =
-	/(ECONNREFUSED|ECONNRESET|connection (terminated|refused|closed)|timeout exceeded when trying to connect|websocket|network connection lost|fetch failed|failed to fetch|socket hang up|Connection terminated)/i;
-
+/** A dead Postgres or Redis (or the path to it), as opposed to a statement that was wrong. */
 export function isDependencyFailure(err: unknown): boolean {
 	if (err instanceof LatchkeyError) return err.code === "dependency_unavailable";
-	if (typeof Event !== "undefined" && err instanceof Event) return true; // ws ErrorEvent
-	const message = err instanceof Error ? `${err.name} ${err.message}` : String(err);
-	return DEPENDENCY_FAILURE.test(message);
+	return isTransportFailure(err);
 }
 
 /** Normalises anything thrown into the one error type; unknown errors become opaque 500s. */
@@ -65,17 +62,34 @@ export function errorResponse(c: Context<AppEnv>, err: LatchkeyError): Response 
 	return c.json(errorBody(err, requestId), err.status, headers);
 }
 
+/** A stack to log; a DrizzleQueryError's starts with its message, parameters included. */
+function stackOf(err: unknown): string | undefined {
+	const e = err instanceof DrizzleQueryError ? err.cause : err;
+	return e instanceof Error && e.stack ? redactString(e.stack) : undefined;
+}
+
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
 	const mapped = toLatchkeyError(err);
 	const logger = c.get("logger") ?? createLogger();
 	if (mapped.status >= 500) {
-		const unexpected = !(err instanceof LatchkeyError);
+		// Only a bug needs a stack; a dead dependency or a misconfiguration says enough by its code.
+		const unexpected = mapped.code === "internal_error";
+		// drizzle's wrapper quotes the statement's parameters in its message; Postgres's own code
+		// and message say what went wrong without them.
+		const pg = postgresErrorOf(err);
 		logger.error("request failed", {
 			error_code: mapped.code,
 			error_name: err instanceof Error ? err.name : typeof err,
-			error_message: err instanceof Error ? redactString(err.message) : undefined,
+			...(pg
+				? { pg_code: pg.code, error_message: redactString(pg.message) }
+				: {
+						error_message:
+							err instanceof Error && !(err instanceof DrizzleQueryError)
+								? redactString(err.message)
+								: undefined,
+					}),
 			// Expected failures (misconfiguration, a dead dependency) need no stack.
-			stack: unexpected && err instanceof Error && err.stack ? redactString(err.stack) : undefined,
+			stack: unexpected ? stackOf(err) : undefined,
 		});
 	}
 	return errorResponse(c, mapped);

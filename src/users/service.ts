@@ -1,9 +1,10 @@
 import { and, eq, ne, type SQL, sql } from "drizzle-orm";
 import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
-import { revokeUserAccess } from "../auth/api-keys.ts";
+import { userAccessRevocations } from "../auth/api-keys.ts";
 import { invalidateUser } from "../auth/cache.ts";
 import { newId } from "../crypto/encoding.ts";
 import type { Database } from "../db/client.ts";
+import { violatedUniqueConstraint } from "../db/errors.ts";
 import {
 	type NotificationPreferences,
 	type UserRow,
@@ -124,21 +125,6 @@ function normaliseNotifications(
 		out[channel as NotificationChannel] = enabled;
 	}
 	return out;
-}
-
-/** The unique constraint a Postgres error violated, through drizzle's wrapping; null otherwise. */
-function violatedUniqueConstraint(err: unknown): string | null {
-	let current: unknown = err;
-	for (let depth = 0; current && depth < 5; depth++) {
-		const { code, constraint, cause } = current as {
-			code?: unknown;
-			constraint?: unknown;
-			cause?: unknown;
-		};
-		if (code === "23505") return typeof constraint === "string" ? constraint : "";
-		current = cause;
-	}
-	return null;
 }
 
 type UserChanges = PgUpdateSetSource<typeof users>;
@@ -312,19 +298,22 @@ export async function adminUpdateUser(
  * the first one.
  */
 export async function requestDeletion(db: Database, userId: string, now: Date): Promise<UserRow> {
-	const [row] = await db
-		.update(users)
-		.set({
-			status: "deleting",
-			deletionRequestedAt: sql`coalesce(${users.deletionRequestedAt}, ${now.toISOString()}::timestamptz)`,
-			updatedAt: now,
-		})
-		.where(eq(users.id, userId))
-		.returning();
+	// One batch: the status change and the revocations commit together or not at all, in one
+	// round trip. For an unknown user the revocations match nothing.
+	const [[row]] = await db.batch([
+		db
+			.update(users)
+			.set({
+				status: "deleting",
+				deletionRequestedAt: sql`coalesce(${users.deletionRequestedAt}, ${now.toISOString()}::timestamptz)`,
+				updatedAt: now,
+			})
+			.where(eq(users.id, userId))
+			.returning(),
+		...userAccessRevocations(db, userId, now),
+	]);
 	if (!row) throw userNotFound();
-	// Status first: should revoking fail, the user is already refused as deleting, and repeating
-	// the request (it is idempotent) finishes the job. Revoking also drops this isolate's cache.
-	await revokeUserAccess(db, userId, now);
+	invalidateUser(userId);
 	return row;
 }
 

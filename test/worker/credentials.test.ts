@@ -3,13 +3,13 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { hostMatches } from "../../src/credentials/secrets.ts";
 import { createCredential } from "../../src/credentials/service.ts";
-import { createDb } from "../../src/db/client.ts";
+import type { Database } from "../../src/db/client.ts";
 import { credentials } from "../../src/db/schema.ts";
 import { createServices } from "../../src/http/context.ts";
 import { createLogger } from "../../src/http/log.ts";
 import { Timing } from "../../src/http/timing.ts";
 import { admin, CREDENTIAL_KEYS, userWithKey } from "./fixtures.ts";
-import { call, expectError, testEnv } from "./helpers.ts";
+import { call, expectError, testDb, testEnv } from "./helpers.ts";
 
 const planted = () => `PLANTED-${crypto.randomUUID()}`;
 
@@ -63,8 +63,8 @@ function expectNoSecret(text: string, secrets: readonly string[]) {
 	for (const secret of secrets) expect(text).not.toContain(secret);
 }
 
-async function db<T>(work: (d: ReturnType<typeof createDb>["db"]) => Promise<T>): Promise<T> {
-	const handle = createDb(testEnv.DATABASE_URL, testEnv.LATCHKEY_DB_WS_PROXY);
+async function db<T>(work: (d: Database) => Promise<T>): Promise<T> {
+	const handle = testDb();
 	try {
 		return await work(handle.db);
 	} finally {

@@ -1,5 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { createDb } from "../../src/db/client.ts";
 import { createApp } from "../../src/http/app.ts";
 import worker from "../../src/index.ts";
 
@@ -11,6 +12,7 @@ export const randomIp = () =>
 type Known =
 	| "DATABASE_URL"
 	| "LATCHKEY_ADMIN_TOKEN"
+	| "LATCHKEY_DB_HTTP_ENDPOINT"
 	| "LATCHKEY_DB_WS_PROXY"
 	| "LATCHKEY_HMAC_SECRET"
 	| "LATCHKEY_JWT_SIGNING_KEYS"
@@ -18,6 +20,14 @@ type Known =
 	| "UPSTASH_REDIS_REST_TOKEN"
 	| "UPSTASH_REDIS_REST_URL";
 export const testEnv = env as unknown as Record<string, string> & Record<Known, string>;
+
+/** A database handle on the worker's own paths (HTTP, and the pool for transactions). */
+export function testDb() {
+	return createDb(testEnv.DATABASE_URL, {
+		httpEndpoint: testEnv.LATCHKEY_DB_HTTP_ENDPOINT,
+		wsProxy: testEnv.LATCHKEY_DB_WS_PROXY,
+	});
+}
 
 export type CallInit = RequestInit & { json?: unknown; token?: string; ip?: string };
 type Fetcher = (

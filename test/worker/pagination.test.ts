@@ -2,7 +2,7 @@ import { and, inArray, like, sql } from "drizzle-orm";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toBase64Url, utf8 } from "../../src/crypto/encoding.ts";
-import { createDb, type DbHandle } from "../../src/db/client.ts";
+import type { DbHandle } from "../../src/db/client.ts";
 import { users } from "../../src/db/schema.ts";
 import { LatchkeyError } from "../../src/http/errors.ts";
 import {
@@ -14,7 +14,7 @@ import {
 	ListQuery,
 	paginate,
 } from "../../src/http/pagination.ts";
-import { testEnv } from "./helpers.ts";
+import { testDb } from "./helpers.ts";
 
 function expectCursorRejected(cursor: string): void {
 	let thrown: unknown;
@@ -169,7 +169,7 @@ describe("keyset queries against Postgres", () => {
 	let handle: DbHandle;
 
 	beforeAll(async () => {
-		handle = createDb(testEnv.DATABASE_URL, testEnv.LATCHKEY_DB_WS_PROXY);
+		handle = testDb();
 		for (const row of rows) {
 			await handle.db.insert(users).values({
 				id: row.id,

@@ -12,7 +12,6 @@ import {
 	type Sealed,
 	seal,
 } from "../../src/crypto/envelope.ts";
-import { createDb } from "../../src/db/client.ts";
 import { type CredentialType, credentials, oauthProviders, users } from "../../src/db/schema.ts";
 import { createServices, type Services } from "../../src/http/context.ts";
 import type { Logger } from "../../src/http/log.ts";
@@ -24,6 +23,7 @@ import {
 	rewrapRows,
 	type SealedRowSnapshot,
 } from "../../src/jobs/rewrap.ts";
+import { testDb } from "./helpers.ts";
 
 const testEnv = env as unknown as Record<string, string>;
 
@@ -81,7 +81,7 @@ async function withRotatedServices<T>(
 	}
 }
 
-const db = createDb(testEnv.DATABASE_URL as string, testEnv.LATCHKEY_DB_WS_PROXY);
+const db = testDb();
 let oldRing: KeyRing;
 let goneRing: KeyRing;
 /** The suite's normal ring: it does not hold the old key. */

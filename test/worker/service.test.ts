@@ -57,7 +57,11 @@ describe("health", () => {
 	});
 
 	it("reports a dead database bridge as 503 too", async () => {
-		const res = await call("/health/ready", {}, { LATCHKEY_DB_WS_PROXY: "127.0.0.1:1" });
+		const res = await call(
+			"/health/ready",
+			{},
+			{ LATCHKEY_DB_HTTP_ENDPOINT: "http://127.0.0.1:1/sql" },
+		);
 		const body = await expectError(res, 503, "dependency_unavailable");
 		expect(body.error.message).toContain("postgres");
 	});

@@ -14,7 +14,6 @@ import {
 } from "jose";
 import { describe, expect, inject, it } from "vitest";
 import { authenticate, requireLiveCredential } from "../../src/auth/middleware.ts";
-import { createDb } from "../../src/db/client.ts";
 import { apiKeys, refreshTokens } from "../../src/db/schema.ts";
 import { createApp } from "../../src/http/app.ts";
 import {
@@ -25,7 +24,7 @@ import {
 	type TokenPairJson,
 	userWithKey,
 } from "./fixtures.ts";
-import { call, clockedApp, expectError, randomIp, testEnv } from "./helpers.ts";
+import { call, clockedApp, expectError, randomIp, testDb, testEnv } from "./helpers.ts";
 
 const signingKeys = () => (JSON.parse(testEnv.LATCHKEY_JWT_SIGNING_KEYS) as { keys: JWK[] }).keys;
 
@@ -260,7 +259,7 @@ describe("refresh tokens", () => {
 		);
 		expect(new Set(tokens).size).toBe(3);
 		const sid = decodeJwt(first.access_token).sid as string;
-		const handle = createDb(testEnv.DATABASE_URL, testEnv.LATCHKEY_DB_WS_PROXY);
+		const handle = testDb();
 		const live = await handle.db
 			.select({ id: refreshTokens.id })
 			.from(refreshTokens)
@@ -431,7 +430,7 @@ describe("live-credential check for secret-returning routes", () => {
 		const k = await createKeyJson(user.id);
 		expect((await get(k.key)).status).toBe(200);
 		// Revoke behind this isolate's back, straight in the database, as another isolate would.
-		const handle = createDb(testEnv.DATABASE_URL, testEnv.LATCHKEY_DB_WS_PROXY);
+		const handle = testDb();
 		await handle.db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.id, k.id));
 		await handle.end();
 		// Plain reads may ride the cache for up to 10 s; the secret path may not.

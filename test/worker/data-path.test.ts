@@ -1,0 +1,118 @@
+import { describe, expect, inject, it } from "vitest";
+import { admin, exchange, userWithKey } from "./fixtures.ts";
+import { call, expectError } from "./helpers.ts";
+
+/** Round trips a response reports in Server-Timing: `pg` over HTTP, `pg-ws` pool connections. */
+function roundTrips(res: Response): { http: number; ws: number } {
+	const timing = res.headers.get("server-timing") ?? "";
+	const count = (name: string) => {
+		const m = new RegExp(`(?:^|, )${name};dur=[\\d.]+;desc="(\\d+) calls?"`).exec(timing);
+		return m ? Number(m[1]) : 0;
+	};
+	return { http: count("pg"), ws: count("pg-ws") };
+}
+
+async function credentialOf(key: string): Promise<string> {
+	const res = await call("/v1/credentials", {
+		method: "POST",
+		token: key,
+		json: { provider: "datapath", type: "api_key", api_key: "dp_secret_0123456789" },
+	});
+	expect(res.status).toBe(201);
+	return ((await res.json()) as { id: string }).id;
+}
+
+describe("data path: one HTTP round trip per query, no WebSocket on the hot paths", () => {
+	it("/health/ready: one round trip", async () => {
+		const res = await call("/health/ready");
+		expect(res.status).toBe(200);
+		expect(roundTrips(res)).toEqual({ http: 1, ws: 0 });
+	});
+
+	it("an authenticated read with a cached key: one round trip", async () => {
+		const { key } = await userWithKey();
+		const id = await credentialOf(key);
+		// The first request above loaded the key; these find it in the isolate cache.
+		const one = await call(`/v1/credentials/${id}`, { token: key });
+		expect(one.status).toBe(200);
+		expect(roundTrips(one)).toEqual({ http: 1, ws: 0 });
+		const me = await call("/v1/me", { token: key });
+		expect(me.status).toBe(200);
+		expect(roundTrips(me)).toEqual({ http: 1, ws: 0 });
+		const list = await call("/v1/credentials?limit=100", { token: key });
+		expect(list.status).toBe(200);
+		expect(roundTrips(list)).toEqual({ http: 1, ws: 0 });
+	});
+
+	it("the api_key token exchange: two round trips (key check, then one batch)", async () => {
+		const { key } = await userWithKey();
+		const res = await call("/v1/auth/token", {
+			method: "POST",
+			json: { grant_type: "api_key", api_key: key },
+		});
+		expect(res.status).toBe(200);
+		expect(roundTrips(res)).toEqual({ http: 2, ws: 0 });
+	});
+
+	it("key revocation and account deletion: one batch each, all or nothing", async () => {
+		const { key } = await userWithKey();
+		const other = await call("/v1/api-keys", {
+			method: "POST",
+			token: key,
+			json: { name: "second" },
+		});
+		const otherId = ((await other.json()) as { id: string }).id;
+		const revoked = await call(`/v1/api-keys/${otherId}`, { method: "DELETE", token: key });
+		expect(revoked.status).toBe(204);
+		expect(roundTrips(revoked)).toEqual({ http: 1, ws: 0 });
+		const deleted = await call("/v1/me", { method: "DELETE", token: key });
+		expect(deleted.status).toBe(202);
+		expect(roundTrips(deleted)).toEqual({ http: 1, ws: 0 });
+		// The same batch revoked the key: it no longer authenticates.
+		await expectError(await call("/v1/me", { token: key }), 401, "unauthorized");
+	});
+
+	it("only the refresh grant, which locks rows, opens the WebSocket pool", async () => {
+		const { key } = await userWithKey();
+		const pair = await exchange(key);
+		const res = await call("/v1/auth/token", {
+			method: "POST",
+			json: { grant_type: "refresh_token", refresh_token: pair.refresh_token },
+		});
+		expect(res.status).toBe(200);
+		expect(roundTrips(res).ws).toBe(1);
+	});
+});
+
+describe("transport failures are 503 with Retry-After, never 500", () => {
+	const dropper = `127.0.0.1:${inject("dropperPort")}`;
+
+	it("the HTTP path losing its connection mid-query", async () => {
+		const res = await call(
+			"/v1/admin/users",
+			{ token: admin() },
+			{ LATCHKEY_DB_HTTP_ENDPOINT: `http://${dropper}/sql` },
+		);
+		await expectError(res, 503, "dependency_unavailable");
+		expect(res.headers.get("retry-after")).toBe("5");
+	});
+
+	it("the WebSocket path losing its Postgres connection inside a transaction", async () => {
+		const { key } = await userWithKey();
+		const pair = await exchange(key);
+		const res = await call(
+			"/v1/auth/token",
+			{ method: "POST", json: { grant_type: "refresh_token", refresh_token: pair.refresh_token } },
+			// The real WebSocket bridge, dialing a "Postgres" that drops the session as it starts.
+			{ DATABASE_URL: `postgres://postgres@${dropper}/latchkey` },
+		);
+		await expectError(res, 503, "dependency_unavailable");
+		expect(res.headers.get("retry-after")).toBe("5");
+		// Nothing was consumed: the same refresh token still works once the database is back.
+		const retry = await call("/v1/auth/token", {
+			method: "POST",
+			json: { grant_type: "refresh_token", refresh_token: pair.refresh_token },
+		});
+		expect(retry.status).toBe(200);
+	});
+});
