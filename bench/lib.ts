@@ -170,7 +170,7 @@ export function printTable(results: Result[], baselineOf: (r: Result) => Result 
 			baseline: base && base !== r ? base.name : "—",
 			"p50 ×": base && base !== r ? ratio(r.p50, base.p50) : "—",
 			"p99 ×": base && base !== r ? ratio(r.p99, base.p99) : "—",
-			"req/s ×": base && base !== r ? ratio(base.rps, r.rps) : "—",
+			"req/s ×": base && base !== r ? ratio(r.rps, base.rps) : "—",
 			errors: r.errors,
 		};
 	});

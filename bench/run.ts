@@ -1,9 +1,16 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import pg from "pg";
-import { startInfra } from "../scripts/lib/infra.ts";
+import { engineChoice, startInfra } from "../scripts/lib/infra.ts";
 import { generateKey } from "../src/auth/key-format.ts";
 import { benchCrypto } from "./crypto.ts";
-import { makeSettle, measureInterleaved, printTable, type Result, startWorker } from "./lib.ts";
+import {
+	makeSettle,
+	measureInterleaved,
+	printTable,
+	type Result,
+	type Scenario,
+	startWorker,
+} from "./lib.ts";
 
 /**
  * `npm run bench`: the worker under `wrangler dev` against real Postgres and Redis (or the
@@ -20,7 +27,7 @@ async function sha256Hex(text: string): Promise<string> {
 }
 
 const cryptoFigures = await benchCrypto();
-const infra = await startInfra({ requireReal: false, label: "bench" });
+const infra = await startInfra({ engines: engineChoice(), label: "bench" });
 console.log(
 	`postgres: ${infra.postgres}, redis: ${infra.redis}, requests per scenario: ${REQUESTS}`,
 );
@@ -45,6 +52,7 @@ async function api<T>(
 }
 
 const results: Result[] = [];
+const roundTrips: Record<string, { http: number; statements: number }> = {};
 try {
 	const user = await api<{ id: string }>("/v1/admin/users", {
 		method: "POST",
@@ -61,9 +69,9 @@ try {
 		json: { grant_type: "api_key", api_key: key },
 	});
 
-	// Two more users holding 10 and 200 credentials, for the listing scenarios.
+	// Another user holding 200 credentials, for the listing scenario.
 	const holders: Record<number, string> = {};
-	for (const count of [10, 200]) {
+	for (const count of [200]) {
 		const holder = await api<{ id: string }>("/v1/admin/users", {
 			method: "POST",
 			token: admin,
@@ -93,7 +101,7 @@ try {
 
 	// Uncached keys: one distinct key per request, inserted straight into the database, so no
 	// request can hit the 10 s isolate cache.
-	const uncachedCount = (REQUESTS + 300) * CONCURRENCY.length;
+	const uncachedCount = (REQUESTS + 400) * CONCURRENCY.length;
 	const uncached: string[] = [];
 	const db = new pg.Client({ connectionString: infra.databaseUrl });
 	await db.connect();
@@ -115,66 +123,98 @@ try {
 	await db.end();
 	let uncachedNext = 0;
 
+	const credential = await api<{ id: string }>("/v1/credentials", {
+		method: "POST",
+		token: key,
+		json: { provider: "bench", type: "api_key", api_key: `secret-${crypto.randomUUID()}` },
+	});
+
 	const get = (path: string, token?: string) => (): { url: string; init?: RequestInit } => ({
 		url: `${worker.url}${path}`,
 		init: token ? { headers: { authorization: `Bearer ${token}` } } : undefined,
+	});
+	const exchange = () => ({
+		url: `${worker.url}/v1/auth/token`,
+		init: {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ grant_type: "api_key", api_key: key }),
+		},
 	});
 	const settle = await makeSettle(worker.url);
 	const uncachedRequest = () => ({
 		url: `${worker.url}/v1/whoami`,
 		init: { headers: { authorization: `Bearer ${uncached[uncachedNext++ % uncached.length]}` } },
 	});
+	const scenarios: Scenario[] = [
+		{ name: "/health", request: get("/health") },
+		{ name: "/health/ready", request: get("/health/ready") },
+		{ name: "GET /v1/me (cached key)", request: get("/v1/me", key) },
+		{
+			name: "GET /v1/credentials/{id} (cached key)",
+			request: get(`/v1/credentials/${credential.id}`, key),
+		},
+		{
+			name: "GET /v1/credentials/{id} (access JWT)",
+			request: get(`/v1/credentials/${credential.id}`, pair.access_token),
+		},
+		{
+			name: "list: 200 credentials, page of 100",
+			request: get("/v1/credentials?limit=100", holders[200]),
+		},
+		{ name: "POST /v1/auth/token (api_key grant)", request: exchange },
+		{ name: "whoami: uncached API key", request: uncachedRequest },
+	];
+
+	// Round trips each request makes to Postgres, counted where they arrive: at the stand-in for
+	// Neon's HTTP endpoint (statements and batches) and at the WebSocket bridge (connections).
+	for (const s of scenarios) {
+		await settle();
+		const before = infra.sqlBridge.stats();
+		const n = 50;
+		for (let i = 0; i < n; i++) {
+			const { url, init } = s.request(2_000_000 + i);
+			await (await fetch(url, init)).arrayBuffer();
+		}
+		await settle();
+		const after = infra.sqlBridge.stats();
+		roundTrips[s.name] = {
+			http: (after.requests - before.requests) / n,
+			statements: (after.statements - before.statements) / n,
+		};
+	}
+	console.log("Postgres round trips per request (HTTP requests to the SQL endpoint):");
+	for (const [name, rt] of Object.entries(roundTrips)) {
+		console.log(
+			`  ${name}: ${rt.http.toFixed(2)} round trips, ${rt.statements.toFixed(2)} statements`,
+		);
+	}
+
 	for (const c of CONCURRENCY) {
-		// Two groups, each interleaved with its own baseline, so the I/O-bound scenarios' leftovers
-		// never land on the no-I/O ones.
-		results.push(
-			...(await measureInterleaved(
-				[
-					{ name: "/health", request: get("/health") },
-					{ name: "whoami: cached API key", request: get("/v1/whoami", key) },
-					{ name: "whoami: access JWT", request: get("/v1/whoami", pair.access_token) },
-				],
-				c,
-				REQUESTS,
-				{ settle },
-			)),
-		);
-		results.push(
-			...(await measureInterleaved(
-				[
-					{ name: "/health/ready", request: get("/health/ready") },
-					{ name: "whoami: uncached API key", request: uncachedRequest },
-					{ name: "list credentials: 10", request: get("/v1/credentials", holders[10]) },
-					{
-						name: "list credentials: 200 (limit=100)",
-						request: get("/v1/credentials?limit=100", holders[200]),
-					},
-				],
-				c,
-				REQUESTS,
-				{ settle },
-			)),
-		);
+		results.push(...(await measureInterleaved(scenarios, c, REQUESTS, { settle })));
 	}
 } finally {
 	await worker.stop();
 	await infra.close();
 }
 
-const baselineName: Record<string, string> = {
-	"/health/ready": "/health",
-	"whoami: cached API key": "/health",
-	"whoami: access JWT": "/health",
-	"whoami: uncached API key": "/health/ready",
-	"list credentials: 10": "/health/ready",
-	"list credentials: 200 (limit=100)": "/health/ready",
-};
-printTable(results, (r) => {
-	const name = baselineName[r.name];
-	return name ? results.find((b) => b.name === name && b.concurrency === r.concurrency) : undefined;
-});
+// Every figure against /health of the same run and concurrency: the cost of the worker and of
+// wrangler's local proxy, with no I/O.
+printTable(results, (r) =>
+	results.find((b) => b.name === "/health" && b.concurrency === r.concurrency),
+);
 mkdirSync("bench/results", { recursive: true });
 writeFileSync(
 	"bench/results/latest.json",
-	`${JSON.stringify({ at: new Date().toISOString(), crypto_us: cryptoFigures, results }, null, 2)}\n`,
+	`${JSON.stringify(
+		{
+			at: new Date().toISOString(),
+			engines: { postgres: infra.postgres, redis: infra.redis },
+			crypto_us: cryptoFigures,
+			pg_round_trips: roundTrips,
+			results,
+		},
+		null,
+		2,
+	)}\n`,
 );

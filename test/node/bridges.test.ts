@@ -5,10 +5,15 @@ import { Ratelimit } from "@upstash/ratelimit";
 import { Redis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../scripts/lib/net.ts";
 import { startUpstashBridge } from "../../scripts/bridges/upstash-rest.ts";
+import { canConnect, freePort } from "../../scripts/lib/net.ts";
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const redisTarget = new URL(REDIS_URL);
+// Real Redis is the reference every reply is compared with. On a machine without one (the
+// README's bare-machine promise) the comparisons are skipped and said so; CI must have it.
+const realRedis = await canConnect(redisTarget.hostname, Number(redisTarget.port || 6379), 1000);
+if (!realRedis && process.env.CI) throw new Error(`CI needs the real Redis at ${REDIS_URL}`);
 const TOKEN = `test-${randomUUID()}`;
 
 type Bridge = Awaited<ReturnType<typeof startUpstashBridge>>;
@@ -41,14 +46,16 @@ async function sweep(redis: Redis, prefix: string): Promise<void> {
 }
 
 beforeAll(async () => {
-	direct = new IORedis(REDIS_URL, { lazyConnect: true });
-	await direct.connect();
-	bridges.redis = await startUpstashBridge({ token: TOKEN, redisUrl: REDIS_URL });
+	if (realRedis) {
+		direct = new IORedis(REDIS_URL, { lazyConnect: true });
+		await direct.connect();
+		bridges.redis = await startUpstashBridge({ token: TOKEN, redisUrl: REDIS_URL });
+	}
 	bridges.embedded = await startUpstashBridge({ token: TOKEN, embedded: true });
 });
 
 afterAll(async () => {
-	for (const prefix of touched) {
+	for (const prefix of realRedis ? touched : []) {
 		await sweep(client("redis"), prefix);
 		const leftovers = await direct.keys(`${prefix}*`);
 		if (leftovers.length > 0) await direct.del(...leftovers);
@@ -126,7 +133,11 @@ async function settle<T>(work: Promise<T>): Promise<T | { error: string }> {
 }
 
 describe.each<Mode>(["redis", "embedded"])("Upstash bridge (%s mode)", (mode) => {
-	it("returns the same raw replies as Redis itself", async () => {
+	// The redis mode needs the real Redis; so does comparing the embedded engine with it.
+	const itIf = it.skipIf(mode === "redis" && !realRedis);
+	const itWithReference = it.skipIf(!realRedis);
+
+	itWithReference("returns the same raw replies as Redis itself", async () => {
 		const kb = keys();
 		const kd = keys();
 		const raw = client(mode, { automaticDeserialization: false });
@@ -142,7 +153,7 @@ describe.each<Mode>(["redis", "embedded"])("Upstash bridge (%s mode)", (mode) =>
 		expect(members.sort()).toEqual(["a", "b", "c"]);
 	});
 
-	it("matches ioredis through the typed client API", async () => {
+	itWithReference("matches ioredis through the typed client API", async () => {
 		const k = keys();
 		const d = keys();
 		const redis = client(mode);
@@ -285,7 +296,7 @@ describe.each<Mode>(["redis", "embedded"])("Upstash bridge (%s mode)", (mode) =>
 		await expect(redis.incr(k("j"))).rejects.toThrow(/ERR/);
 	});
 
-	it("keeps bytes intact under base64 encoding", async () => {
+	itIf("keeps bytes intact under base64 encoding", async () => {
 		const k = keys();
 		const text = "zé ✓ 🚀 \u0000\u00ff";
 		const res = await fetch(bridges[mode].url, {
@@ -315,7 +326,7 @@ describe.each<Mode>(["redis", "embedded"])("Upstash bridge (%s mode)", (mode) =>
 		}
 	});
 
-	it("answers errors with 400 for single commands and per entry in pipelines", async () => {
+	itIf("answers errors with 400 for single commands and per entry in pipelines", async () => {
 		const k = keys();
 		const post = (path: string, body: unknown) =>
 			fetch(`${bridges[mode].url}${path}`, {
@@ -342,7 +353,7 @@ describe.each<Mode>(["redis", "embedded"])("Upstash bridge (%s mode)", (mode) =>
 		expect(await pathForm.json()).toEqual({ result: "text" });
 	});
 
-	it("runs multi-exec atomically while other clients write", async () => {
+	itIf("runs multi-exec atomically while other clients write", async () => {
 		const k = keys();
 		const redis = client(mode);
 		const other = client(mode);
@@ -371,27 +382,30 @@ describe.each<Mode>(["redis", "embedded"])("Upstash bridge (%s mode)", (mode) =>
 		expect(Number(await redis.get(counter))).toBe(300 + competing * 1000);
 	});
 
-	it("supports EVALSHA with the NOSCRIPT fallback, SCRIPT LOAD and Upstash script flags", async () => {
-		const k = keys();
-		const redis = client(mode);
-		const unique = `-- ${randomUUID()}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])`;
-		const sha = createHash("sha1").update(unique).digest("hex");
-		await expect(redis.evalsha(sha, [k("x")], [1])).rejects.toThrow(/NOSCRIPT/);
-		expect(await redis.scriptExists(sha)).toEqual([0]);
-		const script = redis.createScript<number>(unique);
-		expect(await script.exec([k("x")], ["2"])).toBe(2);
-		expect(await redis.scriptExists(sha)).toEqual([1]);
-		expect(await redis.evalsha(sha, [k("x")], [3])).toBe(5);
+	itIf(
+		"supports EVALSHA with the NOSCRIPT fallback, SCRIPT LOAD and Upstash script flags",
+		async () => {
+			const k = keys();
+			const redis = client(mode);
+			const unique = `-- ${randomUUID()}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])`;
+			const sha = createHash("sha1").update(unique).digest("hex");
+			await expect(redis.evalsha(sha, [k("x")], [1])).rejects.toThrow(/NOSCRIPT/);
+			expect(await redis.scriptExists(sha)).toEqual([0]);
+			const script = redis.createScript<number>(unique);
+			expect(await script.exec([k("x")], ["2"])).toBe(2);
+			expect(await redis.scriptExists(sha)).toEqual([1]);
+			expect(await redis.evalsha(sha, [k("x")], [3])).toBe(5);
 
-		// @upstash/ratelimit's scripts declare a flag only Upstash knows about.
-		const flagged = `#!lua flags=allow-key-locking\n-- ${randomUUID()}\nreturn tonumber(ARGV[1]) * 2`;
-		const flaggedSha = await redis.scriptLoad(flagged);
-		expect(flaggedSha).toBe(createHash("sha1").update(flagged).digest("hex"));
-		expect(await redis.evalsha(flaggedSha, [], [21])).toBe(42);
-		expect(await redis.eval(flagged, [], [4])).toBe(8);
-	});
+			// @upstash/ratelimit's scripts declare a flag only Upstash knows about.
+			const flagged = `#!lua flags=allow-key-locking\n-- ${randomUUID()}\nreturn tonumber(ARGV[1]) * 2`;
+			const flaggedSha = await redis.scriptLoad(flagged);
+			expect(flaggedSha).toBe(createHash("sha1").update(flagged).digest("hex"));
+			expect(await redis.evalsha(flaggedSha, [], [21])).toBe(42);
+			expect(await redis.eval(flagged, [], [4])).toBe(8);
+		},
+	);
 
-	it("serves @upstash/lock: one winner, release hands over, leases expire", async () => {
+	itIf("serves @upstash/lock: one winner, release hands over, leases expire", async () => {
 		const k = keys();
 		const id = k("lock");
 		const settings = { id, lease: 5000, retry: { attempts: 1, delay: 10 } };
@@ -423,7 +437,7 @@ describe.each<Mode>(["redis", "embedded"])("Upstash bridge (%s mode)", (mode) =>
 		expect(await next.release()).toBe(true);
 	});
 
-	it("serves @upstash/ratelimit (sliding and fixed window)", async () => {
+	itIf("serves @upstash/ratelimit (sliding and fixed window)", async () => {
 		const k = keys();
 		const redis = client(mode);
 		for (const limiter of [Ratelimit.slidingWindow(3, "30 s"), Ratelimit.fixedWindow(3, "30 s")]) {
@@ -462,13 +476,13 @@ describe("Upstash bridge auth", () => {
 			expect(await res.json()).toEqual({ error: "Unauthorized" });
 		}
 		const wrong = new Redis({
-			url: bridges.redis.url,
+			url: bridges.embedded.url,
 			token: "nope",
 			enableTelemetry: false,
 			retry: false,
 		});
 		await expect(wrong.ping()).rejects.toThrow(/Unauthorized/);
-		expect(await client("redis").ping()).toBe("PONG");
+		expect(await client("embedded").ping()).toBe("PONG");
 	});
 });
 
@@ -480,7 +494,7 @@ describe("Upstash bridge with Redis down", () => {
 		).rejects.toThrow(/cannot reach Redis/);
 	});
 
-	it("answers promptly with an error once Redis goes away", async () => {
+	it.skipIf(!realRedis)("answers promptly with an error once Redis goes away", async () => {
 		// A TCP relay in front of the real Redis stands in for a Redis that dies.
 		const target = new URL(REDIS_URL);
 		const sockets = new Set<Socket>();

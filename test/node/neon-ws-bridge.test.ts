@@ -1,11 +1,12 @@
 import { createServer, type Server } from "node:net";
 import { neonConfig, Pool } from "@neondatabase/serverless";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { WebSocket } from "ws";
-import type { RunningServer } from "../../scripts/lib/net.ts";
 import { isLoopbackHost, parseAddress, startWsProxy } from "../../scripts/bridges/neon-ws.ts";
+import type { RunningServer } from "../../scripts/lib/net.ts";
 
-const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+// The suite's Postgres: the real one, or the embedded server where there is none.
+const POSTGRES_URL = inject("infra").adminUrl;
 
 let proxy: RunningServer;
 

@@ -1,5 +1,6 @@
 import type { TestProject } from "vitest/node";
-import { startInfra } from "../../scripts/lib/infra.ts";
+import { engineChoice, startInfra } from "../../scripts/lib/infra.ts";
+import { startDropper } from "./dropper.ts";
 import { startIdentityProvider } from "./idp.ts";
 import { startOAuthServer } from "./oauth-server.ts";
 
@@ -9,11 +10,11 @@ const FRONTEND_ORIGIN = "https://app.example.com";
 
 /**
  * Brings up what the worker under test talks to (a fresh database per run, the bridges, a
- * stand-in identity provider). Real Postgres and Redis are required when CI is set; elsewhere
- * the embedded engines stand in, loudly.
+ * stand-in identity provider). Real Postgres and Redis are required when CI is set, unless
+ * LATCHKEY_ENGINES=embedded forces the embedded engines; elsewhere they stand in, loudly.
  */
 export default async function setup(project: TestProject) {
-	const infra = await startInfra({ requireReal: Boolean(process.env.CI), label: "test" });
+	const infra = await startInfra({ engines: engineChoice(), label: "test" });
 	const idp = await startIdentityProvider().catch(async (err) => {
 		await infra.close();
 		throw err;
@@ -34,6 +35,7 @@ export default async function setup(project: TestProject) {
 	});
 	project.provide("infra", {
 		databaseUrl: infra.databaseUrl,
+		adminUrl: infra.adminUrl,
 		postgres: infra.postgres,
 		redis: infra.redis,
 	});
@@ -42,10 +44,13 @@ export default async function setup(project: TestProject) {
 		issuer: idp.issuer,
 		privateJwks: idp.privateJwks,
 	});
+	const dropper = await startDropper();
+	project.provide("dropperPort", dropper.port);
 	const { close: closeOAuth, ...oauthDetails } = oauth;
 	project.provide("oauth", oauthDetails);
 	console.log(`[test setup] postgres: ${infra.postgres}, redis: ${infra.redis}`);
 	return async () => {
+		await dropper.close();
 		await closeOAuth();
 		await idp.close();
 		await infra.close();
