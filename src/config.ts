@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { LatchkeyError } from "./http/errors.ts";
+import { LatchkeyError } from "./errors.ts";
 
 /**
  * Raw bindings as Cloudflare hands them to the worker. Everything is a string (or absent);

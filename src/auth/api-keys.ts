@@ -10,7 +10,7 @@ import {
 	type UserStatus,
 	users,
 } from "../db/schema.ts";
-import { LatchkeyError } from "../http/errors.ts";
+import { LatchkeyError } from "../errors.ts";
 import { type CursorKey, keysetAfter, keysetOrder } from "../http/pagination.ts";
 import { invalidateKey, keyCache } from "./cache.ts";
 import { generateKey, KEY_ID_LENGTH, LEGACY_KEY_PATTERN, type ParsedKey } from "./key-format.ts";

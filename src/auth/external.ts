@@ -4,7 +4,7 @@ import type { Config } from "../config.ts";
 import { newId } from "../crypto/encoding.ts";
 import type { Database } from "../db/client.ts";
 import { users } from "../db/schema.ts";
-import { LatchkeyError } from "../http/errors.ts";
+import { LatchkeyError } from "../errors.ts";
 import { normaliseEmail, normaliseName } from "../users/service.ts";
 import { TtlCache } from "./cache.ts";
 import { CLOCK_TOLERANCE_S } from "./jwt.ts";

@@ -5,8 +5,8 @@ import type { Config } from "../config.ts";
 import { sha256, timingSafeEqualBytes } from "../crypto/hash.ts";
 import type { Database } from "../db/client.ts";
 import { users } from "../db/schema.ts";
+import { LatchkeyError } from "../errors.ts";
 import type { AppEnv, Services } from "../http/context.ts";
-import { LatchkeyError } from "../http/errors.ts";
 import {
 	type KeyCheck,
 	recheckKey,

@@ -4,7 +4,7 @@ import { newId, randomBase62 } from "../crypto/encoding.ts";
 import { sha256Hex } from "../crypto/hash.ts";
 import type { Database, Queryable, Tx, TxDatabase } from "../db/client.ts";
 import { apiKeys, refreshTokens, sessions, users } from "../db/schema.ts";
-import { LatchkeyError } from "../http/errors.ts";
+import { LatchkeyError } from "../errors.ts";
 import { keyStillValid } from "./api-keys.ts";
 import { ACCESS_TOKEN_TTL_S, signAccessToken } from "./jwt.ts";
 import type { Scope } from "./scopes.ts";

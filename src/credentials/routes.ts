@@ -8,8 +8,8 @@ import {
 	userIdOf,
 } from "../auth/middleware.ts";
 import type { CredentialRow } from "../db/schema.ts";
+import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
-import { LatchkeyError } from "../http/errors.ts";
 import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, paginate } from "../http/pagination.ts";
 import { resolveProvider, revokeUpstream } from "../oauth/service.ts";

@@ -7,7 +7,7 @@
  * procedure: docs/security.md, "Encryption".
  */
 import type { Config } from "../config.ts";
-import { LatchkeyError } from "../http/errors.ts";
+import { LatchkeyError } from "../errors.ts";
 import { type Bytes, concat, fromBase64, randomBytes, toBase64, utf8 } from "./encoding.ts";
 import { sha256 } from "./hash.ts";
 

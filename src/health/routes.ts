@@ -1,8 +1,8 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
+import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { errorResponse } from "../http/error-handler.ts";
-import { LatchkeyError } from "../http/errors.ts";
 import { errorResponses } from "../http/openapi.ts";
 
 const CHECK_TIMEOUT_MS = 3000;

@@ -5,12 +5,12 @@ import { cors } from "hono/cors";
 import { registerAuthRoutes } from "../auth/routes.ts";
 import { type Config, loadConfig } from "../config.ts";
 import { registerCredentialRoutes } from "../credentials/routes.ts";
+import { LatchkeyError } from "../errors.ts";
 import { registerHealthRoutes } from "../health/routes.ts";
 import { registerOAuthRoutes } from "../oauth/routes.ts";
 import { registerUserRoutes } from "../users/routes.ts";
 import type { AppEnv } from "./context.ts";
 import { onError, onNotFound } from "./error-handler.ts";
-import { LatchkeyError } from "./errors.ts";
 import { bodyLimit, requestContext, securityHeaders, services } from "./middleware.ts";
 
 export interface AppOptions {

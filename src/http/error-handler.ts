@@ -2,8 +2,8 @@ import { DrizzleQueryError } from "drizzle-orm";
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { isTransportFailure, postgresErrorOf } from "../db/errors.ts";
+import { type ErrorCode, errorBody, LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "./context.ts";
-import { type ErrorCode, errorBody, LatchkeyError } from "./errors.ts";
 import { createLogger, redactString } from "./log.ts";
 
 const CODE_FOR_STATUS: Record<number, ErrorCode> = {

@@ -1,8 +1,8 @@
 import type { MiddlewareHandler } from "hono";
 import { loadConfig } from "../config.ts";
 import { concat } from "../crypto/encoding.ts";
+import { LatchkeyError } from "../errors.ts";
 import { type AppEnv, createServices } from "./context.ts";
-import { LatchkeyError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { Timing } from "./timing.ts";
 

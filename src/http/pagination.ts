@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { type SQL, sql } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from "../crypto/encoding.ts";
-import { LatchkeyError } from "./errors.ts";
+import { LatchkeyError } from "../errors.ts";
 
 /**
  * Keyset pagination over (created_at, id). Unlike offsets, a cursor names a position between

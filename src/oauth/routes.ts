@@ -11,8 +11,8 @@ import {
 import { CredentialSchema } from "../credentials/schemas.ts";
 import { getCredentialJson } from "../credentials/service.ts";
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from "../crypto/encoding.ts";
+import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
-import { LatchkeyError } from "../http/errors.ts";
 import { NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, ErrorSchema, errorResponses, listOf } from "../http/openapi.ts";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../http/pagination.ts";

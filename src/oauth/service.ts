@@ -4,8 +4,8 @@ import {
 	type OAuthTokenSet,
 	saveOAuthCredential,
 } from "../credentials/service.ts";
+import { LatchkeyError } from "../errors.ts";
 import type { Services } from "../http/context.ts";
-import { LatchkeyError } from "../http/errors.ts";
 import { type EffectiveProvider, parseGrantedScopes } from "./providers.ts";
 import { resolveProvider } from "./registry.ts";
 import {

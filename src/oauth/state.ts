@@ -2,8 +2,8 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import { randomBytes, toBase64Url } from "../crypto/encoding.ts";
 import { sha256Hex } from "../crypto/hash.ts";
+import { LatchkeyError } from "../errors.ts";
 import type { Services } from "../http/context.ts";
-import { LatchkeyError } from "../http/errors.ts";
 
 /**
  * The `state` of an authorization request: 32 random bytes handed to the client, and the

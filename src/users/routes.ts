@@ -8,8 +8,8 @@ import {
 	requireUser,
 	userIdOf,
 } from "../auth/middleware.ts";
+import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
-import { LatchkeyError } from "../http/errors.ts";
 import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage } from "../http/pagination.ts";
 import {

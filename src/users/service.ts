@@ -11,7 +11,7 @@ import {
 	type UserStatus,
 	users,
 } from "../db/schema.ts";
-import { LatchkeyError } from "../http/errors.ts";
+import { LatchkeyError } from "../errors.ts";
 import {
 	type CursorKey,
 	keysetAfter,

@@ -12,7 +12,7 @@ import {
 	type Sealed,
 	seal,
 } from "../../src/crypto/envelope.ts";
-import { LatchkeyError } from "../../src/http/errors.ts";
+import { LatchkeyError } from "../../src/errors.ts";
 
 // Straight from the bindings rather than through helpers.ts, so these tests do not depend on
 // the whole app compiling.

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toBase64Url, utf8 } from "../../src/crypto/encoding.ts";
 import type { DbHandle } from "../../src/db/client.ts";
 import { users } from "../../src/db/schema.ts";
-import { LatchkeyError } from "../../src/http/errors.ts";
+import { LatchkeyError } from "../../src/errors.ts";
 import {
 	type CursorKey,
 	decodeCursor,

@@ -1,6 +1,7 @@
 /**
- * One error type for the whole service. Domain code throws `LatchkeyError` with a code; only
- * the HTTP layer turns the code into a status, so domain modules never import HTTP concepts.
+ * One error type for the whole service. Domain code throws `LatchkeyError` with a code; the code
+ * fixes the status, and only the HTTP layer (src/http/error-handler.ts) turns an error into a
+ * response, so this module sits below every other and domain modules never import from http/.
  */
 export const ERROR_STATUS = {
 	invalid_request: 400,
