@@ -1,9 +1,9 @@
 import { type Env, loadConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
-import { createServices } from "./http/context.ts";
-import { createLogger } from "./http/log.ts";
-import { Timing } from "./http/timing.ts";
 import { runJobs } from "./jobs/index.ts";
+import { createLogger } from "./log.ts";
+import { createServices } from "./services.ts";
+import { Timing } from "./timing.ts";
 
 const app = createApp();
 

@@ -6,7 +6,8 @@ import { sha256, timingSafeEqualBytes } from "../crypto/hash.ts";
 import type { Database } from "../db/client.ts";
 import { users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import type { AppEnv, Services } from "../http/context.ts";
+import type { AppEnv } from "../http/context.ts";
+import type { Services } from "../services.ts";
 import {
 	type KeyCheck,
 	recheckKey,

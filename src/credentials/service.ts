@@ -3,8 +3,8 @@ import { newId } from "../crypto/encoding.ts";
 import { credentialAad, getKeyRing, open, seal } from "../crypto/envelope.ts";
 import { type CredentialRow, type CredentialType, credentials, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import type { Services } from "../http/context.ts";
 import { type CursorKey, keysetAfter, keysetOrder } from "../http/pagination.ts";
+import type { Services } from "../services.ts";
 import type { AnySecret, SecretOf } from "./secrets.ts";
 
 /** The credential object of API.md: metadata only, never a secret field. */

@@ -9,7 +9,7 @@ import type { ExtractTablesWithRelations } from "drizzle-orm";
 import { drizzle as drizzleHttp, type NeonHttpDatabase } from "drizzle-orm/neon-http";
 import { drizzle as drizzleWs, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
-import type { Timing } from "../http/timing.ts";
+import type { Timing } from "../timing.ts";
 import * as schema from "./schema.ts";
 
 type Schema = typeof schema;

@@ -1,58 +1,7 @@
-import type { Redis } from "@upstash/redis/cloudflare";
-import type { Config, Env } from "../config.ts";
-import { createDb, type Database, type DbHandle, type TxDatabase } from "../db/client.ts";
-import { createRedis } from "../redis/client.ts";
-import type { Logger } from "./log.ts";
-import type { Timing } from "./timing.ts";
-
-/**
- * Per-request services, built lazily and once per request. Statements go over HTTP; only an
- * interactive transaction opens the request's WebSocket pool, closed after the response.
- */
-export interface Services {
-	readonly config: Config;
-	/** One HTTP round trip per statement or batch; what almost every request uses. */
-	readonly db: Database;
-	/** Opens a WebSocket pool on first use: only for transactions that must be interactive. */
-	readonly txDb: TxDatabase;
-	readonly redis: Redis;
-	readonly logger: Logger;
-	readonly now: () => Date;
-}
-
-export function createServices(
-	config: Config,
-	logger: Logger,
-	timing: Timing,
-	now: () => Date = () => new Date(),
-): { services: Services; dispose: () => Promise<void> } {
-	let dbHandle: DbHandle | undefined;
-	let redis: Redis | undefined;
-	const handle = () => {
-		dbHandle ??= createDb(
-			config.DATABASE_URL,
-			{ httpEndpoint: config.LATCHKEY_DB_HTTP_ENDPOINT, wsProxy: config.LATCHKEY_DB_WS_PROXY },
-			timing,
-		);
-		return dbHandle;
-	};
-	const services: Services = {
-		config,
-		logger,
-		now,
-		get db() {
-			return handle().db;
-		},
-		get txDb() {
-			return handle().txDb();
-		},
-		get redis() {
-			redis ??= createRedis(config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN, timing);
-			return redis;
-		},
-	};
-	return { services, dispose: async () => dbHandle?.end() };
-}
+import type { Env } from "../config.ts";
+import type { Logger } from "../log.ts";
+import type { Services } from "../services.ts";
+import type { Timing } from "../timing.ts";
 
 export type AppEnv = {
 	Bindings: Env;

@@ -3,8 +3,8 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { isTransportFailure, postgresErrorOf } from "../db/errors.ts";
 import { type ErrorCode, errorBody, LatchkeyError } from "../errors.ts";
+import { createLogger, redactString } from "../log.ts";
 import type { AppEnv } from "./context.ts";
-import { createLogger, redactString } from "./log.ts";
 
 const CODE_FOR_STATUS: Record<number, ErrorCode> = {
 	400: "invalid_request",

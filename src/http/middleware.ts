@@ -2,9 +2,10 @@ import type { MiddlewareHandler } from "hono";
 import { loadConfig } from "../config.ts";
 import { concat } from "../crypto/encoding.ts";
 import { LatchkeyError } from "../errors.ts";
-import { type AppEnv, createServices } from "./context.ts";
-import { createLogger } from "./log.ts";
-import { Timing } from "./timing.ts";
+import { createLogger } from "../log.ts";
+import { createServices } from "../services.ts";
+import { Timing } from "../timing.ts";
+import type { AppEnv } from "./context.ts";
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 

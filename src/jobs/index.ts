@@ -1,4 +1,4 @@
-import type { Services } from "../http/context.ts";
+import type { Services } from "../services.ts";
 import { rewrapJob } from "./rewrap.ts";
 
 /**

@@ -6,7 +6,7 @@
 import { and, asc, count, gt, inArray, notInArray, type SQL, sql } from "drizzle-orm";
 import { getKeyRing, type KeyRing, rewrap, type Sealed } from "../crypto/envelope.ts";
 import { credentials, oauthProviders } from "../db/schema.ts";
-import type { Services } from "../http/context.ts";
+import type { Services } from "../services.ts";
 import type { Job } from "./index.ts";
 
 /** The tables with sealed columns, by their SQL names. */

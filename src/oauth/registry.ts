@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { getKeyRing, open, providerAad, seal } from "../crypto/envelope.ts";
 import { type OAuthProviderRow, oauthProviders } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import type { Services } from "../http/context.ts";
+import type { Services } from "../services.ts";
 import {
 	BUILTIN_PROVIDERS,
 	builtinProvider,

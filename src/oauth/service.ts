@@ -5,7 +5,7 @@ import {
 	saveOAuthCredential,
 } from "../credentials/service.ts";
 import { LatchkeyError } from "../errors.ts";
-import type { Services } from "../http/context.ts";
+import type { Services } from "../services.ts";
 import { type EffectiveProvider, parseGrantedScopes } from "./providers.ts";
 import { resolveProvider } from "./registry.ts";
 import {

@@ -3,7 +3,7 @@ import type { Config } from "../config.ts";
 import { randomBytes, toBase64Url } from "../crypto/encoding.ts";
 import { sha256Hex } from "../crypto/hash.ts";
 import { LatchkeyError } from "../errors.ts";
-import type { Services } from "../http/context.ts";
+import type { Services } from "../services.ts";
 
 /**
  * The `state` of an authorization request: 32 random bytes handed to the client, and the

@@ -1,5 +1,5 @@
 import { Redis } from "@upstash/redis/cloudflare";
-import type { Timing } from "../http/timing.ts";
+import type { Timing } from "../timing.ts";
 
 interface RequesterLike {
 	request: (req: unknown) => Promise<unknown>;

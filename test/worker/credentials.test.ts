@@ -5,9 +5,9 @@ import { hostMatches } from "../../src/credentials/secrets.ts";
 import { createCredential } from "../../src/credentials/service.ts";
 import type { Database } from "../../src/db/client.ts";
 import { credentials } from "../../src/db/schema.ts";
-import { createServices } from "../../src/http/context.ts";
-import { createLogger } from "../../src/http/log.ts";
-import { Timing } from "../../src/http/timing.ts";
+import { createLogger } from "../../src/log.ts";
+import { createServices } from "../../src/services.ts";
+import { Timing } from "../../src/timing.ts";
 import { admin, CREDENTIAL_KEYS, userWithKey } from "./fixtures.ts";
 import { call, expectError, testDb, testEnv } from "./helpers.ts";
 

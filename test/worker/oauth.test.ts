@@ -2,10 +2,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { findVisible, openSecret } from "../../src/credentials/service.ts";
 import type { CredentialRow } from "../../src/db/schema.ts";
-import { createServices, type Services } from "../../src/http/context.ts";
-import { createLogger } from "../../src/http/log.ts";
-import { Timing } from "../../src/http/timing.ts";
+import { createLogger } from "../../src/log.ts";
 import { refreshAccessToken, revokeUpstream } from "../../src/oauth/service.ts";
+import { createServices, type Services } from "../../src/services.ts";
+import { Timing } from "../../src/timing.ts";
 import { admin, CREDENTIAL_KEYS, userWithKey } from "./fixtures.ts";
 import { BASE, type CallInit, call, clockedApp, expectError, testEnv } from "./helpers.ts";
 

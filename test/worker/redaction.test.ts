@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { REDACTED, redact } from "../../src/http/log.ts";
+import { REDACTED, redact } from "../../src/log.ts";
 
 describe("redact", () => {
 	it("masks secret-named fields at any depth but keeps ids and timestamps", () => {

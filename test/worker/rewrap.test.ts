@@ -13,9 +13,6 @@ import {
 	seal,
 } from "../../src/crypto/envelope.ts";
 import { type CredentialType, credentials, oauthProviders, users } from "../../src/db/schema.ts";
-import { createServices, type Services } from "../../src/http/context.ts";
-import type { Logger } from "../../src/http/log.ts";
-import { Timing } from "../../src/http/timing.ts";
 import { jobs } from "../../src/jobs/index.ts";
 import {
 	rewrapDataKeys,
@@ -23,6 +20,9 @@ import {
 	rewrapRows,
 	type SealedRowSnapshot,
 } from "../../src/jobs/rewrap.ts";
+import type { Logger } from "../../src/log.ts";
+import { createServices, type Services } from "../../src/services.ts";
+import { Timing } from "../../src/timing.ts";
 import { testDb } from "./helpers.ts";
 
 const testEnv = env as unknown as Record<string, string>;
