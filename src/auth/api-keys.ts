@@ -2,6 +2,7 @@ import { and, eq, gt, isNull, lt, or, type SQL } from "drizzle-orm";
 import { fromHex, randomBase62 } from "../crypto/encoding.ts";
 import { sha256, sha256Hex, timingSafeEqualBytes } from "../crypto/hash.ts";
 import type { Database, Queryable, TxDatabase } from "../db/client.ts";
+import { type CursorKey, keysetAfter, keysetOrder } from "../db/pagination.ts";
 import {
 	type ApiKeyRow,
 	apiKeys,
@@ -11,7 +12,6 @@ import {
 	users,
 } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import { type CursorKey, keysetAfter, keysetOrder } from "../http/pagination.ts";
 import { invalidateKey, keyCache } from "./cache.ts";
 import { generateKey, KEY_ID_LENGTH, LEGACY_KEY_PATTERN, type ParsedKey } from "./key-format.ts";
 import type { Principal } from "./principal.ts";

@@ -6,7 +6,7 @@ import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
-import { cursorFrom, ListQuery, paginate } from "../http/pagination.ts";
+import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import {
 	createApiKey,
 	importLegacyKey,
@@ -336,8 +336,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 				limit: query.limit,
 				after: cursorFrom(query),
 			});
-			const page = paginate(rows, query.limit);
-			return c.json({ data: page.data.map(toKeyJson), next_cursor: page.next_cursor }, 200);
+			return c.json(mapPage(paginate(rows, query.limit), toKeyJson), 200);
 		},
 	);
 

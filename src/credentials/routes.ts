@@ -11,7 +11,7 @@ import type { CredentialRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
-import { cursorFrom, ListQuery, paginate } from "../http/pagination.ts";
+import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import { resolveProvider, revokeUpstream } from "../oauth/service.ts";
 import { CredentialSchema } from "./schemas.ts";
 import { HeadersSchema, HOST_PATTERN, PROVIDER_SLUG, secretString } from "./secrets.ts";
@@ -309,8 +309,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 				after: cursorFrom(query),
 				provider: query.provider,
 			});
-			const page = paginate(rows, query.limit);
-			return c.json({ data: page.data.map(toCredentialJson), next_cursor: page.next_cursor }, 200);
+			return c.json(mapPage(paginate(rows, query.limit), toCredentialJson), 200);
 		},
 	);
 

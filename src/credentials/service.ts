@@ -1,9 +1,9 @@
 import { and, eq, isNull, or, type SQL } from "drizzle-orm";
 import { newId } from "../crypto/encoding.ts";
 import { credentialAad, getKeyRing, open, seal } from "../crypto/envelope.ts";
+import { type CursorKey, keysetAfter, keysetOrder } from "../db/pagination.ts";
 import { type CredentialRow, type CredentialType, credentials, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import { type CursorKey, keysetAfter, keysetOrder } from "../http/pagination.ts";
 import type { Services } from "../services.ts";
 import type { AnySecret, SecretOf } from "./secrets.ts";
 

@@ -1,13 +1,11 @@
 import { z } from "@hono/zod-openapi";
-import { type SQL, sql } from "drizzle-orm";
-import type { PgColumn } from "drizzle-orm/pg-core";
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from "../crypto/encoding.ts";
+import type { CursorKey } from "../db/pagination.ts";
 import { LatchkeyError } from "../errors.ts";
 
 /**
- * Keyset pagination over (created_at, id). Unlike offsets, a cursor names a position between
- * two rows, so rows inserted or deleted while a client walks the list never shift a page: no
- * row is shown twice or skipped (a row inserted behind the cursor is simply not seen).
+ * Lists on the wire: the `limit` and `cursor` query parameters, and pages whose `next_cursor`
+ * is an opaque encoding of a keyset position (src/db/pagination.ts).
  */
 
 export const DEFAULT_LIMIT = 50;
@@ -34,12 +32,6 @@ export const ListQuery = z.object({
 });
 
 export type ListQueryInput = z.output<typeof ListQuery>;
-
-/** The position of a row in (created_at, id) order. */
-export interface CursorKey {
-	createdAt: Date;
-	id: string;
-}
 
 export interface Page<T> {
 	data: T[];
@@ -88,28 +80,6 @@ export function decodeCursor(cursor: string): CursorKey {
 /** Decodes an optional cursor query parameter. */
 export function cursorFrom(query: { cursor?: string | undefined }): CursorKey | undefined {
 	return query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-}
-
-/**
- * WHERE fragment selecting the rows after `after`. The cursor carries milliseconds while
- * Postgres stores microseconds, so the boundary row's own stored time is used when the row still
- * exists; otherwise a row written in the same millisecond as the deleted boundary could repeat.
- * Both lookups are index scans (primary key, then the (created_at, id) order).
- */
-export function keysetAfter(
-	createdAt: PgColumn,
-	id: PgColumn,
-	after: CursorKey | undefined,
-): SQL | undefined {
-	if (!after) return undefined;
-	const fallback = sql`${after.createdAt.toISOString()}::timestamptz`;
-	const exact = sql`(select ${createdAt} from ${createdAt.table} where ${id} = ${after.id})`;
-	return sql`(${createdAt}, ${id}) > (coalesce(${exact}, ${fallback}), ${after.id})`;
-}
-
-/** ORDER BY matching `keysetAfter`. */
-export function keysetOrder(createdAt: PgColumn, id: PgColumn): SQL[] {
-	return [sql`${createdAt} asc`, sql`${id} asc`];
 }
 
 /**

@@ -11,7 +11,7 @@ import {
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
-import { cursorFrom, ListQuery, mapPage } from "../http/pagination.ts";
+import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import {
 	adminUpdateUser,
 	canonicalTimeZone,
@@ -301,12 +301,12 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>): void {
 	app.openapi(listUsersRoute, async (c) => {
 		const { db } = c.get("services");
 		const query = c.req.valid("query");
-		const page = await listUsers(db, {
+		const rows = await listUsers(db, {
 			limit: query.limit,
 			after: cursorFrom(query),
 			status: query.status,
 		});
-		return c.json(mapPage(page, toUserJson), 200);
+		return c.json(mapPage(paginate(rows, query.limit), toUserJson), 200);
 	});
 
 	app.openapi(getUserRoute, async (c) => {

@@ -5,6 +5,7 @@ import { invalidateUser } from "../auth/cache.ts";
 import { newId } from "../crypto/encoding.ts";
 import type { Database } from "../db/client.ts";
 import { violatedUniqueConstraint } from "../db/errors.ts";
+import { type CursorKey, keysetAfter, keysetOrder } from "../db/pagination.ts";
 import {
 	type NotificationPreferences,
 	type UserRow,
@@ -12,13 +13,6 @@ import {
 	users,
 } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import {
-	type CursorKey,
-	keysetAfter,
-	keysetOrder,
-	type Page,
-	paginate,
-} from "../http/pagination.ts";
 
 /**
  * Users: the accounts that own credentials. Every rule about what a user record may contain is
@@ -193,18 +187,18 @@ export interface ListUsersOptions {
 	status?: UserStatus | undefined;
 }
 
-export async function listUsers(db: Database, options: ListUsersOptions): Promise<Page<UserRow>> {
+/** Up to `limit + 1` users in keyset order, like every list query; the extra row says more follow. */
+export function listUsers(db: Database, options: ListUsersOptions): Promise<UserRow[]> {
 	const conditions: (SQL | undefined)[] = [
 		keysetAfter(users.createdAt, users.id, options.after),
 		options.status ? eq(users.status, options.status) : undefined,
 	];
-	const rows = await db
+	return db
 		.select()
 		.from(users)
 		.where(and(...conditions))
 		.orderBy(...keysetOrder(users.createdAt, users.id))
 		.limit(options.limit + 1);
-	return paginate(rows, options.limit);
 }
 
 export interface ProfileUpdate {

@@ -3,17 +3,10 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toBase64Url, utf8 } from "../../src/crypto/encoding.ts";
 import type { DbHandle } from "../../src/db/client.ts";
+import { type CursorKey, keysetAfter, keysetOrder } from "../../src/db/pagination.ts";
 import { users } from "../../src/db/schema.ts";
 import { LatchkeyError } from "../../src/errors.ts";
-import {
-	type CursorKey,
-	decodeCursor,
-	encodeCursor,
-	keysetAfter,
-	keysetOrder,
-	ListQuery,
-	paginate,
-} from "../../src/http/pagination.ts";
+import { decodeCursor, encodeCursor, ListQuery, paginate } from "../../src/http/pagination.ts";
 import { testDb } from "./helpers.ts";
 
 function expectCursorRejected(cursor: string): void {
