@@ -3,33 +3,13 @@ import { fromHex, randomBase62 } from "../crypto/encoding.ts";
 import { sha256, sha256Hex, timingSafeEqualBytes } from "../crypto/hash.ts";
 import type { Database, Queryable, TxDatabase } from "../db/client.ts";
 import { type CursorKey, keysetAfter, keysetOrder } from "../db/pagination.ts";
-import {
-	type ApiKeyRow,
-	apiKeys,
-	type KeyKind,
-	sessions,
-	type UserStatus,
-	users,
-} from "../db/schema.ts";
+import { type ApiKeyRow, apiKeys, sessions, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import { invalidateKey, keyCache } from "./cache.ts";
+import { type CachedKey, invalidateKey, keyCache } from "./cache.ts";
 import { generateKey, KEY_ID_LENGTH, LEGACY_KEY_PATTERN, type ParsedKey } from "./key-format.ts";
 import type { Principal } from "./principal.ts";
 import { isScope, type Scope, USER_SCOPES } from "./scopes.ts";
 import { revokeSessionsWhere } from "./sessions.ts";
-
-/** What the hot path needs to decide about a key, cached for a few seconds per isolate. */
-export interface CachedKey {
-	id: string;
-	userId: string;
-	kind: KeyKind;
-	secretHash: string;
-	scopes: Scope[];
-	createdAt: number;
-	expiresAt: number | null;
-	revokedAt: number | null;
-	userStatus: UserStatus;
-}
 
 export type KeyFailure = "unknown" | "revoked" | "expired" | "user_deleting";
 
@@ -333,12 +313,6 @@ export function userAccessRevocations(db: Database, userId: string, now: Date) {
 			.where(and(eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt))),
 		revokeSessionsWhere(db, eq(sessions.userId, userId), now, "user_deleted"),
 	] as const;
-}
-
-/** Whether the key a session came from still authorises refreshing it. */
-export function keyStillValid(row: Pick<ApiKeyRow, "revokedAt" | "expiresAt">, now: Date): boolean {
-	if (row.revokedAt && row.revokedAt <= now) return false;
-	return !(row.expiresAt && row.expiresAt <= now);
 }
 
 /** Uncached re-check of a key by id, for requests that are about to return a secret. */

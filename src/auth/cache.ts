@@ -1,5 +1,5 @@
-import type { UserStatus } from "../db/schema.ts";
-import type { CachedKey } from "./api-keys.ts";
+import type { KeyKind, UserStatus } from "../db/schema.ts";
+import type { Scope } from "./scopes.ts";
 
 /**
  * Isolate-local cache of authentication decisions. A busy client costs no database query per
@@ -53,6 +53,19 @@ export class TtlCache<T> {
 	clear(): void {
 		this.map.clear();
 	}
+}
+
+/** What the hot path needs to decide about a key, cached for a few seconds per isolate. */
+export interface CachedKey {
+	id: string;
+	userId: string;
+	kind: KeyKind;
+	secretHash: string;
+	scopes: Scope[];
+	createdAt: number;
+	expiresAt: number | null;
+	revokedAt: number | null;
+	userStatus: UserStatus;
 }
 
 /** Resolved API keys by public id (standard) or by hash (legacy); `null` caches a miss. */

@@ -3,9 +3,8 @@ import type { Config } from "../config.ts";
 import { newId, randomBase62 } from "../crypto/encoding.ts";
 import { sha256Hex } from "../crypto/hash.ts";
 import type { Database, Queryable, Tx, TxDatabase } from "../db/client.ts";
-import { apiKeys, refreshTokens, sessions, users } from "../db/schema.ts";
+import { type ApiKeyRow, apiKeys, refreshTokens, sessions, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import { keyStillValid } from "./api-keys.ts";
 import { ACCESS_TOKEN_TTL_S, signAccessToken } from "./jwt.ts";
 import type { Scope } from "./scopes.ts";
 
@@ -28,6 +27,15 @@ const secondsBetween = (later: Date, earlier: Date) =>
 	Math.max(0, Math.floor((later.getTime() - earlier.getTime()) / 1000));
 
 const minDate = (a: Date, b: Date) => (a < b ? a : b);
+
+/**
+ * Whether the key a session came from still authorises refreshing it. Here rather than with the
+ * keys because only sessions ask, and api-keys.ts already depends on this module.
+ */
+function keyStillValid(row: Pick<ApiKeyRow, "revokedAt" | "expiresAt">, now: Date): boolean {
+	if (row.revokedAt && row.revokedAt <= now) return false;
+	return !(row.expiresAt && row.expiresAt <= now);
+}
 
 const invalidGrant = (message: string) =>
 	new LatchkeyError("invalid_grant", message, { hint: "Exchange an API key for a new session." });
