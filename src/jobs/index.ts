@@ -1,14 +1,6 @@
 import type { Services } from "../services.ts";
+import type { Job } from "./job.ts";
 import { rewrapJob } from "./rewrap.ts";
-
-/**
- * A unit of scheduled work. Jobs are independent: one failing never stops the others, and
- * each reports what it did so cron runs and `POST /v1/admin/maintenance/run` share a summary.
- */
-export interface Job {
-	name: string;
-	run(services: Services): Promise<Record<string, number>>;
-}
 
 export interface JobResult {
 	name: string;

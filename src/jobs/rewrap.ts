@@ -7,7 +7,7 @@ import { and, asc, count, gt, inArray, notInArray, type SQL, sql } from "drizzle
 import { getKeyRing, type KeyRing, rewrap, type Sealed } from "../crypto/envelope.ts";
 import { credentials, oauthProviders } from "../db/schema.ts";
 import type { Services } from "../services.ts";
-import type { Job } from "./index.ts";
+import type { Job } from "./job.ts";
 
 /** The tables with sealed columns, by their SQL names. */
 export type SealedTableName = "credentials" | "oauth_providers";
