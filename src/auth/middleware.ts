@@ -8,6 +8,7 @@ import { users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import type { Services } from "../services.ts";
+import { resolveExternalUser } from "../users/external.ts";
 import {
 	type KeyCheck,
 	recheckKey,
@@ -16,7 +17,7 @@ import {
 	verifyStandardKey,
 } from "./api-keys.ts";
 import { userStatusCache } from "./cache.ts";
-import { isExternalToken, resolveExternalUser, verifyExternalToken } from "./external.ts";
+import { isExternalToken, verifyExternalToken } from "./external.ts";
 import { verifyAccessToken } from "./jwt.ts";
 import { LEGACY_KEY_PATTERN, parseKey } from "./key-format.ts";
 import { hasScope, type Principal } from "./principal.ts";
