@@ -12,7 +12,8 @@ import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
-import { resolveProvider, revokeUpstream } from "../oauth/service.ts";
+import { resolveProvider } from "../oauth/registry.ts";
+import { revokeUpstream } from "../oauth/service.ts";
 import { CredentialSchema } from "./schemas.ts";
 import { HeadersSchema, HOST_PATTERN, PROVIDER_SLUG, secretString } from "./secrets.ts";
 import {

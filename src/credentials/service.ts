@@ -4,6 +4,7 @@ import { credentialAad, getKeyRing, open, seal } from "../crypto/envelope.ts";
 import { type CursorKey, keysetAfter, keysetOrder } from "../db/pagination.ts";
 import { type CredentialRow, type CredentialType, credentials, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
+import type { ConnectedAccount, OAuthTokenSet } from "../oauth/service.ts";
 import type { Services } from "../services.ts";
 import type { AnySecret, SecretOf } from "./secrets.ts";
 
@@ -244,14 +245,6 @@ export function assertWritable(row: CredentialRow): void {
 	}
 }
 
-export interface OAuthTokenSet {
-	accessToken: string;
-	refreshToken?: string;
-	tokenType: string;
-	expiresAt: Date | null;
-	scopes: string[];
-}
-
 const union = (a: string[], b: string[]) => [...new Set([...a, ...b])];
 
 function oauthSecret(tokens: OAuthTokenSet, previousRefresh?: string): SecretOf["oauth2"] {
@@ -270,14 +263,7 @@ function oauthSecret(tokens: OAuthTokenSet, previousRefresh?: string): SecretOf[
  */
 export async function saveOAuthCredential(
 	services: Services,
-	input: {
-		userId: string;
-		provider: string;
-		username: string | null;
-		tokens: OAuthTokenSet;
-		credentialId?: string;
-		title?: string;
-	},
+	input: ConnectedAccount,
 ): Promise<{ id: string; created: boolean }> {
 	const { db } = services;
 	// The GET callback carries no credential: the state names the user, who may have been

@@ -9,16 +9,17 @@ import {
 	userIdOf,
 } from "../auth/middleware.ts";
 import { CredentialSchema } from "../credentials/schemas.ts";
-import { getCredentialJson } from "../credentials/service.ts";
+import { findVisible, getCredentialJson, saveOAuthCredential } from "../credentials/service.ts";
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from "../crypto/encoding.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, ErrorSchema, errorResponses, listOf } from "../http/openapi.ts";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../http/pagination.ts";
+import type { Services } from "../services.ts";
 import type { EffectiveProvider } from "./providers.ts";
 import { listProviders, putProvider } from "./registry.ts";
-import { finishAuthorization, startAuthorization } from "./service.ts";
+import { type ConnectedAccount, finishAuthorization, startAuthorization } from "./service.ts";
 import { consumeState, STATE_TTL_SECONDS } from "./state.ts";
 
 const PROVIDER_ID = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
@@ -234,6 +235,11 @@ function withParams(target: string, params: Record<string, string>): string {
 	return url.href;
 }
 
+// The OAuth flow does not know the vault: here the routes decide that a connected account
+// becomes a credential.
+const keepAsCredential = (services: Services) => (account: ConnectedAccount) =>
+	saveOAuthCredential(services, account);
+
 const anyPrincipal: MiddlewareHandler<AuthEnv>[] = [authenticate()];
 const adminOnly: MiddlewareHandler<AuthEnv>[] = [authenticate(), requireScope("admin")];
 const userWrite: MiddlewareHandler<AuthEnv>[] = [
@@ -383,15 +389,21 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 	});
 
 	authed.openapi(authorizeRoute, async (c) => {
+		const services = c.get("services");
+		const userId = userIdOf(c);
 		const body = c.req.valid("json") ?? {};
-		const started = await startAuthorization(c.get("services"), {
-			userId: userIdOf(c),
-			providerId: c.req.valid("param").provider,
-			scopes: body.scopes,
-			credentialId: body.credential_id,
-			redirectUri: body.redirect_uri,
-			returnTo: body.return_to,
-		});
+		const started = await startAuthorization(
+			services,
+			{
+				userId,
+				providerId: c.req.valid("param").provider,
+				scopes: body.scopes,
+				credentialId: body.credential_id,
+				redirectUri: body.redirect_uri,
+				returnTo: body.return_to,
+			},
+			(id) => findVisible(services, userId, id),
+		);
 		return c.json(
 			{
 				authorization_url: started.authorizationUrl,
@@ -417,6 +429,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			state,
 			record,
 			new URL(c.req.url).searchParams,
+			keepAsCredential(services),
 		);
 		c.header("Cache-Control", "no-store");
 		if (record.return_to) {
@@ -446,6 +459,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			state,
 			record,
 			new URLSearchParams({ code, state, ...(iss === undefined ? {} : { iss }) }),
+			keepAsCredential(services),
 		);
 		if (!outcome.ok) throw outcome.failure;
 		return c.json(await getCredentialJson(services, userId, outcome.credentialId), 201, NO_STORE);

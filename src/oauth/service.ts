@@ -1,9 +1,4 @@
 import * as oauth from "oauth4webapi";
-import {
-	getCredentialJson,
-	type OAuthTokenSet,
-	saveOAuthCredential,
-} from "../credentials/service.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { Services } from "../services.ts";
 import { type EffectiveProvider, parseGrantedScopes } from "./providers.ts";
@@ -18,9 +13,30 @@ import {
 /**
  * The authorization-code flow against a provider, built on oauth4webapi. Nothing here knows
  * about HTTP requests to Latchkey itself: routes pass plain values in and map the results.
+ * Nor does it know the credential vault: the routes hand in how to look up the credential of a
+ * scope upgrade and where to keep a connected account, so oauth/ and credentials/ never import
+ * each other's services.
  */
 
-export { resolveProvider } from "./registry.ts";
+/** Tokens as a provider granted them, normalised. */
+export interface OAuthTokenSet {
+	accessToken: string;
+	refreshToken?: string;
+	tokenType: string;
+	expiresAt: Date | null;
+	scopes: string[];
+}
+
+/** A connected provider account, for the caller to keep (as a credential). */
+export interface ConnectedAccount {
+	userId: string;
+	provider: string;
+	username: string | null;
+	tokens: OAuthTokenSet;
+	/** The credential a scope upgrade started from. */
+	credentialId?: string;
+	title?: string;
+}
 
 // GitHub's API refuses requests without a User-Agent.
 const USER_AGENT = "Latchkey";
@@ -300,16 +316,29 @@ export interface AuthorizationRequest {
 	returnTo?: string;
 }
 
+/** What a scope upgrade needs to know of the credential it starts from. */
+export interface UpgradedCredential {
+	type: string;
+	provider: string;
+	system: boolean;
+	managed: boolean;
+	scopes: string[];
+}
+
 export interface StartedAuthorization {
 	authorizationUrl: string;
 	state: string;
 	expiresAt: Date;
 }
 
-/** Builds the URL the user is sent to, and remembers the request under its state. */
+/**
+ * Builds the URL the user is sent to, and remembers the request under its state. `findCredential`
+ * looks up the user's credential named by `credentialId` (not_found when it is not theirs).
+ */
 export async function startAuthorization(
 	services: Services,
 	request: AuthorizationRequest,
+	findCredential: (id: string) => Promise<UpgradedCredential>,
 ): Promise<StartedAuthorization> {
 	const provider = await resolveProvider(services, request.providerId);
 	if (!provider.configured || !provider.client) throw notConfigured(provider);
@@ -326,7 +355,7 @@ export async function startAuthorization(
 
 	let scopes = request.scopes ?? provider.defaultScopes;
 	if (request.credentialId !== undefined) {
-		const existing = await getCredentialJson(services, request.userId, request.credentialId);
+		const existing = await findCredential(request.credentialId);
 		if (
 			existing.type !== "oauth2" ||
 			existing.provider !== provider.id ||
@@ -382,15 +411,16 @@ const failed = (failure: LatchkeyError, error: string = failure.code): CallbackO
 
 /**
  * Completes an authorization whose state was consumed: checks the authorization response,
- * exchanges the code and stores the credential. Failures the user or provider caused come
- * back as an outcome (the state is spent either way, so the caller decides how to report
- * them); failures of Latchkey's own storage are thrown.
+ * exchanges the code and hands the account to `keep`, which stores it. Failures the user or
+ * provider caused come back as an outcome (the state is spent either way, so the caller decides
+ * how to report them); failures of Latchkey's own storage are thrown.
  */
 export async function finishAuthorization(
 	services: Services,
 	state: string,
 	record: OAuthStateRecord,
 	callbackParams: URLSearchParams,
+	keep: (account: ConnectedAccount) => Promise<{ id: string; created: boolean }>,
 ): Promise<CallbackOutcome> {
 	let provider: EffectiveProvider;
 	try {
@@ -454,7 +484,7 @@ export async function finishAuthorization(
 
 	const username = await fetchUsername(services, provider, tokens.accessToken);
 	try {
-		const saved = await saveOAuthCredential(services, {
+		const saved = await keep({
 			userId: record.user_id,
 			provider: provider.id,
 			username,
