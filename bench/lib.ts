@@ -1,3 +1,4 @@
+import { fork } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../scripts/lib/net.ts";
@@ -8,6 +9,51 @@ import {
 	waitUntilServing,
 	writeVarsFile,
 } from "../scripts/lib/wrangler.ts";
+
+export interface BenchInfra {
+	bindings: Record<string, string>;
+	postgres: "real" | "embedded";
+	redis: "real" | "embedded";
+	databaseUrl: string;
+	/** Requests and statements the SQL bridge has served so far. */
+	sqlStats(): Promise<{ requests: number; statements: number }>;
+	close(): Promise<void>;
+}
+
+/** Starts `bench/infra-process.ts` in a child process; see there for why. */
+export async function startInfraProcess(): Promise<BenchInfra> {
+	const child = fork(join(ROOT, "bench/infra-process.ts"), [], {
+		execArgv: ["--import", "tsx"],
+		stdio: ["ignore", "inherit", "inherit", "ipc"],
+	});
+	const next = <T>(key: string) =>
+		new Promise<T>((resolve, reject) => {
+			const onMessage = (message: Record<string, unknown>) => {
+				if (!(key in message)) return;
+				child.off("message", onMessage);
+				child.off("exit", onExit);
+				resolve(message as T);
+			};
+			const onExit = (code: number | null) => reject(new Error(`infra process exited (${code})`));
+			child.on("message", onMessage);
+			child.once("exit", onExit);
+		});
+	const { infra } = await next<{ infra: Omit<BenchInfra, "sqlStats" | "close"> }>("ready");
+	return {
+		...infra,
+		sqlStats: async () => {
+			const reply = next<{ stats: { requests: number; statements: number } }>("stats");
+			child.send("stats");
+			return (await reply).stats;
+		},
+		close: async () => {
+			if (child.exitCode !== null) return;
+			const exited = new Promise((resolve) => child.once("exit", resolve));
+			child.send("close");
+			await exited;
+		},
+	};
+}
 
 export interface Worker {
 	url: string;

@@ -1,6 +1,5 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import pg from "pg";
-import { engineChoice, startInfra } from "../scripts/lib/infra.ts";
 import { generateKey } from "../src/auth/key-format.ts";
 import { benchCrypto } from "./crypto.ts";
 import {
@@ -9,6 +8,7 @@ import {
 	printTable,
 	type Result,
 	type Scenario,
+	startInfraProcess,
 	startWorker,
 } from "./lib.ts";
 
@@ -27,11 +27,14 @@ async function sha256Hex(text: string): Promise<string> {
 }
 
 const cryptoFigures = await benchCrypto();
-const infra = await startInfra({ engines: engineChoice(), label: "bench" });
+const infra = await startInfraProcess();
 console.log(
 	`postgres: ${infra.postgres}, redis: ${infra.redis}, requests per scenario: ${REQUESTS}`,
 );
-const worker = await startWorker(infra.bindings);
+const worker = await startWorker(infra.bindings).catch(async (err) => {
+	await infra.close();
+	throw err;
+});
 const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
 
 async function api<T>(
@@ -170,14 +173,14 @@ try {
 	// Neon's HTTP endpoint (statements and batches) and at the WebSocket bridge (connections).
 	for (const s of scenarios) {
 		await settle();
-		const before = infra.sqlBridge.stats();
+		const before = await infra.sqlStats();
 		const n = 50;
 		for (let i = 0; i < n; i++) {
 			const { url, init } = s.request(2_000_000 + i);
 			await (await fetch(url, init)).arrayBuffer();
 		}
 		await settle();
-		const after = infra.sqlBridge.stats();
+		const after = await infra.sqlStats();
 		roundTrips[s.name] = {
 			http: (after.requests - before.requests) / n,
 			statements: (after.statements - before.statements) / n,

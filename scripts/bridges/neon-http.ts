@@ -170,8 +170,21 @@ function parseBody(body: Buffer): Statement | Statement[] {
  * Returns the connection string pg will be given, refusing it unless every way pg could resolve
  * the host (URL authority, `?host=`, PGHOST) lands on loopback.
  */
+// Every request of a run names the same database; parsing its connection string (a pg.Client
+// is built to read it) once per distinct string keeps that work off the per-query path.
+const resolvedTargets = new Map<string, { connectionString: string; address: string }>();
+
 function resolveTarget(raw: string | undefined): { connectionString: string; address: string } {
 	if (!raw) throw badRequest("Neon-Connection-String header is required");
+	const known = resolvedTargets.get(raw);
+	if (known) return known;
+	const target = parseTarget(raw);
+	if (resolvedTargets.size >= 64) resolvedTargets.clear();
+	resolvedTargets.set(raw, target);
+	return target;
+}
+
+function parseTarget(raw: string): { connectionString: string; address: string } {
 	let url: URL;
 	try {
 		url = new URL(raw);
