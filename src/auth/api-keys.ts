@@ -1,21 +1,29 @@
 import { and, eq, gt, isNull, lt, or, type SQL } from "drizzle-orm";
+import type { Config } from "../config.ts";
 import { fromHex, randomBase62 } from "../crypto/encoding.ts";
 import { sha256, sha256Hex, timingSafeEqualBytes } from "../crypto/hash.ts";
 import type { Database, Queryable, TxDatabase } from "../db/client.ts";
 import { type CursorKey, keysetAfter, keysetOrder } from "../db/pagination.ts";
-import { type ApiKeyRow, apiKeys, sessions, users } from "../db/schema.ts";
+import { type ApiKeyRow, apiKeys, sessions, type UserStatus, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import { type CachedKey, invalidateKey, keyCache } from "./cache.ts";
-import { generateKey, KEY_ID_LENGTH, LEGACY_KEY_PATTERN, type ParsedKey } from "./key-format.ts";
+import {
+	generateKey,
+	KEY_ID_LENGTH,
+	KEY_PREFIX,
+	LEGACY_KEY_PATTERN,
+	type ParsedKey,
+	parseKey,
+} from "./key-format.ts";
 import type { Principal } from "./principal.ts";
 import { isScope, type Scope, USER_SCOPES } from "./scopes.ts";
 import { revokeSessionsWhere } from "./sessions.ts";
 
-export type KeyFailure = "unknown" | "revoked" | "expired" | "user_deleting";
-
 export type KeyCheck =
 	| { ok: true; key: CachedKey; principal: Principal }
-	| { ok: false; reason: KeyFailure | "user_suspended" };
+	| { ok: false; reason: "unknown" | "revoked" | "expired" }
+	/** The key is good but its user may not act; src/user-status.ts says how to refuse. */
+	| { ok: false; reason: "inactive_user"; userStatus: Exclude<UserStatus, "active"> };
 
 const legacyCacheKey = (hash: string) => `legacy:${hash}`;
 const DUMMY_DIGEST = "0".repeat(64);
@@ -45,8 +53,9 @@ function judge(key: CachedKey, now: Date): KeyCheck {
 	const t = now.getTime();
 	if (key.revokedAt !== null && key.revokedAt <= t) return { ok: false, reason: "revoked" };
 	if (key.expiresAt !== null && key.expiresAt <= t) return { ok: false, reason: "expired" };
-	if (key.userStatus === "deleting") return { ok: false, reason: "user_deleting" };
-	if (key.userStatus === "suspended") return { ok: false, reason: "user_suspended" };
+	if (key.userStatus !== "active") {
+		return { ok: false, reason: "inactive_user", userStatus: key.userStatus };
+	}
 	return {
 		ok: true,
 		key,
@@ -63,7 +72,7 @@ function judge(key: CachedKey, now: Date): KeyCheck {
  * Checks a well-formed `lk_` key. `fresh` bypasses the isolate cache, for requests that are
  * about to hand out a secret.
  */
-export async function verifyStandardKey(
+async function verifyStandardKey(
 	db: Database,
 	parsed: ParsedKey,
 	now: Date,
@@ -83,8 +92,35 @@ export async function verifyStandardKey(
 	return judge(key, now);
 }
 
+/**
+ * Checks a presented string as either kind of key: a well-formed `lk_` key by its id and secret,
+ * an `sk-` legacy key by the hash of the whole key. Null when it has the shape of neither, so the
+ * caller can try other credentials. `fresh` bypasses the isolate cache.
+ */
+export async function verifyPresentedKey(
+	db: Database,
+	presented: string,
+	now: Date,
+	fresh = false,
+): Promise<KeyCheck | null> {
+	const parsed = presented.startsWith(KEY_PREFIX) ? parseKey(presented) : null;
+	if (parsed) return verifyStandardKey(db, parsed, now, fresh);
+	if (LEGACY_KEY_PATTERN.test(presented)) return verifyLegacyKey(db, presented, now, fresh);
+	return null;
+}
+
+/** After LEGACY_KEYS_SUNSET a legacy key neither authenticates nor starts a session. */
+export function assertLegacyNotSunset(config: Config, now: Date): void {
+	const sunset = config.LEGACY_KEYS_SUNSET ? Date.parse(config.LEGACY_KEYS_SUNSET) : null;
+	if (sunset !== null && now.getTime() >= sunset) {
+		throw new LatchkeyError("legacy_key_expired", "Legacy keys are no longer accepted.", {
+			hint: "Create an lk_ key with POST /v1/api-keys and use it instead.",
+		});
+	}
+}
+
 /** Legacy keys carry no id: the hash of the whole key is the lookup. */
-export async function verifyLegacyKey(
+async function verifyLegacyKey(
 	db: Database,
 	presented: string,
 	now: Date,

@@ -4,22 +4,23 @@ import { HTTPException } from "hono/http-exception";
 import type { Config } from "../config.ts";
 import { sha256, timingSafeEqualBytes } from "../crypto/hash.ts";
 import type { Database } from "../db/client.ts";
-import { users } from "../db/schema.ts";
+import { type UserStatus, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import type { Services } from "../services.ts";
+import { assertUserActive, inactiveUserError } from "../user-status.ts";
 import { resolveExternalUser } from "../users/external.ts";
 import {
+	assertLegacyNotSunset,
 	type KeyCheck,
 	recheckKey,
 	touchKey,
-	verifyLegacyKey,
-	verifyStandardKey,
+	verifyPresentedKey,
 } from "./api-keys.ts";
 import { userStatusCache } from "./cache.ts";
 import { isExternalToken, verifyExternalToken } from "./external.ts";
 import { verifyAccessToken } from "./jwt.ts";
-import { LEGACY_KEY_PATTERN, parseKey } from "./key-format.ts";
+import { KEY_PREFIX } from "./key-format.ts";
 import { hasScope, type Principal } from "./principal.ts";
 import { failureSource, recordAuthFailure } from "./rate-limit.ts";
 import { isScope, parseScopeClaim, type Scope, USER_SCOPES } from "./scopes.ts";
@@ -54,22 +55,18 @@ async function isAdminToken(config: Config, token: string): Promise<boolean> {
 
 function keyFailure(check: Exclude<KeyCheck, { ok: true }>): LatchkeyError {
 	switch (check.reason) {
-		case "user_suspended":
-			return new LatchkeyError("user_suspended", "This user is suspended.", {
-				hint: "Contact the platform admin.",
-			});
+		case "inactive_user":
+			return inactiveUserError(check.userStatus);
 		case "revoked":
 			return unauthorized("This API key has been revoked.");
 		case "expired":
 			return unauthorized("This API key has expired.");
-		case "user_deleting":
-			return unauthorized("This account is being deleted.");
 		default:
 			return unauthorized("Invalid API key.");
 	}
 }
 
-async function userStatus(db: Database, userId: string): Promise<string | null> {
+async function userStatus(db: Database, userId: string): Promise<UserStatus | null> {
 	let status = userStatusCache.get(userId);
 	if (status === undefined) {
 		const [row] = await db
@@ -84,9 +81,7 @@ async function userStatus(db: Database, userId: string): Promise<string | null> 
 }
 
 async function requireActiveUser(db: Database, userId: string): Promise<void> {
-	const status = await userStatus(db, userId);
-	if (status === "suspended") throw new LatchkeyError("user_suspended", "This user is suspended.");
-	if (status !== "active") throw unauthorized("This account no longer exists.");
+	assertUserActive(await userStatus(db, userId));
 }
 
 interface Resolved {
@@ -105,38 +100,20 @@ export async function resolvePrincipal(services: Services, token: string): Promi
 	// Well-formed keys and tokens go straight to their own check; only what is none of them is
 	// compared with the admin token. Which path a request takes depends on the shape of what it
 	// sent, never on the admin token, so nothing about the admin token leaks through timing.
-	const parsed = token.startsWith("lk_") ? parseKey(token) : null;
-	if (parsed) {
-		const check = await verifyStandardKey(db, parsed, now);
+	const check = await verifyPresentedKey(db, token, now);
+	if (check) {
 		if (!check.ok) throw keyFailure(check);
-		return { principal: check.principal };
+		if (check.key.kind !== "legacy") return { principal: check.principal };
+		assertLegacyNotSunset(config, now);
+		return { principal: check.principal, legacyImportedAt: check.key.createdAt };
 	}
-	if (token.startsWith("sk-") && LEGACY_KEY_PATTERN.test(token))
-		return resolveLegacy(services, token);
 	if (looksLikeJwt(token)) return resolveJwt(services, token);
 	if (await isAdminToken(config, token)) {
 		return { principal: { method: "admin", userId: null, scopes: ["admin", ...USER_SCOPES] } };
 	}
-	if (token.startsWith("lk_")) throw unauthorized("Malformed API key (bad format or checksum).");
+	if (token.startsWith(KEY_PREFIX))
+		throw unauthorized("Malformed API key (bad format or checksum).");
 	throw unauthorized("Unrecognised credential.");
-}
-
-async function resolveLegacy(services: Services, token: string): Promise<Resolved> {
-	const now = services.now();
-	const check = await verifyLegacyKey(services.db, token, now);
-	if (!check.ok) throw keyFailure(check);
-	assertLegacyNotSunset(services.config, now);
-	return { principal: check.principal, legacyImportedAt: check.key.createdAt };
-}
-
-/** After LEGACY_KEYS_SUNSET a legacy key neither authenticates nor starts a session. */
-export function assertLegacyNotSunset(config: Config, now: Date): void {
-	const sunset = config.LEGACY_KEYS_SUNSET ? Date.parse(config.LEGACY_KEYS_SUNSET) : null;
-	if (sunset !== null && now.getTime() >= sunset) {
-		throw new LatchkeyError("legacy_key_expired", "Legacy keys are no longer accepted.", {
-			hint: "Create an lk_ key with POST /v1/api-keys and use it instead.",
-		});
-	}
 }
 
 async function resolveJwt(services: Services, token: string): Promise<Resolved> {

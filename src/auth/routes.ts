@@ -1,27 +1,26 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { eq } from "drizzle-orm";
 import type { Context, MiddlewareHandler } from "hono";
-import { type ApiKeyRow, users } from "../db/schema.ts";
+import type { ApiKeyRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
+import { inactiveUserError } from "../user-status.ts";
+import { getChangeableUser } from "../users/service.ts";
 import {
+	assertLegacyNotSunset,
 	createApiKey,
 	importLegacyKey,
 	listApiKeys,
 	resolveScopes,
 	revokeApiKey,
 	rollApiKey,
-	verifyLegacyKey,
-	verifyStandardKey,
+	verifyPresentedKey,
 } from "./api-keys.ts";
 import { publicJwks } from "./jwt.ts";
-import { parseKey } from "./key-format.ts";
 import {
 	type AuthEnv,
-	assertLegacyNotSunset,
 	authenticate,
 	countFailure,
 	requireScope,
@@ -124,17 +123,6 @@ function parseExpiry(value: string | undefined, now: Date): Date | null {
 	return at;
 }
 
-async function requireExistingUser(c: Context<AuthEnv>, userId: string): Promise<void> {
-	const { db } = c.get("services");
-	const [row] = await db
-		.select({ status: users.status })
-		.from(users)
-		.where(eq(users.id, userId))
-		.limit(1);
-	if (!row) throw new LatchkeyError("not_found", "No such user.");
-	if (row.status === "deleting") throw new LatchkeyError("conflict", "This user is being deleted.");
-}
-
 async function issueKey(
 	c: Context<AuthEnv>,
 	creator: Principal,
@@ -181,16 +169,9 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 					);
 					return c.json(pair, 200, NO_STORE);
 				}
-				const key = body.api_key;
-				const parsed = key.startsWith("lk_") ? parseKey(key) : null;
-				const check = parsed
-					? await verifyStandardKey(services.db, parsed, now, true)
-					: key.startsWith("sk-")
-						? await verifyLegacyKey(services.db, key, now, true)
-						: null;
+				const check = await verifyPresentedKey(services.db, body.api_key, now, true);
 				if (!check?.ok) {
-					if (check?.reason === "user_suspended")
-						throw new LatchkeyError("user_suspended", "This user is suspended.");
+					if (check?.reason === "inactive_user") throw inactiveUserError(check.userStatus);
 					throw new LatchkeyError("invalid_grant", "Invalid API key.");
 				}
 				if (check.key.kind === "legacy") assertLegacyNotSunset(services.config, now);
@@ -406,7 +387,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const { user_id } = c.req.valid("param");
-			await requireExistingUser(c, user_id);
+			await getChangeableUser(c.get("services").db, user_id);
 			return issueKey(c, c.get("principal"), user_id, c.req.valid("json"));
 		},
 	);
@@ -437,7 +418,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const { user_id } = c.req.valid("param");
-			await requireExistingUser(c, user_id);
+			await getChangeableUser(c.get("services").db, user_id);
 			const body = c.req.valid("json");
 			const row = await importLegacyKey(c.get("services").db, {
 				userId: user_id,

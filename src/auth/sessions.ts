@@ -5,6 +5,7 @@ import { sha256Hex } from "../crypto/hash.ts";
 import type { Database, Queryable, Tx, TxDatabase } from "../db/client.ts";
 import { type ApiKeyRow, apiKeys, refreshTokens, sessions, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
+import { inactiveUserError } from "../user-status.ts";
 import { ACCESS_TOKEN_TTL_S, signAccessToken } from "./jwt.ts";
 import type { Scope } from "./scopes.ts";
 
@@ -166,10 +167,8 @@ export async function refreshSession(
 		if (session.revokedAt) return { error: invalidGrant("The session has been revoked.") };
 		if (session.expiresAt <= now)
 			return { error: invalidGrant("The session has reached its 30-day limit.") };
-		if (row.userStatus === "suspended") {
-			return { error: new LatchkeyError("user_suspended", "This user is suspended.") };
-		}
-		if (row.userStatus !== "active" || !keyStillValid(key, now)) {
+		if (row.userStatus !== "active") return { error: inactiveUserError(row.userStatus) };
+		if (!keyStillValid(key, now)) {
 			return { error: invalidGrant("The API key behind this session is no longer valid.") };
 		}
 

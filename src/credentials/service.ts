@@ -6,6 +6,7 @@ import { type CredentialRow, type CredentialType, credentials, users } from "../
 import { LatchkeyError } from "../errors.ts";
 import type { ConnectedAccount, OAuthTokenSet } from "../oauth/service.ts";
 import type { Services } from "../services.ts";
+import { assertUserActive } from "../user-status.ts";
 import type { AnySecret, SecretOf } from "./secrets.ts";
 
 /** The credential object of API.md: metadata only, never a secret field. */
@@ -273,14 +274,7 @@ export async function saveOAuthCredential(
 		.from(users)
 		.where(eq(users.id, input.userId))
 		.limit(1);
-	if (owner?.status === "suspended")
-		throw new LatchkeyError("user_suspended", "This user is suspended.");
-	if (owner?.status !== "active") {
-		throw new LatchkeyError(
-			"invalid_state",
-			"The account that started this connection no longer exists.",
-		);
-	}
+	assertUserActive(owner?.status ?? null);
 	let target: CredentialRow | undefined;
 	if (input.credentialId) {
 		const [row] = await db

@@ -281,9 +281,23 @@ export async function adminUpdateUser(
 	}
 	const existing = await findUser(db, id);
 	if (!existing) throw userNotFound();
-	throw new LatchkeyError("conflict", "The user is being deleted and can no longer be changed.", {
+	throw beingDeleted();
+}
+
+function beingDeleted(): LatchkeyError {
+	return new LatchkeyError("conflict", "The user is being deleted and can no longer be changed.", {
 		hint: "Deletion cannot be undone; create a new user if the account is needed again.",
 	});
+}
+
+/**
+ * A user an admin may still act on, e.g. issue keys to: one being deleted is refused as
+ * adminUpdateUser refuses it, since whatever it got would be revoked and purged.
+ */
+export async function getChangeableUser(db: Database, id: string): Promise<UserRow> {
+	const row = await getUser(db, id);
+	if (row.status === "deleting") throw beingDeleted();
+	return row;
 }
 
 /**
