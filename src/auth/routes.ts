@@ -4,7 +4,7 @@ import type { ApiKeyRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
-import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
+import { bearerSecurity, errorResponses, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import { inactiveUserError } from "../user-status.ts";
 import { getChangeableUser } from "../users/service.ts";
@@ -96,7 +96,6 @@ const TokenResponse = z
 	})
 	.openapi("TokenResponse");
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const KeyIdParam = z.object({
 	id: z
 		.string()

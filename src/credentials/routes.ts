@@ -10,7 +10,7 @@ import {
 import type { CredentialRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
-import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
+import { bearerSecurity, errorResponses, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import { resolveProvider } from "../oauth/registry.ts";
 import { revokeUpstream } from "../oauth/service.ts";
@@ -28,8 +28,6 @@ import {
 	toCredentialJson,
 	updateCredential,
 } from "./service.ts";
-
-const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 
 const MAX_METADATA_BYTES = 8 * 1024;
 const Metadata = z

@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { errorResponse } from "../http/error-handler.ts";
-import { errorResponses } from "../http/openapi.ts";
+import { errorResponses, json } from "../http/openapi.ts";
 
 const CHECK_TIMEOUT_MS = 3000;
 
@@ -32,7 +32,7 @@ const liveRoute = createRoute({
 	responses: {
 		200: {
 			description: "The worker is up",
-			content: { "application/json": { schema: z.object({ status: z.literal("ok") }) } },
+			...json(z.object({ status: z.literal("ok") })),
 		},
 	},
 });
@@ -53,7 +53,7 @@ const readyRoute = createRoute({
 	responses: {
 		200: {
 			description: "Both dependencies answer",
-			content: { "application/json": { schema: ReadySchema } },
+			...json(ReadySchema),
 		},
 		...errorResponses(500, 503),
 	},

@@ -13,14 +13,16 @@ export const ErrorSchema = z
 	})
 	.openapi("Error");
 
+/** A JSON body of this schema: spread into a route's request body or one of its responses. */
+export const json = <T extends z.ZodType>(schema: T) => ({
+	content: { "application/json": { schema } },
+});
+
 export const errorResponses = (...statuses: number[]) =>
 	Object.fromEntries(
 		statuses.map((s) => [
 			s,
-			{
-				description: ERROR_DESCRIPTIONS[s] ?? "Error",
-				content: { "application/json": { schema: ErrorSchema } },
-			},
+			{ description: ERROR_DESCRIPTIONS[s] ?? "Error", ...json(ErrorSchema) },
 		]),
 	);
 

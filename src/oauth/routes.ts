@@ -14,7 +14,7 @@ import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from "../crypto/encoding.t
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
-import { bearerSecurity, ErrorSchema, errorResponses, listOf } from "../http/openapi.ts";
+import { bearerSecurity, ErrorSchema, errorResponses, json, listOf } from "../http/openapi.ts";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../http/pagination.ts";
 import type { Services } from "../services.ts";
 import type { EffectiveProvider } from "./providers.ts";
@@ -23,7 +23,6 @@ import { type ConnectedAccount, finishAuthorization, startAuthorization } from "
 import { consumeState, STATE_TTL_SECONDS } from "./state.ts";
 
 const PROVIDER_ID = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
-const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 
 const ProviderId = z
 	.string()

@@ -10,7 +10,7 @@ import {
 } from "../auth/middleware.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
-import { bearerSecurity, errorResponses, listOf } from "../http/openapi.ts";
+import { bearerSecurity, errorResponses, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import {
 	adminUpdateUser,
@@ -109,9 +109,8 @@ const UserListQuery = ListQuery.extend({
 	status: z.enum(USER_STATUSES).optional().openapi({ description: "Only users with this status" }),
 });
 
-const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
 const jsonBody = <T extends z.ZodType>(schema: T, required: boolean) => ({
-	body: { content: json(schema), required },
+	body: { ...json(schema), required },
 });
 
 // Tuples, not arrays: createRoute derives the handler's env (the principal) from each element.
@@ -127,7 +126,7 @@ const getMeRoute = createRoute({
 	middleware: meAuth(),
 	security: bearerSecurity,
 	responses: {
-		200: { description: "The user", content: json(UserSchema) },
+		200: { description: "The user", ...json(UserSchema) },
 		...errorResponses(401, 403, 404),
 	},
 });
@@ -142,7 +141,7 @@ const patchMeRoute = createRoute({
 	security: bearerSecurity,
 	request: jsonBody(ProfileUpdateSchema, false),
 	responses: {
-		200: { description: "The updated user", content: json(UserSchema) },
+		200: { description: "The updated user", ...json(UserSchema) },
 		...errorResponses(400, 401, 403, 404, 413),
 	},
 });
@@ -157,7 +156,7 @@ const deleteMeRoute = createRoute({
 	middleware: meAuth(),
 	security: bearerSecurity,
 	responses: {
-		202: { description: "Deletion under way", content: json(DeletionSchema) },
+		202: { description: "Deletion under way", ...json(DeletionSchema) },
 		...errorResponses(401, 403, 404),
 	},
 });
@@ -171,7 +170,7 @@ const createUserRoute = createRoute({
 	security: bearerSecurity,
 	request: jsonBody(UserCreateSchema, true),
 	responses: {
-		201: { description: "The new user", content: json(UserSchema) },
+		201: { description: "The new user", ...json(UserSchema) },
 		...errorResponses(400, 401, 403, 409, 413),
 	},
 });
@@ -185,7 +184,7 @@ const listUsersRoute = createRoute({
 	security: bearerSecurity,
 	request: { query: UserListQuery },
 	responses: {
-		200: { description: "A page of users", content: json(listOf(UserSchema, "UserList")) },
+		200: { description: "A page of users", ...json(listOf(UserSchema, "UserList")) },
 		...errorResponses(400, 401, 403),
 	},
 });
@@ -200,7 +199,7 @@ const getUserRoute = createRoute({
 	security: bearerSecurity,
 	request: { params: UserIdParams },
 	responses: {
-		200: { description: "The user", content: json(UserSchema) },
+		200: { description: "The user", ...json(UserSchema) },
 		...errorResponses(400, 401, 403, 404),
 	},
 });
@@ -215,7 +214,7 @@ const patchUserRoute = createRoute({
 	security: bearerSecurity,
 	request: { params: UserIdParams, ...jsonBody(AdminUserUpdateSchema, false) },
 	responses: {
-		200: { description: "The updated user", content: json(UserSchema) },
+		200: { description: "The updated user", ...json(UserSchema) },
 		...errorResponses(400, 401, 403, 404, 409, 413),
 	},
 });
@@ -230,7 +229,7 @@ const deleteUserRoute = createRoute({
 	security: bearerSecurity,
 	request: { params: UserIdParams },
 	responses: {
-		202: { description: "Deletion under way", content: json(DeletionSchema) },
+		202: { description: "Deletion under way", ...json(DeletionSchema) },
 		...errorResponses(400, 401, 403, 404),
 	},
 });
