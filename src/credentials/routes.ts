@@ -14,8 +14,8 @@ import { bearerSecurity, errorResponses, json, listOf } from "../http/openapi.ts
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import { resolveProvider } from "../oauth/registry.ts";
 import { revokeUpstream } from "../oauth/service.ts";
-import { CredentialSchema } from "./schemas.ts";
-import { HeadersSchema, HOST_PATTERN, PROVIDER_SLUG, secretString } from "./secrets.ts";
+import { CredentialSchema, ProviderSlug } from "./schemas.ts";
+import { HeadersSchema, HOST_PATTERN, secretString } from "./secrets.ts";
 import {
 	assertWritable,
 	type CredentialChange,
@@ -37,7 +37,6 @@ const Metadata = z
 		`metadata must serialise to at most ${MAX_METADATA_BYTES} bytes`,
 	);
 const Title = z.string().trim().min(1).max(200);
-const Provider = z.string().regex(PROVIDER_SLUG, "a lowercase slug: ^[a-z0-9][a-z0-9_.-]{0,63}$");
 const Timestamp = z.iso.datetime({ offset: true });
 const Host = z
 	.string()
@@ -47,7 +46,7 @@ const Host = z
 	.regex(HOST_PATTERN, "a hostname, optionally prefixed with '*.'");
 const Scopes = z.array(z.string().min(1).max(200)).max(100);
 
-const common = { provider: Provider, title: Title.optional(), metadata: Metadata.optional() };
+const common = { provider: ProviderSlug, title: Title.optional(), metadata: Metadata.optional() };
 
 const CreateBody = z
 	.discriminatedUnion("type", [
@@ -295,7 +294,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			summary: "List your own, managed and system credentials",
 			security: bearerSecurity,
 			middleware: needs("credentials:read"),
-			request: { query: ListQuery.extend({ provider: Provider.optional() }) },
+			request: { query: ListQuery.extend({ provider: ProviderSlug.optional() }) },
 			responses: {
 				200: { description: "Credentials", ...json(listOf(CredentialSchema, "CredentialList")) },
 				...errorResponses(400, 401, 403),

@@ -14,8 +14,6 @@ export type SecretOf = {
 
 export type AnySecret = SecretOf[CredentialType];
 
-export const PROVIDER_SLUG = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
-
 /** A hostname, or `*.` + hostname; `*.example.com` also matches `example.com`. */
 export const HOST_PATTERN =
 	/^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(:\d{1,5})?$/;

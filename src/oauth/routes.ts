@@ -8,7 +8,7 @@ import {
 	requireUser,
 	userIdOf,
 } from "../auth/middleware.ts";
-import { CredentialSchema } from "../credentials/schemas.ts";
+import { CredentialSchema, PROVIDER_SLUG, ProviderSlug } from "../credentials/schemas.ts";
 import { findVisible, getCredentialJson, saveOAuthCredential } from "../credentials/service.ts";
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from "../crypto/encoding.ts";
 import { LatchkeyError } from "../errors.ts";
@@ -22,12 +22,7 @@ import { listProviders, putProvider } from "./registry.ts";
 import { type ConnectedAccount, finishAuthorization, startAuthorization } from "./service.ts";
 import { consumeState, STATE_TTL_SECONDS } from "./state.ts";
 
-const PROVIDER_ID = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
-
-const ProviderId = z
-	.string()
-	.regex(PROVIDER_ID, "a lowercase slug: ^[a-z0-9][a-z0-9_.-]{0,63}$")
-	.openapi({ param: { name: "id", in: "path" }, example: "github" });
+const ProviderId = ProviderSlug.openapi({ param: { name: "id", in: "path" }, example: "github" });
 
 // RFC 6749 §3.3 scope-token: printable ASCII without space, '"' or '\'.
 const Scope = z
@@ -198,7 +193,7 @@ function decodeProviderCursor(cursor: string): string {
 	} catch {
 		id = undefined;
 	}
-	if (typeof id !== "string" || !PROVIDER_ID.test(id)) {
+	if (typeof id !== "string" || !PROVIDER_SLUG.test(id)) {
 		throw new LatchkeyError("invalid_request", "The cursor is invalid.", {
 			hint: "Pass back the next_cursor of the previous page unchanged, or omit it to start over.",
 			detail: [{ field: "cursor", location: "query", message: "not a cursor issued by this API" }],
