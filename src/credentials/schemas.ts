@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 
 /** Names a credential's provider, and an OAuth provider alike (the two share the namespace). */
-export const PROVIDER_SLUG = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+const PROVIDER_SLUG = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 export const ProviderSlug = z
 	.string()
 	.regex(PROVIDER_SLUG, `a lowercase slug: ${PROVIDER_SLUG.source}`);

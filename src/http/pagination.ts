@@ -12,7 +12,8 @@ export const DEFAULT_LIMIT = 50;
 export const MAX_LIMIT = 100;
 const MAX_CURSOR_LENGTH = 512;
 const CURSOR_VERSION = 1;
-const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+// Provider ids may contain dots.
+const ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 export const ListQuery = z.object({
@@ -38,43 +39,69 @@ export interface Page<T> {
 	next_cursor: string | null;
 }
 
-export function encodeCursor(key: CursorKey): string {
-	const payload = { v: CURSOR_VERSION, t: key.createdAt.getTime(), i: key.id };
+/**
+ * One cursor format for every list: base64url of `{"v":1,"t":<ms>,"i":"<id>"}`, the keyset
+ * position of the last row shown. A list ordered by id alone (the providers) leaves out `t`.
+ */
+interface Position {
+	t?: number | undefined;
+	i: string;
+}
+
+function encodePosition({ t, i }: Position): string {
+	const payload = t === undefined ? { v: CURSOR_VERSION, i } : { v: CURSOR_VERSION, t, i };
 	return toBase64Url(utf8(JSON.stringify(payload)));
 }
 
-function badCursor(message: string): LatchkeyError {
+function badCursor(): LatchkeyError {
 	return new LatchkeyError("invalid_request", "The cursor is invalid.", {
 		hint: "Pass back the next_cursor of the previous page unchanged, or omit it to start over.",
-		detail: [{ field: "cursor", location: "query", message }],
+		detail: [{ field: "cursor", location: "query", message: "not a cursor issued by this API" }],
 	});
 }
 
-/** Throws `invalid_request` naming `cursor` for anything this service did not produce. */
-export function decodeCursor(cursor: string): CursorKey {
-	if (cursor.length > MAX_CURSOR_LENGTH || !BASE64URL.test(cursor)) {
-		throw badCursor("not a cursor issued by this API");
-	}
+function decodePosition(cursor: string): Position {
+	if (cursor.length > MAX_CURSOR_LENGTH || !BASE64URL.test(cursor)) throw badCursor();
 	let parsed: unknown;
 	try {
 		parsed = JSON.parse(fromUtf8(fromBase64Url(cursor)));
 	} catch {
-		throw badCursor("not a cursor issued by this API");
+		throw badCursor();
 	}
-	if (typeof parsed !== "object" || parsed === null)
-		throw badCursor("not a cursor issued by this API");
+	if (typeof parsed !== "object" || parsed === null) throw badCursor();
 	const { v, t, i } = parsed as Record<string, unknown>;
-	if (v !== CURSOR_VERSION || typeof t !== "number" || !Number.isSafeInteger(t) || t < 0) {
-		throw badCursor("not a cursor issued by this API");
+	if (v !== CURSOR_VERSION) throw badCursor();
+	if (t !== undefined && (typeof t !== "number" || !Number.isSafeInteger(t) || t < 0)) {
+		throw badCursor();
 	}
-	if (typeof i !== "string" || !ID_PATTERN.test(i))
-		throw badCursor("not a cursor issued by this API");
-	const createdAt = new Date(t);
-	if (Number.isNaN(createdAt.getTime())) throw badCursor("not a cursor issued by this API");
-	const key = { createdAt, id: i };
+	if (typeof i !== "string" || !ID_PATTERN.test(i)) throw badCursor();
+	const position = { t, i };
 	// Only the exact encoding we issue is accepted, so an edited cursor cannot alias a valid one.
-	if (encodeCursor(key) !== cursor) throw badCursor("not a cursor issued by this API");
-	return key;
+	if (encodePosition(position) !== cursor) throw badCursor();
+	return position;
+}
+
+export function encodeCursor(key: CursorKey): string {
+	return encodePosition({ t: key.createdAt.getTime(), i: key.id });
+}
+
+/** Throws `invalid_request` naming `cursor` for anything this service did not produce. */
+export function decodeCursor(cursor: string): CursorKey {
+	const { t, i } = decodePosition(cursor);
+	const createdAt = new Date(t ?? Number.NaN);
+	if (Number.isNaN(createdAt.getTime())) throw badCursor();
+	return { createdAt, id: i };
+}
+
+/** For a list ordered by id alone: the cursor names the last id shown. */
+export function encodeIdCursor(id: string): string {
+	return encodePosition({ i: id });
+}
+
+export function decodeIdCursor(cursor: string): string {
+	const { t, i } = decodePosition(cursor);
+	if (t !== undefined) throw badCursor();
+	return i;
 }
 
 /** Decodes an optional cursor query parameter. */

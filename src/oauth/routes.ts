@@ -8,14 +8,13 @@ import {
 	requireUser,
 	userIdOf,
 } from "../auth/middleware.ts";
-import { CredentialSchema, PROVIDER_SLUG, ProviderSlug } from "../credentials/schemas.ts";
+import { CredentialSchema, ProviderSlug } from "../credentials/schemas.ts";
 import { findVisible, getCredentialJson, saveOAuthCredential } from "../credentials/service.ts";
-import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from "../crypto/encoding.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, ErrorSchema, errorResponses, json, listOf } from "../http/openapi.ts";
-import { DEFAULT_LIMIT, MAX_LIMIT } from "../http/pagination.ts";
+import { decodeIdCursor, encodeIdCursor, ListQuery } from "../http/pagination.ts";
 import type { Services } from "../services.ts";
 import type { EffectiveProvider } from "./providers.ts";
 import { listProviders, putProvider } from "./registry.ts";
@@ -180,30 +179,6 @@ function toConfigJson(p: EffectiveProvider) {
 	};
 }
 
-// Providers are listed by id, so the cursor is simply the last id shown.
-const ListProvidersQuery = z.object({
-	limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
-	cursor: z.string().min(1).max(128).optional(),
-});
-
-function decodeProviderCursor(cursor: string): string {
-	let id: unknown;
-	try {
-		id = (JSON.parse(fromUtf8(fromBase64Url(cursor))) as { id?: unknown }).id;
-	} catch {
-		id = undefined;
-	}
-	if (typeof id !== "string" || !PROVIDER_SLUG.test(id)) {
-		throw new LatchkeyError("invalid_request", "The cursor is invalid.", {
-			hint: "Pass back the next_cursor of the previous page unchanged, or omit it to start over.",
-			detail: [{ field: "cursor", location: "query", message: "not a cursor issued by this API" }],
-		});
-	}
-	return id;
-}
-
-const encodeProviderCursor = (id: string) => toBase64Url(utf8(JSON.stringify({ id })));
-
 /** A page the browser lands on when the connection was started without a return_to. */
 function resultPage(c: Context<AppEnv>, status: 200 | 400 | 502, title: string, message: string) {
 	c.header(
@@ -249,7 +224,7 @@ const providersRoute = createRoute({
 	summary: "Providers users can connect",
 	security: bearerSecurity,
 	middleware: anyPrincipal,
-	request: { query: ListProvidersQuery },
+	request: { query: ListQuery },
 	responses: {
 		200: { description: "Providers", ...json(listOf(ProviderSummarySchema, "ProviderList")) },
 		...errorResponses(400, 401, 429),
@@ -345,7 +320,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 
 	authed.openapi(providersRoute, async (c) => {
 		const { limit, cursor } = c.req.valid("query");
-		const after = cursor === undefined ? undefined : decodeProviderCursor(cursor);
+		const after = cursor === undefined ? undefined : decodeIdCursor(cursor);
 		const all = await listProviders(c.get("services"));
 		const rest = after === undefined ? all : all.filter((p) => p.id > after);
 		const page = rest.slice(0, limit);
@@ -353,7 +328,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		return c.json(
 			{
 				data: page.map(toSummary),
-				next_cursor: rest.length > limit && last ? encodeProviderCursor(last.id) : null,
+				next_cursor: rest.length > limit && last ? encodeIdCursor(last.id) : null,
 			},
 			200,
 		);
