@@ -4,7 +4,7 @@ import type { ApiKeyRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
-import { bearerSecurity, errorResponses, json, listOf } from "../http/openapi.ts";
+import { bearerSecurity, errorResponses, IdParam, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import { inactiveUserError } from "../user-status.ts";
 import { getChangeableUser } from "../users/service.ts";
@@ -96,13 +96,6 @@ const TokenResponse = z
 	})
 	.openapi("TokenResponse");
 
-const KeyIdParam = z.object({
-	id: z
-		.string()
-		.min(1)
-		.max(64)
-		.openapi({ param: { name: "id", in: "path" } }),
-});
 const UserIdParam = z.object({
 	user_id: z
 		.string()
@@ -328,7 +321,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			summary: "Revoke an API key and every session obtained from it, effective at once",
 			security: bearerSecurity,
 			middleware: keysWrite,
-			request: { params: KeyIdParam },
+			request: { params: IdParam },
 			responses: { 204: { description: "Revoked" }, ...errorResponses(401, 403, 404) },
 		}),
 		async (c) => {
@@ -347,7 +340,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			security: bearerSecurity,
 			middleware: keysWrite,
 			request: {
-				params: KeyIdParam,
+				params: IdParam,
 				body: {
 					...json(
 						z.object({ grace_seconds: z.number().int().min(0).max(86_400).optional() }).strict(),

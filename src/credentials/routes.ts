@@ -10,7 +10,7 @@ import {
 import type { CredentialRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
-import { bearerSecurity, errorResponses, json, listOf } from "../http/openapi.ts";
+import { bearerSecurity, errorResponses, IdParam, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import { resolveProvider } from "../oauth/registry.ts";
 import { revokeUpstream } from "../oauth/service.ts";
@@ -248,14 +248,6 @@ function toChange(row: CredentialRow, body: PatchBodyT): CredentialChange {
 	}
 	return change;
 }
-
-const IdParam = z.object({
-	id: z
-		.string()
-		.min(1)
-		.max(64)
-		.openapi({ param: { name: "id", in: "path" } }),
-});
 
 export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 	const authed = app as unknown as OpenAPIHono<AuthEnv>;

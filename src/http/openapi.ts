@@ -43,4 +43,13 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 export const listOf = <T extends z.ZodType>(item: T, name: string) =>
 	z.object({ data: z.array(item), next_cursor: z.string().nullable() }).openapi(name);
 
+/** The `{id}` path parameter of a route that addresses one object by its opaque id. */
+export const IdParam = z.object({
+	id: z
+		.string()
+		.min(1)
+		.max(64)
+		.openapi({ param: { name: "id", in: "path" } }),
+});
+
 export const bearerSecurity = [{ bearer: [] as string[] }];
