@@ -41,7 +41,9 @@ export interface ConnectedAccount {
 // GitHub's API refuses requests without a User-Agent.
 const USER_AGENT = "Latchkey";
 const PROVIDER_TIMEOUT_MS = 10_000;
-const MAX_LOGGED_BODY = 2_000;
+/** Bounds on the OAuth error fields that are logged; nothing else of a refusal's body is. */
+const MAX_LOGGED_ERROR = 100;
+const MAX_LOGGED_DESCRIPTION = 300;
 
 type Stage = "token" | "refresh" | "revoke" | "userinfo";
 
@@ -75,12 +77,14 @@ function providerFetch(services: Services, provider: EffectiveProvider, stage: S
 		// Rebuilt from the text already read; a null-body status (204) must get no body at all.
 		const passOn = () =>
 			new Response(text === "" ? null : text, { status: response.status, headers: keep });
+		// Only the status and the RFC 6749 error fields: a raw body can echo tokens, codes or
+		// personal data, and providers put anything in it.
 		const logRefusal = (status: number) =>
 			services.logger.warn("oauth provider refused", {
 				provider: provider.id,
 				stage,
 				status,
-				body: text.slice(0, MAX_LOGGED_BODY),
+				...oauthErrorFields(body),
 			});
 		if (!response.ok) {
 			logRefusal(response.status);
@@ -99,6 +103,22 @@ function providerFetch(services: Services, provider: EffectiveProvider, stage: S
 		}
 		return Response.json(body, { status: response.status });
 	};
+}
+
+/**
+ * `error` and `error_description` of an OAuth error response (RFC 6749 §5.2), when present as
+ * strings; restricted to the printable ASCII the RFC allows in them and cut to a bound.
+ */
+function oauthErrorFields(body: unknown): { error?: string; error_description?: string } {
+	if (!isRecord(body)) return {};
+	const clean = (value: unknown, max: number) =>
+		typeof value === "string" ? value.replace(/[^\x20-\x7e]/g, "?").slice(0, max) : undefined;
+	const fields: { error?: string; error_description?: string } = {};
+	const error = clean(body.error, MAX_LOGGED_ERROR);
+	const description = clean(body.error_description, MAX_LOGGED_DESCRIPTION);
+	if (error !== undefined) fields.error = error;
+	if (description !== undefined) fields.error_description = description;
+	return fields;
 }
 
 function requestOptions(
