@@ -34,16 +34,44 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
-const DEFAULT_HINTS: Partial<Record<ErrorCode, string>> = {
+/**
+ * What to do about each code, for errors thrown without a hint of their own. A `Record` over
+ * every code, so a new code cannot be added without one: API.md promises a non-empty hint on
+ * every error.
+ */
+export const DEFAULT_HINTS: Record<ErrorCode, string> = {
 	invalid_request: "Fix the fields listed in detail and retry.",
+	invalid_state:
+		"Start again with POST /v1/oauth/{provider}/authorize; a state works once, for 10 minutes.",
 	unauthorized: "Send a valid credential as 'Authorization: Bearer <token>'.",
+	invalid_grant: "Check the API key or refresh token; exchange a valid API key for a new session.",
+	refresh_token_reused:
+		"The session was revoked for safety; exchange an API key for a new session.",
+	legacy_key_expired: "Create an lk_ key with POST /v1/api-keys and use it instead.",
+	forbidden: "This principal may not do this; use a credential that may.",
 	insufficient_scope: "Use a key or token that carries the required scope.",
+	credential_read_only:
+		"Managed and system credentials are read-only; create a credential of your own to change it.",
+	user_suspended: "The account is suspended; ask an administrator to reactivate it.",
 	not_found: "Check the id; objects of other users are never visible.",
+	method_not_allowed: "Use one of the methods the OpenAPI document lists for this path.",
+	conflict: "The object's current state does not allow this; read it again and retry.",
+	email_conflict:
+		"Use another e-mail address, or sign in with the identity already linked to this one.",
+	version_conflict: "The object changed meanwhile; read it again and retry with its new version.",
+	reconnect_required:
+		"Reconnect the account with POST /v1/oauth/{provider}/authorize (credential_id set).",
+	token_expiring: "Release the lease and take a new one.",
+	lease_gone: "The lease has ended; take a new one with POST /v1/credentials/{id}/leases.",
 	payload_too_large: "Send a request body of at most 64 KiB.",
+	unsupported_media_type: "Send the body as JSON with 'Content-Type: application/json'.",
 	rate_limited: "Wait for the number of seconds in Retry-After.",
-	dependency_unavailable: "Retry after the number of seconds in Retry-After.",
-	misconfigured: "The operator must set the variable named in the message.",
 	internal_error: "Retry later; report the request_id if it persists.",
+	misconfigured: "The operator must set the variable named in the message.",
+	decryption_failed:
+		"The stored secret cannot be decrypted; report the request_id to the operator, or replace the credential.",
+	provider_unavailable: "The provider failed; retry later.",
+	dependency_unavailable: "Retry after the number of seconds in Retry-After.",
 };
 
 export interface ErrorOptions {
@@ -58,7 +86,7 @@ export interface ErrorOptions {
 
 export class LatchkeyError extends Error {
 	readonly code: ErrorCode;
-	readonly hint: string | undefined;
+	readonly hint: string;
 	readonly detail: unknown;
 	readonly retryAfter: number | undefined;
 	readonly headers: Record<string, string> | undefined;
@@ -67,7 +95,7 @@ export class LatchkeyError extends Error {
 		super(message, options.cause === undefined ? undefined : { cause: options.cause });
 		this.name = "LatchkeyError";
 		this.code = code;
-		this.hint = options.hint ?? DEFAULT_HINTS[code];
+		this.hint = options.hint || DEFAULT_HINTS[code];
 		this.detail = options.detail;
 		this.retryAfter = options.retryAfter;
 		this.headers = options.headers;
@@ -82,7 +110,7 @@ export interface ErrorBody {
 	error: {
 		code: string;
 		message: string;
-		hint?: string;
+		hint: string;
 		detail?: unknown;
 		request_id: string;
 	};
@@ -93,7 +121,7 @@ export function errorBody(err: LatchkeyError, requestId: string): ErrorBody {
 		error: {
 			code: err.code,
 			message: err.message,
-			...(err.hint === undefined ? {} : { hint: err.hint }),
+			hint: err.hint || DEFAULT_HINTS[err.code],
 			...(err.detail === undefined ? {} : { detail: err.detail }),
 			request_id: requestId,
 		},

@@ -6,7 +6,7 @@ export const ErrorSchema = z
 		error: z.object({
 			code: z.string().openapi({ example: "invalid_request" }),
 			message: z.string(),
-			hint: z.string().optional(),
+			hint: z.string().min(1).openapi({ description: "What to do; never empty" }),
 			detail: z.unknown().optional(),
 			request_id: z.string(),
 		}),
