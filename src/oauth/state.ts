@@ -91,9 +91,17 @@ export async function consumeState(
 	return record;
 }
 
-/** `{LATCHKEY_PUBLIC_URL}/v1/oauth/callback`, where the provider sends the user by default. */
+/**
+ * `{LATCHKEY_PUBLIC_URL}/v1/oauth/callback`, where the provider sends the user by default. The
+ * public URL may carry a path (a deployment under `https://host/latchkey`): the callback is
+ * appended to it, never resolved against the origin, which would drop that path.
+ */
 export function defaultRedirectUri(config: Config): string {
-	return new URL("/v1/oauth/callback", config.LATCHKEY_PUBLIC_URL).href;
+	const base = new URL(config.LATCHKEY_PUBLIC_URL);
+	base.pathname = `${base.pathname.replace(/\/+$/, "")}/v1/oauth/callback`;
+	base.search = "";
+	base.hash = "";
+	return base.href;
 }
 
 /**

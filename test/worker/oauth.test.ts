@@ -353,6 +353,35 @@ describe("authorize", () => {
 		expect(ttl).toBeLessThanOrEqual(600_000);
 	});
 
+	it("the default redirect_uri keeps the path of LATCHKEY_PUBLIC_URL; the JWT issuer stays as configured", async () => {
+		const { key } = await userWithKey();
+		for (const [publicUrl, expected] of [
+			["https://x.example/lk", "https://x.example/lk/v1/oauth/callback"],
+			["https://x.example/lk/", "https://x.example/lk/v1/oauth/callback"],
+			["https://x.example", "https://x.example/v1/oauth/callback"],
+		] as const) {
+			const res = await call(
+				`/v1/oauth/${PROVIDER}/authorize`,
+				{ method: "POST", token: key, json: {} },
+				{ LATCHKEY_PUBLIC_URL: publicUrl },
+			);
+			expect(res.status).toBe(200);
+			const started = (await res.json()) as Authorization;
+			expect(new URL(started.authorization_url).searchParams.get("redirect_uri")).toBe(expected);
+		}
+		const token = await call(
+			"/v1/auth/token",
+			{ method: "POST", json: { grant_type: "api_key", api_key: key } },
+			{ LATCHKEY_PUBLIC_URL: "https://x.example/lk" },
+		);
+		expect(token.status).toBe(200);
+		const jwt = ((await token.json()) as { access_token: string }).access_token;
+		const claims = JSON.parse(
+			atob((jwt.split(".")[1] as string).replace(/-/g, "+").replace(/_/g, "/")),
+		);
+		expect(claims.iss).toBe("https://x.example/lk");
+	});
+
 	it("refuses redirect_uri and return_to outside the allowed origins", async () => {
 		const { key } = await userWithKey();
 		const bad = [
