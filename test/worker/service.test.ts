@@ -4,6 +4,7 @@ import {
 	waitOnExecutionContext,
 } from "cloudflare:test";
 import { createRoute, z } from "@hono/zod-openapi";
+import { sql } from "drizzle-orm";
 import { HTTPException } from "hono/http-exception";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/http/app.ts";
@@ -152,6 +153,13 @@ describe("error shape", () => {
 		app.get("/scratch/boom", () => {
 			throw new Error("database said: password=hunter2 for sk-abcdefghijklmnop");
 		});
+		app.get("/scratch/bad-sql", async (c) => {
+			// A statement Postgres rejects, with a parameter that must never reach a log.
+			await c
+				.get("services")
+				.db.execute(sql`select * from no_such_table_here where v = ${"param-opaque-4711"}`);
+			return c.text("unreachable");
+		});
 		return app;
 	}
 
@@ -204,6 +212,20 @@ describe("error shape", () => {
 		expect(log).toContain("request failed");
 		expect(log).not.toContain("hunter2");
 		expect(log).not.toContain("sk-abcdefghijklmnop");
+	});
+
+	it("500 from a rejected statement logs Postgres's code and message, never its parameters", async () => {
+		const logged: string[] = [];
+		vi.spyOn(console, "error").mockImplementation((line: string) => {
+			logged.push(line);
+		});
+		const res = await scratch("/scratch/bad-sql");
+		const body = await expectError(res, 500, "internal_error");
+		expect(JSON.stringify(body)).not.toMatch(/param-opaque|no_such_table/);
+		const entry = JSON.parse(logged.find((l) => l.includes("request failed")) ?? "{}");
+		expect(entry.pg_code).toBe("42P01");
+		expect(entry.error_message).toMatch(/no_such_table_here/);
+		expect(logged.join("\n")).not.toContain("param-opaque-4711");
 	});
 
 	it("404 for an unknown route", async () => {
