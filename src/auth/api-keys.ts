@@ -16,7 +16,7 @@ import {
 	parseKey,
 } from "./key-format.ts";
 import type { Principal } from "./principal.ts";
-import { isScope, type Scope, USER_SCOPES } from "./scopes.ts";
+import { isScope, SCOPES, type Scope, USER_SCOPES } from "./scopes.ts";
 import { revokeSessionsWhere } from "./sessions.ts";
 
 export type KeyCheck =
@@ -160,11 +160,29 @@ export function touchKey(db: Database, keyId: string, now: Date): Promise<unknow
 		);
 }
 
-/** A key may carry only scopes its creator has, and never `admin`. */
+/**
+ * A key may carry only scopes its creator has, and never `admin`. A name that is no scope at all
+ * is a malformed request (400), not a question of rights (403).
+ */
 export function resolveScopes(creator: Principal, requested: string[] | undefined): Scope[] {
 	const creatorScopes =
 		creator.method === "admin" ? USER_SCOPES : creator.scopes.filter((s) => s !== "admin");
 	if (requested === undefined) return [...creatorScopes];
+	const unknown = requested.flatMap((s, i) => (isScope(s) ? [] : [{ s, i }]));
+	if (unknown.length > 0) {
+		throw new LatchkeyError(
+			"invalid_request",
+			`Unknown scope: ${unknown.map((u) => JSON.stringify(u.s)).join(", ")}.`,
+			{
+				hint: `Scopes are ${SCOPES.join(", ")}.`,
+				detail: unknown.map((u) => ({
+					field: `scopes.${u.i}`,
+					location: "json",
+					message: "not a scope",
+				})),
+			},
+		);
+	}
 	const denied = requested.filter((s) => s === "admin" || !creatorScopes.includes(s as Scope));
 	if (denied.length > 0) {
 		throw new LatchkeyError(
@@ -295,14 +313,19 @@ export async function revokeApiKey(
 /**
  * Issues a replacement with the same name and scopes. The old key keeps working for the grace
  * period (never past its own expiry); with no grace it is revoked at once, sessions included.
+ * A roll never grants what the caller lacks: rolling a key that holds any scope the caller does
+ * not is 403 `insufficient_scope`, and nothing changes.
  */
 export async function rollApiKey(
 	db: TxDatabase,
-	userId: string,
+	caller: Principal,
 	keyId: string,
 	graceSeconds: number,
 	now: Date,
 ): Promise<NewKey> {
+	const userId = caller.userId;
+	if (userId === null) throw new LatchkeyError("forbidden", "The admin token acts for no user.");
+	const callerScopes: Scope[] = caller.scopes.filter((s) => s !== "admin");
 	return db.transaction(async (tx) => {
 		const [old] = await tx
 			.select()
@@ -317,6 +340,18 @@ export async function rollApiKey(
 			)
 			.for("update");
 		if (!old) throw new LatchkeyError("not_found", "No such API key.");
+		const beyond = old.scopes.filter((s) => !callerScopes.includes(s as Scope));
+		if (beyond.length > 0) {
+			// Thrown inside the transaction, before any write: it rolls back with nothing done.
+			throw new LatchkeyError(
+				"insufficient_scope",
+				`This key holds scopes the caller lacks: ${beyond.join(", ")}.`,
+				{
+					hint: "Roll it with a key or token that holds every scope of the rolled key.",
+					detail: { required: old.scopes, granted: callerScopes },
+				},
+			);
+		}
 		const created = await createApiKey(tx, {
 			userId,
 			name: old.name,

@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
+import type { Config } from "../config.ts";
 import type { ApiKeyRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
@@ -68,9 +69,13 @@ const CreateKeyBody = z
 	.object({
 		name: z.string().trim().min(1).max(200),
 		scopes: z
-			.array(z.string())
+			.array(ScopeEnum)
 			.max(SCOPES.length * 2)
-			.optional(),
+			.optional()
+			.openapi({
+				description:
+					"Scopes of the new key, each one the creator holds (`admin` never); default: every scope of the creator but `admin`. An unknown name is 400 `invalid_request`.",
+			}),
 		expires_at: z.iso.datetime({ offset: true }).optional(),
 	})
 	.strict()
@@ -103,6 +108,19 @@ const UserIdParam = z.object({
 		.max(64)
 		.openapi({ param: { name: "user_id", in: "path" } }),
 });
+
+/**
+ * RFC 9745 `Deprecation` (the key's import, as `@<unix seconds>`) and, when LEGACY_KEYS_SUNSET is
+ * set, RFC 8594 `Sunset`, for every response to a legacy key: the same values the authentication
+ * middleware sets on requests authenticated by one.
+ */
+export function legacyKeyHeaders(config: Config, importedAtMs: number): Record<string, string> {
+	const headers: Record<string, string> = { Deprecation: `@${Math.floor(importedAtMs / 1000)}` };
+	if (config.LEGACY_KEYS_SUNSET) {
+		headers.Sunset = new Date(config.LEGACY_KEYS_SUNSET).toUTCString();
+	}
+	return headers;
+}
 
 function parseExpiry(value: string | undefined, now: Date): Date | null {
 	if (value === undefined) return null;
@@ -143,7 +161,15 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			summary: "Exchange an API key, or rotate a refresh token, for an access token",
 			request: { body: { ...json(TokenBody), required: true } },
 			responses: {
-				200: { description: "A token pair", ...json(TokenResponse) },
+				200: {
+					description:
+						"A token pair. Exchanging a legacy (sk-…) key adds `Deprecation: @<unix seconds of its import>` and, when LEGACY_KEYS_SUNSET is set, `Sunset: <HTTP-date>`.",
+					headers: z.object({
+						Deprecation: z.string().optional().openapi({ example: "@1735689600" }),
+						Sunset: z.string().optional().openapi({ example: "Wed, 01 Jul 2026 00:00:00 GMT" }),
+					}),
+					...json(TokenResponse),
+				},
 				...errorResponses(400, 401, 403, 429),
 			},
 		}),
@@ -173,7 +199,9 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 					{ userId: check.key.userId, apiKeyId: check.key.id, scopes: check.key.scopes },
 					now,
 				);
-				return c.json(pair, 200, NO_STORE);
+				const deprecation =
+					check.key.kind === "legacy" ? legacyKeyHeaders(services.config, check.key.createdAt) : {};
+				return c.json(pair, 200, { ...NO_STORE, ...deprecation });
 			} catch (err) {
 				if (err instanceof LatchkeyError && err.status === 401) {
 					await countFailure(services, c.req.header("cf-connecting-ip"));
@@ -356,7 +384,13 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		async (c) => {
 			const { txDb, now } = c.get("services");
 			const grace = c.req.valid("json")?.grace_seconds ?? 0;
-			const created = await rollApiKey(txDb, userIdOf(c), c.req.valid("param").id, grace, now());
+			const created = await rollApiKey(
+				txDb,
+				c.get("principal"),
+				c.req.valid("param").id,
+				grace,
+				now(),
+			);
 			return c.json({ ...toKeyJson(created.row), key: created.key }, 201, NO_STORE);
 		},
 	);

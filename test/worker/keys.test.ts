@@ -184,14 +184,70 @@ describe("API keys", () => {
 			expect((await call("/v1/whoami", { token: readOnly })).status).toBe(200);
 		});
 
-		it("unknown scopes are refused", async () => {
-			const { key } = await userWithKey();
-			const res = await call("/v1/api-keys", {
+		it("an unknown scope name is 400 invalid_request naming the field, on both creation routes", async () => {
+			const { id, key } = await userWithKey();
+			const own = await expectError(
+				await call("/v1/api-keys", {
+					method: "POST",
+					token: key,
+					json: { name: "x", scopes: ["credentials:read", "root"] },
+				}),
+				400,
+				"invalid_request",
+			);
+			expect(own.error.detail).toEqual([
+				expect.objectContaining({ field: "scopes.1", location: "json" }),
+			]);
+			const viaAdmin = await expectError(
+				await call(`/v1/admin/users/${id}/api-keys`, {
+					method: "POST",
+					token: admin(),
+					json: { name: "x", scopes: ["Credentials:Read"] },
+				}),
+				400,
+				"invalid_request",
+			);
+			expect(viaAdmin.error.detail).toEqual([
+				expect.objectContaining({ field: "scopes.0", location: "json" }),
+			]);
+		});
+
+		it("a roll never grants what the caller lacks: 403 and nothing changes", async () => {
+			const user = await createUser();
+			const full = await createKeyJson(user.id, { name: "full" });
+			const keysOnly = await createKey(user.id, ["keys:write"]);
+			const listBefore = (await (await call("/v1/api-keys", { token: keysOnly })).json()) as {
+				data: { id: string }[];
+			};
+			const res = await call(`/v1/api-keys/${full.id}/roll`, {
 				method: "POST",
-				token: key,
-				json: { name: "x", scopes: ["root"] },
+				token: keysOnly,
+				json: { grace_seconds: 0 },
 			});
-			await expectError(res, 403, "insufficient_scope");
+			const body = await expectError(res, 403, "insufficient_scope");
+			expect(JSON.stringify(body)).not.toContain("lk_");
+			// The rolled key still works, and no key was created.
+			expect((await call("/v1/whoami", { token: full.key })).status).toBe(200);
+			const listAfter = (await (await call("/v1/api-keys", { token: keysOnly })).json()) as {
+				data: { id: string }[];
+			};
+			expect(listAfter.data.map((k) => k.id).sort()).toEqual(
+				listBefore.data.map((k) => k.id).sort(),
+			);
+			// A caller holding every scope of the key may roll it.
+			const rolled = await call(`/v1/api-keys/${full.id}/roll`, {
+				method: "POST",
+				token: full.key,
+				json: { grace_seconds: 60 },
+			});
+			expect(rolled.status).toBe(201);
+			expect(((await rolled.json()) as { scopes: string[] }).scopes.sort()).toEqual(
+				[...full.scopes].sort(),
+			);
+			// A narrower key may roll a sibling within its own scopes.
+			const narrow = await createKeyJson(user.id, { scopes: ["keys:write"] });
+			const ok = await call(`/v1/api-keys/${narrow.id}/roll`, { method: "POST", token: keysOnly });
+			expect(ok.status).toBe(201);
 		});
 	});
 
