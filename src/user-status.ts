@@ -42,3 +42,16 @@ export function inactiveUserError(status: InactiveStatus): LatchkeyError {
 export function assertUserActive(status: UserStatus | null): void {
 	if (status !== "active") throw inactiveUserError(status);
 }
+
+/**
+ * The same gate for an access token, whose session ends when its user is suspended or deleted
+ * (API.md, token exchange): the token is dead, so 401 whatever the status, saying why.
+ */
+export function sessionEndedByUserError(status: InactiveStatus): LatchkeyError {
+	const { message, hint } = REFUSALS[status ?? "gone"];
+	return new LatchkeyError("unauthorized", `This session has ended: ${lowerFirst(message)}`, {
+		hint,
+	});
+}
+
+const lowerFirst = (text: string) => text.charAt(0).toLowerCase() + text.slice(1);

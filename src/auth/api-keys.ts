@@ -69,8 +69,8 @@ function judge(key: CachedKey, now: Date): KeyCheck {
 }
 
 /**
- * Checks a well-formed `lk_` key. `fresh` bypasses the isolate cache, for requests that are
- * about to hand out a secret.
+ * Checks a well-formed `lk_` key. `fresh` bypasses the isolate cache, for requests that write,
+ * mint a key or a session, or hand out a secret; what it reads refreshes the cache.
  */
 async function verifyStandardKey(
 	db: Database,
@@ -78,10 +78,10 @@ async function verifyStandardKey(
 	now: Date,
 	fresh = false,
 ): Promise<KeyCheck> {
-	let key = fresh ? undefined : keyCache.get(parsed.id);
+	let key = fresh ? undefined : keyCache.get(parsed.id, now.getTime());
 	if (key === undefined) {
 		key = await loadKey(db, and(eq(apiKeys.id, parsed.id), eq(apiKeys.kind, "standard")));
-		keyCache.set(parsed.id, key, key?.userId ?? null);
+		keyCache.set(parsed.id, key, key?.userId ?? null, now.getTime());
 	}
 	// Hash even on a miss so an unknown id and a wrong secret take the same time.
 	// Both sides are SHA-256 digests of equal length, so a constant-time byte comparison is all
@@ -128,10 +128,10 @@ async function verifyLegacyKey(
 ): Promise<KeyCheck> {
 	const hash = await sha256Hex(presented);
 	const cacheKey = legacyCacheKey(hash);
-	let key = fresh ? undefined : keyCache.get(cacheKey);
+	let key = fresh ? undefined : keyCache.get(cacheKey, now.getTime());
 	if (key === undefined) {
 		key = await loadKey(db, and(eq(apiKeys.secretHash, hash), eq(apiKeys.kind, "legacy")));
-		keyCache.set(cacheKey, key, key?.userId ?? null);
+		keyCache.set(cacheKey, key, key?.userId ?? null, now.getTime());
 	}
 	if (!key) return { ok: false, reason: "unknown" };
 	return judge(key, now);
@@ -280,8 +280,9 @@ export async function listApiKeys(
 const revokeSessionsOfKey = (db: Queryable, keyId: string, now: Date, reason: string) =>
 	revokeSessionsWhere(db, eq(sessions.apiKeyId, keyId), now, reason);
 
+/** Drops the key, and the sessions obtained from it, from this isolate's caches. */
 function forgetKey(row: Pick<ApiKeyRow, "id" | "kind" | "secretHash">): void {
-	invalidateKey(row.kind === "legacy" ? legacyCacheKey(row.secretHash) : row.id);
+	invalidateKey(row.kind === "legacy" ? legacyCacheKey(row.secretHash) : row.id, row.id);
 }
 
 /** Revokes a live key of the user (404 otherwise) and every session obtained from it. */

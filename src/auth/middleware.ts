@@ -8,7 +8,7 @@ import { type UserStatus, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import type { Services } from "../services.ts";
-import { assertUserActive, inactiveUserError } from "../user-status.ts";
+import { assertUserActive, inactiveUserError, sessionEndedByUserError } from "../user-status.ts";
 import { resolveExternalUser } from "../users/external.ts";
 import {
 	assertLegacyNotSunset,
@@ -24,9 +24,14 @@ import { KEY_PREFIX } from "./key-format.ts";
 import { hasScope, type Principal } from "./principal.ts";
 import { failureSource, recordAuthFailure } from "./rate-limit.ts";
 import { isScope, parseScopeClaim, type Scope, USER_SCOPES } from "./scopes.ts";
-import { sessionIsLive } from "./sessions.ts";
+import { type SessionEnd, sessionEnd } from "./sessions.ts";
 
-export type AuthVariables = { principal: Principal; accessTokenJti?: string };
+export type AuthVariables = {
+	principal: Principal;
+	accessTokenJti?: string;
+	/** authenticate() checked the credential against the database, not a cache, for this request. */
+	credentialCheckedLive?: boolean;
+};
 export type AuthEnv = {
 	Bindings: AppEnv["Bindings"];
 	Variables: AppEnv["Variables"] & AuthVariables;
@@ -66,8 +71,50 @@ function keyFailure(check: Exclude<KeyCheck, { ok: true }>): LatchkeyError {
 	}
 }
 
-async function userStatus(db: Database, userId: string): Promise<UserStatus | null> {
-	let status = userStatusCache.get(userId);
+const NEW_SESSION_HINT = "Exchange an API key for a new session (POST /v1/auth/token).";
+
+const sessionEnded = (message: string) =>
+	new LatchkeyError("unauthorized", message, { hint: NEW_SESSION_HINT });
+
+/** Why an access token is refused, in the words of what ended its session. */
+function sessionFailure(end: NonNullable<SessionEnd>): LatchkeyError {
+	switch (end.reason) {
+		case "inactive_user":
+			return sessionEndedByUserError(end.userStatus);
+		case "revoked":
+			switch (end.revokedReason) {
+				case "refresh_token_reused":
+					return sessionEnded(
+						"This session has been revoked: one of its refresh tokens was presented twice.",
+					);
+				case "key_revoked":
+				case "key_rolled":
+					return sessionEnded("This session has been revoked with the API key it came from.");
+				case "user_suspended":
+					return sessionEndedByUserError("suspended");
+				case "user_deleted":
+					return sessionEndedByUserError("deleting");
+				default:
+					return sessionEnded("This session has been revoked.");
+			}
+		case "expired":
+			return sessionEnded("This session has reached its 30-day limit.");
+		case "key_invalid":
+			return sessionEnded("The API key this session came from is no longer valid.");
+		case "replaced":
+			return sessionEnded("This access token was replaced when its refresh token was retried.");
+		default:
+			return sessionEnded("The session behind this access token no longer exists.");
+	}
+}
+
+async function userStatus(
+	db: Database,
+	userId: string,
+	now: Date,
+	fresh: boolean,
+): Promise<UserStatus | null> {
+	let status = fresh ? undefined : userStatusCache.get(userId, now.getTime());
 	if (status === undefined) {
 		const [row] = await db
 			.select({ status: users.status })
@@ -75,13 +122,18 @@ async function userStatus(db: Database, userId: string): Promise<UserStatus | nu
 			.where(eq(users.id, userId))
 			.limit(1);
 		status = row?.status ?? null;
-		userStatusCache.set(userId, status, userId);
+		userStatusCache.set(userId, status, userId, now.getTime());
 	}
 	return status;
 }
 
-async function requireActiveUser(db: Database, userId: string): Promise<void> {
-	assertUserActive(await userStatus(db, userId));
+async function requireActiveUser(
+	db: Database,
+	userId: string,
+	now: Date,
+	fresh: boolean,
+): Promise<void> {
+	assertUserActive(await userStatus(db, userId, now, fresh));
 }
 
 interface Resolved {
@@ -94,20 +146,28 @@ function looksLikeJwt(token: string): boolean {
 	return token.startsWith("eyJ") && token.split(".").length === 3;
 }
 
-export async function resolvePrincipal(services: Services, token: string): Promise<Resolved> {
+/**
+ * Who is calling. `fresh` decides against the database as it is now: keys, sessions and user
+ * status are read past the isolate cache. Without it, answers up to CACHE_TTL_MS old will do.
+ */
+export async function resolvePrincipal(
+	services: Services,
+	token: string,
+	fresh = false,
+): Promise<Resolved> {
 	const { config, db } = services;
 	const now = services.now();
 	// Well-formed keys and tokens go straight to their own check; only what is none of them is
 	// compared with the admin token. Which path a request takes depends on the shape of what it
 	// sent, never on the admin token, so nothing about the admin token leaks through timing.
-	const check = await verifyPresentedKey(db, token, now);
+	const check = await verifyPresentedKey(db, token, now, fresh);
 	if (check) {
 		if (!check.ok) throw keyFailure(check);
 		if (check.key.kind !== "legacy") return { principal: check.principal };
 		assertLegacyNotSunset(config, now);
 		return { principal: check.principal, legacyImportedAt: check.key.createdAt };
 	}
-	if (looksLikeJwt(token)) return resolveJwt(services, token);
+	if (looksLikeJwt(token)) return resolveJwt(services, token, fresh);
 	if (await isAdminToken(config, token)) {
 		return { principal: { method: "admin", userId: null, scopes: ["admin", ...USER_SCOPES] } };
 	}
@@ -116,13 +176,13 @@ export async function resolvePrincipal(services: Services, token: string): Promi
 	throw unauthorized("Unrecognised credential.");
 }
 
-async function resolveJwt(services: Services, token: string): Promise<Resolved> {
+async function resolveJwt(services: Services, token: string, fresh: boolean): Promise<Resolved> {
 	const { config, db } = services;
 	const now = services.now();
 	if (isExternalToken(config, token)) {
 		const payload = await verifyExternalToken(config, token, now);
 		const userId = await resolveExternalUser(db, payload);
-		await requireActiveUser(db, userId);
+		await requireActiveUser(db, userId, now, fresh);
 		return { principal: { method: "external", userId, scopes: [...USER_SCOPES] } };
 	}
 	let claims: Awaited<ReturnType<typeof verifyAccessToken>>;
@@ -131,7 +191,15 @@ async function resolveJwt(services: Services, token: string): Promise<Resolved> 
 	} catch {
 		throw unauthorized("The access token is invalid or expired.");
 	}
-	await requireActiveUser(db, claims.sub);
+	// The session, its key and its user in one query (or, for a read, this isolate's answer from
+	// at most CACHE_TTL_MS ago): an access token lives no longer than its session.
+	const ended = await sessionEnd(
+		db,
+		{ sessionId: claims.sid, userId: claims.sub, jti: claims.jti },
+		now,
+		fresh,
+	);
+	if (ended) throw sessionFailure(ended);
 	return {
 		principal: {
 			method: "access_token",
@@ -149,19 +217,29 @@ function bearerToken(header: string | undefined): string | null {
 	return m?.[1] ?? null;
 }
 
+/** Methods that change nothing: the only ones allowed to trust the isolate cache. */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 /**
  * Resolves the caller from `Authorization: Bearer …` into `c.get("principal")`. Failed attempts
  * (malformed keys included) count against the source's failure budget; once it is spent the
  * failure becomes a 429, while valid credentials from the same source keep working.
+ *
+ * Revocation policy, by method, so that no route can forget it (API.md, token exchange): a
+ * request that may write, mint a key or a session, or return a secret (every method but
+ * GET/HEAD/OPTIONS) is judged against the database as it is now, one query: the key row, or the
+ * session with its key and user. A read may use this isolate's answer from at most
+ * CACHE_TTL_MS ago. Routes that return a secret on a GET add requireLiveCredential().
  */
 export function authenticate(): MiddlewareHandler<AuthEnv> {
 	return async function authenticate(c, next) {
 		const services = c.get("services");
 		const token = bearerToken(c.req.header("authorization"));
 		if (!token) throw refuse(unauthorized("Missing bearer token."));
+		const fresh = !SAFE_METHODS.has(c.req.method);
 		let resolved: Resolved;
 		try {
-			resolved = await resolvePrincipal(services, token);
+			resolved = await resolvePrincipal(services, token, fresh);
 		} catch (err) {
 			if (!(err instanceof LatchkeyError) || err.status !== 401) throw err;
 			await countFailure(services, c.req.header("cf-connecting-ip"));
@@ -169,6 +247,7 @@ export function authenticate(): MiddlewareHandler<AuthEnv> {
 		}
 		const { principal } = resolved;
 		c.set("principal", principal);
+		c.set("credentialCheckedLive", fresh);
 		if (resolved.jti) c.set("accessTokenJti", resolved.jti);
 		if (principal.keyId && (principal.method === "api_key" || principal.method === "legacy_key")) {
 			const write = touchKey(services.db, principal.keyId, services.now());
@@ -239,24 +318,28 @@ export function userIdOf(c: Context<AuthEnv>): string {
 }
 
 /**
- * For requests that return a secret: re-checks, against the database and not the isolate cache,
+ * For reads that return a secret: re-checks, against the database and not the isolate cache,
  * that the credential is still good at this moment (session not revoked, key not revoked or
- * rolled past its grace, user active).
+ * rolled past its grace, user active). authenticate() already does this for every other method,
+ * in which case this costs nothing.
  */
 export function requireLiveCredential(): MiddlewareHandler<AuthEnv> {
 	return async function requireLiveCredential(c, next) {
 		const principal = c.get("principal");
 		if (!principal) throw new Error("requireLiveCredential must run after authenticate()");
-		const { db } = c.get("services");
-		const now = c.get("services").now();
-		let live = true;
+		if (c.get("credentialCheckedLive")) return next();
+		const services = c.get("services");
+		const { db } = services;
+		const now = services.now();
 		if (principal.method === "access_token" && principal.sessionId && principal.userId) {
 			const jti = c.get("accessTokenJti") ?? "";
-			live = await sessionIsLive(
+			const ended = await sessionEnd(
 				db,
 				{ sessionId: principal.sessionId, userId: principal.userId, jti },
 				now,
+				true,
 			);
+			if (ended) throw refuse(sessionFailure(ended));
 		} else if (
 			(principal.method === "api_key" || principal.method === "legacy_key") &&
 			principal.keyId
@@ -264,10 +347,13 @@ export function requireLiveCredential(): MiddlewareHandler<AuthEnv> {
 			const check = await recheckKey(db, principal.keyId, now);
 			if (!check.ok) throw refuse(keyFailure(check));
 		} else if (principal.method === "external" && principal.userId) {
-			userStatusCache.delete(principal.userId);
-			await requireActiveUser(db, principal.userId);
+			try {
+				await requireActiveUser(db, principal.userId, now, true);
+			} catch (err) {
+				throw err instanceof LatchkeyError ? refuse(err) : err;
+			}
 		}
-		if (!live) throw refuse(unauthorized("The session behind this access token has ended."));
+		c.set("credentialCheckedLive", true);
 		await next();
 	};
 }

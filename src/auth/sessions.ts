@@ -1,11 +1,25 @@
-import { and, eq, gt, isNotNull, isNull, notExists, type SQL } from "drizzle-orm";
+import { and, eq, isNotNull, isNull, type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config.ts";
 import { newId, randomBase62 } from "../crypto/encoding.ts";
 import { sha256Hex } from "../crypto/hash.ts";
 import type { Database, Queryable, Tx, TxDatabase } from "../db/client.ts";
-import { type ApiKeyRow, apiKeys, refreshTokens, sessions, users } from "../db/schema.ts";
+import {
+	type ApiKeyRow,
+	apiKeys,
+	refreshTokens,
+	sessions,
+	type UserStatus,
+	users,
+} from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import { inactiveUserError } from "../user-status.ts";
+import {
+	type CachedSession,
+	invalidateSession,
+	keyTag,
+	sessionCache,
+	sessionTag,
+} from "./cache.ts";
 import { ACCESS_TOKEN_TTL_S, signAccessToken } from "./jwt.ts";
 import type { Scope } from "./scopes.ts";
 
@@ -164,10 +178,12 @@ export async function refreshSession(
 			.for("update", { of: [refreshTokens, sessions] });
 		if (!row) return { error: invalidGrant("Unknown refresh token.") };
 		const { token, session, key } = row;
+		// The user's status first: a suspension also ends the session, and the caller should
+		// hear the reason that will not go away by exchanging a key again.
+		if (row.userStatus !== "active") return { error: inactiveUserError(row.userStatus) };
 		if (session.revokedAt) return { error: invalidGrant("The session has been revoked.") };
 		if (session.expiresAt <= now)
 			return { error: invalidGrant("The session has reached its 30-day limit.") };
-		if (row.userStatus !== "active") return { error: inactiveUserError(row.userStatus) };
 		if (!keyStillValid(key, now)) {
 			return { error: invalidGrant("The API key behind this session is no longer valid.") };
 		}
@@ -206,13 +222,18 @@ export async function refreshSession(
 			.update(refreshTokens)
 			.set({ successorId: refreshId })
 			.where(eq(refreshTokens.id, token.id));
-		return { pair };
+		return { pair, replaced: session.id };
 	});
-	if ("pair" in outcome && outcome.pair) return outcome.pair;
+	if ("pair" in outcome && outcome.pair) {
+		// The lost pair's access token is now refused; this isolate must not remember it as good.
+		if (outcome.replaced) invalidateSession(outcome.replaced);
+		return outcome.pair;
+	}
 	if ("reuse" in outcome && outcome.reuse) {
 		// Outside the transaction above, which only read: the revocation must stick even though
 		// the request fails.
 		await revokeSession(db, outcome.reuse, now, "refresh_token_reused");
+		invalidateSession(outcome.reuse);
 		throw new LatchkeyError(
 			"refresh_token_reused",
 			"This refresh token was already used; the session is revoked.",
@@ -238,7 +259,110 @@ export async function revokeByRefreshToken(
 		.limit(1);
 	if (!row) return false;
 	await revokeSession(db, row.sessionId, now, "revoked_by_client");
+	invalidateSession(row.sessionId);
 	return true;
+}
+
+export interface AccessClaims {
+	sessionId: string;
+	userId: string;
+	jti: string;
+}
+
+/** Why an access token's session no longer lets it act; `null` when it still does. */
+export type SessionEnd =
+	| { reason: "unknown" | "expired" | "replaced" | "key_invalid" }
+	| { reason: "revoked"; revokedReason: string | null }
+	| { reason: "inactive_user"; userStatus: Exclude<UserStatus, "active"> }
+	| null;
+
+/**
+ * The session behind an access token, its key, its user's status and whether this token was
+ * replaced by a refresh retry: one query, one round trip on the HTTP path.
+ */
+async function loadSession(db: Database, claims: AccessClaims): Promise<CachedSession | null> {
+	const replaced = db
+		.select({ id: refreshTokens.id })
+		.from(refreshTokens)
+		.where(and(eq(refreshTokens.accessJti, claims.jti), isNotNull(refreshTokens.invalidatedAt)));
+	const [row] = await db
+		.select({
+			session: {
+				id: sessions.id,
+				apiKeyId: sessions.apiKeyId,
+				revokedAt: sessions.revokedAt,
+				revokedReason: sessions.revokedReason,
+				expiresAt: sessions.expiresAt,
+			},
+			keyRevokedAt: apiKeys.revokedAt,
+			keyExpiresAt: apiKeys.expiresAt,
+			userStatus: users.status,
+			replaced: sql<boolean>`exists (${replaced})`,
+		})
+		.from(sessions)
+		.innerJoin(apiKeys, eq(apiKeys.id, sessions.apiKeyId))
+		.innerJoin(users, eq(users.id, sessions.userId))
+		.where(and(eq(sessions.id, claims.sessionId), eq(sessions.userId, claims.userId)))
+		.limit(1);
+	if (!row) return null;
+	return {
+		sessionId: row.session.id,
+		userId: claims.userId,
+		apiKeyId: row.session.apiKeyId,
+		revokedAt: row.session.revokedAt?.getTime() ?? null,
+		revokedReason: row.session.revokedReason,
+		expiresAt: row.session.expiresAt.getTime(),
+		keyRevokedAt: row.keyRevokedAt?.getTime() ?? null,
+		keyExpiresAt: row.keyExpiresAt?.getTime() ?? null,
+		userStatus: row.userStatus,
+		replaced: Boolean(row.replaced),
+	};
+}
+
+function judgeSession(session: CachedSession | null, now: Date): SessionEnd {
+	const t = now.getTime();
+	if (!session) return { reason: "unknown" };
+	if (session.revokedAt !== null && session.revokedAt <= t) {
+		return { reason: "revoked", revokedReason: session.revokedReason };
+	}
+	if (session.userStatus !== "active") {
+		return { reason: "inactive_user", userStatus: session.userStatus };
+	}
+	if (session.expiresAt <= t) return { reason: "expired" };
+	if (
+		(session.keyRevokedAt !== null && session.keyRevokedAt <= t) ||
+		(session.keyExpiresAt !== null && session.keyExpiresAt <= t)
+	) {
+		return { reason: "key_invalid" };
+	}
+	if (session.replaced) return { reason: "replaced" };
+	return null;
+}
+
+/**
+ * Has the session behind an access token ended? `fresh` (writes, anything that mints a key or a
+ * session or returns a secret) reads the database now; otherwise (reads) an answer up to
+ * CACHE_TTL_MS old from this isolate may do. Either way the answer read is cached for the next
+ * read, and the isolate that ends a session drops its entries at once.
+ */
+export async function sessionEnd(
+	db: Database,
+	claims: AccessClaims,
+	now: Date,
+	fresh: boolean,
+): Promise<SessionEnd> {
+	let session = fresh ? undefined : sessionCache.get(claims.jti, now.getTime());
+	if (session === undefined) {
+		session = await loadSession(db, claims);
+		sessionCache.set(
+			claims.jti,
+			session,
+			claims.userId,
+			now.getTime(),
+			session ? [sessionTag(session.sessionId), keyTag(session.apiKeyId)] : [],
+		);
+	}
+	return judgeSession(session, now);
 }
 
 /**
@@ -247,26 +371,8 @@ export async function revokeByRefreshToken(
  */
 export async function sessionIsLive(
 	db: Database,
-	claims: { sessionId: string; userId: string; jti: string },
+	claims: AccessClaims,
 	now: Date,
 ): Promise<boolean> {
-	const replaced = db
-		.select({ id: refreshTokens.id })
-		.from(refreshTokens)
-		.where(and(eq(refreshTokens.accessJti, claims.jti), isNotNull(refreshTokens.invalidatedAt)));
-	const [row] = await db
-		.select({ id: sessions.id, key: apiKeys })
-		.from(sessions)
-		.innerJoin(apiKeys, eq(apiKeys.id, sessions.apiKeyId))
-		.where(
-			and(
-				eq(sessions.id, claims.sessionId),
-				eq(sessions.userId, claims.userId),
-				isNull(sessions.revokedAt),
-				gt(sessions.expiresAt, now),
-				notExists(replaced),
-			),
-		)
-		.limit(1);
-	return Boolean(row && keyStillValid(row.key, now));
+	return (await sessionEnd(db, claims, now, true)) === null;
 }

@@ -2,12 +2,14 @@ import { and, eq, ne, type SQL, sql } from "drizzle-orm";
 import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { userAccessRevocations } from "../auth/api-keys.ts";
 import { invalidateUser } from "../auth/cache.ts";
+import { revokeSessionsWhere } from "../auth/sessions.ts";
 import { newId } from "../crypto/encoding.ts";
 import type { Database } from "../db/client.ts";
 import { violatedUniqueConstraint } from "../db/errors.ts";
 import { type CursorKey, keysetAfter, keysetOrder } from "../db/pagination.ts";
 import {
 	type NotificationPreferences,
+	sessions,
 	type UserRow,
 	type UserStatus,
 	users,
@@ -268,11 +270,21 @@ export async function adminUpdateUser(
 	}
 	if (Object.keys(changes).length === 0) return getUser(db, id);
 	// The status guard is part of the UPDATE, so a deletion racing this change cannot be undone by it.
-	const [row] = await db
+	const update = db
 		.update(users)
 		.set({ ...changes, updatedAt: now })
 		.where(and(eq(users.id, id), ne(users.status, "deleting")))
 		.returning();
+	// A suspension ends the user's sessions (API.md): in the same batch, one round trip.
+	const [row] =
+		patch.status === "suspended"
+			? (
+					await db.batch([
+						update,
+						revokeSessionsWhere(db, eq(sessions.userId, id), now, "user_suspended"),
+					])
+				)[0]
+			: await update;
 	if (row) {
 		// A suspension must bite at once in this isolate, and a reactivation must not wait for a
 		// cached refusal; other isolates follow within the cache's bound.

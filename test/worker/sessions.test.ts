@@ -14,7 +14,7 @@ import {
 } from "jose";
 import { describe, expect, inject, it } from "vitest";
 import { authenticate, requireLiveCredential } from "../../src/auth/middleware.ts";
-import { apiKeys, refreshTokens } from "../../src/db/schema.ts";
+import { apiKeys, refreshTokens, sessions } from "../../src/db/schema.ts";
 import { createApp } from "../../src/http/app.ts";
 import {
 	admin,
@@ -174,7 +174,7 @@ describe("access tokens", () => {
 		expect((await call("/v1/whoami", { token: after.access_token })).status).toBe(401);
 	});
 
-	it("of a suspended user are refused with 403", async () => {
+	it("of a suspended user are dead (401: the suspension ended the session); the key gets 403", async () => {
 		const { id, key } = await userWithKey();
 		const pair = await exchange(key);
 		const patch = await call(`/v1/admin/users/${id}`, {
@@ -183,13 +183,23 @@ describe("access tokens", () => {
 			json: { status: "suspended" },
 		});
 		expect(patch.status).toBe(200);
-		await expectError(
+		const body = await expectError(
 			await call("/v1/whoami", { token: pair.access_token }),
-			403,
-			"user_suspended",
+			401,
+			"unauthorized",
 		);
+		expect(body.error.message).toMatch(/suspended/);
 		await expectError(await call("/v1/whoami", { token: key }), 403, "user_suspended");
 		await expectError(await refresh(pair.refresh_token), 403, "user_suspended");
+		// Lifting the suspension restores the key, not the session it ended.
+		await call(`/v1/admin/users/${id}`, {
+			method: "PATCH",
+			token: admin(),
+			json: { status: "active" },
+		});
+		expect((await call("/v1/whoami", { token: key })).status).toBe(200);
+		await expectError(await refresh(pair.refresh_token), 401, "invalid_grant");
+		await expectError(await call("/v1/whoami", { token: pair.access_token }), 401, "unauthorized");
 	});
 });
 
@@ -404,12 +414,29 @@ describe("live-credential check for secret-returning routes", () => {
 		};
 	}
 
-	it("refuses an unexpired access token whose session was revoked, while plain reads still accept it", async () => {
+	it("refuses an unexpired access token whose session was revoked, and so do plain reads", async () => {
 		const get = secretApp();
 		const { key } = await userWithKey();
 		const pair = await exchange(key);
 		expect((await get(pair.access_token)).status).toBe(200);
+		expect((await call("/v1/whoami", { token: pair.access_token })).status).toBe(200);
 		await call("/v1/auth/revoke", { method: "POST", json: { refresh_token: pair.refresh_token } });
+		// The revocation happened in this isolate, which forgot the session at once.
+		await expectError(await call("/v1/whoami", { token: pair.access_token }), 401, "unauthorized");
+		await expectError(await get(pair.access_token), 401, "unauthorized");
+	});
+
+	it("refuses a session revoked behind the isolate cache, while plain reads may ride it for 10 s", async () => {
+		const get = secretApp();
+		const { key } = await userWithKey();
+		const pair = await exchange(key);
+		expect((await call("/v1/whoami", { token: pair.access_token })).status).toBe(200);
+		const handle = testDb();
+		await handle.db
+			.update(sessions)
+			.set({ revokedAt: new Date(), revokedReason: "test" })
+			.where(eq(sessions.id, decodeJwt(pair.access_token).sid as string));
+		await handle.end();
 		expect((await call("/v1/whoami", { token: pair.access_token })).status).toBe(200);
 		await expectError(await get(pair.access_token), 401, "unauthorized");
 	});
