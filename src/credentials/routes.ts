@@ -25,6 +25,7 @@ import {
 	listCredentials,
 	type NewCredential,
 	openSecret,
+	preconditionFailed,
 	toCredentialJson,
 	updateCredential,
 } from "./service.ts";
@@ -108,6 +109,43 @@ const PatchBody = z
 	});
 
 type PatchBodyT = z.infer<typeof PatchBody>;
+
+/** A credential's entity tag: its version, quoted (strong). */
+const etagOf = (row: CredentialRow) => `"${row.version}"`;
+
+const ETAG_HEADER = {
+	ETag: {
+		description: "The credential's `version`, quoted: send it back in `If-Match`.",
+		schema: { type: "string" as const, example: '"3"' },
+	},
+};
+
+const IfMatchHeaders = z.object({
+	"if-match": z.string().optional().openapi({
+		description:
+			'The credential\'s ETag (`"<version>"`), or several comma-separated, or `*`. A stale value → 412 `precondition_failed` and nothing changes; without it the last writer wins.',
+		example: '"3"',
+	}),
+});
+
+/**
+ * RFC 9110 If-Match with strong comparison: null when absent or `*` (any existing credential),
+ * otherwise the versions it names. A weak or malformed tag names nothing, so it never matches.
+ */
+function ifMatchVersions(header: string | undefined): number[] | null {
+	if (header === undefined || header.trim() === "*") return null;
+	const versions: number[] = [];
+	for (const tag of header.split(",")) {
+		const match = /^"(\d{1,10})"$/.exec(tag.trim());
+		if (match) versions.push(Number(match[1]));
+	}
+	return versions;
+}
+
+function credentialResponse<S extends 200 | 201>(c: Context, row: CredentialRow, status: S) {
+	c.header("ETag", etagOf(row));
+	return c.json(toCredentialJson(row), status);
+}
 
 const FIELDS_OF_TYPE: Record<CredentialRow["type"], (keyof PatchBodyT)[]> = {
 	api_key: ["api_key", "expires_at"],
@@ -267,14 +305,14 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			middleware: needs("credentials:write"),
 			request: { body: { ...json(CreateBody), required: true } },
 			responses: {
-				201: { description: "Stored", ...json(CredentialSchema) },
+				201: { description: "Stored", headers: ETAG_HEADER, ...json(CredentialSchema) },
 				...errorResponses(400, 401, 403, 413),
 			},
 		}),
 		async (c) => {
 			const input = await toNewCredential(c, c.req.valid("json"), userIdOf(c));
 			const row = await createCredential(c.get("services"), input);
-			return c.json(toCredentialJson(row), 201);
+			return credentialResponse(c, row, 201);
 		},
 	);
 
@@ -313,15 +351,14 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			middleware: needs("credentials:read"),
 			request: { params: IdParam },
 			responses: {
-				200: { description: "The credential", ...json(CredentialSchema) },
+				200: { description: "The credential", headers: ETAG_HEADER, ...json(CredentialSchema) },
 				...errorResponses(401, 403, 404),
 			},
 		}),
 		async (c) =>
-			c.json(
-				toCredentialJson(
-					await findVisible(c.get("services"), userIdOf(c), c.req.valid("param").id),
-				),
+			credentialResponse(
+				c,
+				await findVisible(c.get("services"), userIdOf(c), c.req.valid("param").id),
 				200,
 			),
 	);
@@ -334,16 +371,21 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			summary: "Change title, metadata or the secret fields of the credential's type",
 			security: bearerSecurity,
 			middleware: needs("credentials:write"),
-			request: { params: IdParam, body: { ...json(PatchBody), required: true } },
+			request: {
+				params: IdParam,
+				headers: IfMatchHeaders,
+				body: { ...json(PatchBody), required: true },
+			},
 			responses: {
-				200: { description: "Updated", ...json(CredentialSchema) },
-				...errorResponses(400, 401, 403, 404, 409),
+				200: { description: "Updated", headers: ETAG_HEADER, ...json(CredentialSchema) },
+				...errorResponses(400, 401, 403, 404, 409, 412),
 			},
 		}),
 		async (c) => {
 			const services = c.get("services");
 			const body = c.req.valid("json");
 			const id = c.req.valid("param").id;
+			const versions = ifMatchVersions(c.req.valid("header")["if-match"]);
 			const row = await updateCredential(
 				services,
 				() => findVisible(services, userIdOf(c), id),
@@ -351,8 +393,9 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 					assertWritable(current);
 					return toChange(current, body);
 				},
+				versions === null ? {} : { matches: (v) => versions.includes(v) },
 			);
-			return c.json(toCredentialJson(row), 200);
+			return credentialResponse(c, row, 200);
 		},
 	);
 
@@ -364,7 +407,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			summary: "Delete a credential, revoking an OAuth2 token upstream (RFC 7009) where possible",
 			security: bearerSecurity,
 			middleware: needs("credentials:write"),
-			request: { params: IdParam },
+			request: { params: IdParam, headers: IfMatchHeaders },
 			responses: {
 				200: {
 					description:
@@ -375,13 +418,18 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 							.openapi("CredentialDeleted"),
 					),
 				},
-				...errorResponses(401, 403, 404),
+				...errorResponses(401, 403, 404, 412),
 			},
 		}),
 		async (c) => {
 			const services = c.get("services");
 			const row = await findVisible(services, userIdOf(c), c.req.valid("param").id);
 			assertWritable(row);
+			const versions = ifMatchVersions(c.req.valid("header")["if-match"]);
+			// Checked before anything is revoked upstream, and again by the delete itself.
+			if (versions !== null && !versions.includes(row.version)) {
+				throw preconditionFailed(row.id, row.version);
+			}
 			let revoked: boolean | null = null;
 			if (row.type === "oauth2") {
 				try {
@@ -399,8 +447,11 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 					revoked = false;
 				}
 			}
-			if (!(await deleteCredentialRow(services, userIdOf(c), row.id))) {
-				throw new LatchkeyError("not_found", "No such credential.");
+			const expectedVersion = versions === null ? undefined : row.version;
+			if (!(await deleteCredentialRow(services, userIdOf(c), row.id, expectedVersion))) {
+				// Changed since it was read: still there means a stale If-Match, else it is gone.
+				const now = await findVisible(services, userIdOf(c), row.id);
+				throw preconditionFailed(now.id, now.version);
 			}
 			return c.json({ deleted: true as const, revoked }, 200);
 		},
@@ -416,14 +467,14 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			middleware: [authenticate(), requireScope("admin")],
 			request: { body: { ...json(CreateBody), required: true } },
 			responses: {
-				201: { description: "Stored", ...json(CredentialSchema) },
+				201: { description: "Stored", headers: ETAG_HEADER, ...json(CredentialSchema) },
 				...errorResponses(400, 401, 403),
 			},
 		}),
 		async (c) => {
 			const input = await toNewCredential(c, c.req.valid("json"), null);
 			const row = await createCredential(c.get("services"), { ...input, system: true });
-			return c.json(toCredentialJson(row), 201);
+			return credentialResponse(c, row, 201);
 		},
 	);
 }

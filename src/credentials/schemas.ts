@@ -20,6 +20,9 @@ export const CredentialSchema = z
 		managed: z.boolean(),
 		system: z.boolean(),
 		metadata: z.record(z.string(), z.unknown()),
+		version: z.number().int().openapi({
+			description: "Grows with every change of the row; the ETag of responses holding it.",
+		}),
 		access_token_expires_at: z.string().nullable(),
 		created_at: z.string(),
 		updated_at: z.string(),

@@ -1,6 +1,15 @@
 import { and, eq, isNull, or, type SQL } from "drizzle-orm";
 import { newId } from "../crypto/encoding.ts";
-import { credentialAad, getKeyRing, open, seal } from "../crypto/envelope.ts";
+import {
+	CREDENTIAL_AAD_VERSION,
+	type CredentialAadFields,
+	credentialAadOf,
+	credentialAadV2,
+	getKeyRing,
+	open,
+	type Sealed,
+	seal,
+} from "../crypto/envelope.ts";
 import { type CursorKey, keysetAfter, keysetOrder } from "../db/pagination.ts";
 import { type CredentialRow, type CredentialType, credentials, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
@@ -22,6 +31,7 @@ export interface CredentialJson {
 	managed: boolean;
 	system: boolean;
 	metadata: Record<string, unknown>;
+	version: number;
 	access_token_expires_at: string | null;
 	created_at: string;
 	updated_at: string;
@@ -43,6 +53,7 @@ export function toCredentialJson(row: CredentialRow): CredentialJson {
 		managed: row.managed,
 		system: row.system,
 		metadata: row.metadata,
+		version: row.version,
 		access_token_expires_at: iso(row.accessTokenExpiresAt),
 		created_at: row.createdAt.toISOString(),
 		updated_at: row.updatedAt.toISOString(),
@@ -108,13 +119,15 @@ export interface NewCredential<T extends CredentialType = CredentialType> {
 	system?: boolean;
 }
 
+/** Seals a secret under the current AAD version, which binds the row's provider and host too. */
 export async function sealSecret(
 	services: Services,
-	row: { id: string; userId: string | null; type: CredentialType },
+	row: CredentialAadFields,
 	secret: AnySecret,
-) {
+): Promise<Sealed & { aadVersion: number }> {
 	const ring = await getKeyRing(services.config);
-	return seal(ring, JSON.stringify(secret), credentialAad(row));
+	const sealed = await seal(ring, JSON.stringify(secret), credentialAadV2(row));
+	return { ...sealed, aadVersion: CREDENTIAL_AAD_VERSION };
 }
 
 /** Decrypts a row's secret; a row that fails to decrypt is a loud error naming it. */
@@ -122,9 +135,34 @@ export async function openSecret<T extends CredentialType>(
 	services: Services,
 	row: CredentialRow & { type: T },
 ): Promise<SecretOf[T]> {
+	const aad = credentialAadOf(row);
+	if (aad === null) {
+		throw new LatchkeyError(
+			"decryption_failed",
+			`The stored secret of credential ${row.id} could not be decrypted: its AAD version ${row.aadVersion} is unknown.`,
+			{ hint: "The stored row was altered or written by a newer release. Report the request_id." },
+		);
+	}
 	const ring = await getKeyRing(services.config);
-	const plain = await open(ring, row, credentialAad(row), `credential ${row.id}`);
+	const plain = await open(ring, row, aad, `credential ${row.id}`);
 	return JSON.parse(plain) as SecretOf[T];
+}
+
+/**
+ * Whether `secret` is a whole secret of `type`, so that storing it needs nothing of the old one
+ * (a row that no longer decrypts can then be repaired by replacing its secret).
+ */
+function isWholeSecret(type: CredentialType, secret: Partial<AnySecret>): boolean {
+	switch (type) {
+		case "api_key":
+			return "api_key" in secret;
+		case "user_password":
+			return "password" in secret;
+		case "host_scoped":
+			return "headers" in secret;
+		case "oauth2":
+			return "access_token" in secret && "refresh_token" in secret;
+	}
 }
 
 export async function createCredential(
@@ -135,7 +173,13 @@ export async function createCredential(
 	const now = services.now();
 	const sealed = await sealSecret(
 		services,
-		{ id, userId: input.userId, type: input.type },
+		{
+			id,
+			userId: input.userId,
+			type: input.type,
+			provider: input.provider,
+			host: input.host ?? null,
+		},
 		input.secret,
 	);
 	const [row] = await services.db
@@ -175,38 +219,77 @@ export interface CredentialChange {
 
 const MAX_ATTEMPTS = 3;
 
+export const preconditionFailed = (id: string, version: number) =>
+	new LatchkeyError(
+		"precondition_failed",
+		`Credential ${id} is at version ${version}, not the one If-Match names; nothing was changed.`,
+		{ hint: "Read the credential again and retry with its current ETag in If-Match." },
+	);
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+const sameTime = (a: Date | null, b: Date | null) =>
+	(a?.getTime() ?? null) === (b?.getTime() ?? null);
+
+/** The columns a change writes, leaving out fields it names with their current value. */
+function changedColumns(
+	row: CredentialRow,
+	delta: CredentialChange,
+): Partial<typeof credentials.$inferInsert> {
+	const set: Partial<typeof credentials.$inferInsert> = {};
+	if (delta.title !== undefined && delta.title !== row.title) set.title = delta.title;
+	if (delta.metadata !== undefined && !sameJson(delta.metadata, row.metadata))
+		set.metadata = delta.metadata;
+	if (delta.scopes !== undefined && !sameJson(delta.scopes, row.scopes)) set.scopes = delta.scopes;
+	if (delta.username !== undefined && delta.username !== row.username)
+		set.username = delta.username;
+	if (delta.host !== undefined && delta.host !== row.host) set.host = delta.host;
+	if (
+		delta.accessTokenExpiresAt !== undefined &&
+		!sameTime(delta.accessTokenExpiresAt, row.accessTokenExpiresAt)
+	)
+		set.accessTokenExpiresAt = delta.accessTokenExpiresAt;
+	if (delta.status !== undefined && delta.status !== row.status) set.status = delta.status;
+	return set;
+}
+
 /**
  * Read, change, write back only if nobody wrote in between (`version`). A lost race re-reads
  * and re-applies the change, which is safe because a change names fields, not a whole object;
- * after a few lost races the caller gets 409 rather than a silent overwrite.
+ * after a few lost races the caller gets 409 rather than a silent overwrite. With
+ * `matches` (a request's If-Match) the row must be at that version, on every attempt,
+ * or nothing is written (412). A change that alters nothing writes nothing and keeps the version.
  */
 export async function updateCredential(
 	services: Services,
 	load: () => Promise<CredentialRow>,
 	change: (row: CredentialRow) => CredentialChange | Promise<CredentialChange>,
+	options: { matches?: (version: number) => boolean } = {},
 ): Promise<CredentialRow> {
 	for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
 		const row = await load();
 		const delta = await change(row);
-		const set: Partial<typeof credentials.$inferInsert> = {
-			version: row.version + 1,
-			updatedAt: services.now(),
-		};
-		if (delta.title !== undefined) set.title = delta.title;
-		if (delta.metadata !== undefined) set.metadata = delta.metadata;
-		if (delta.scopes !== undefined) set.scopes = delta.scopes;
-		if (delta.username !== undefined) set.username = delta.username;
-		if (delta.host !== undefined) set.host = delta.host;
-		if (delta.accessTokenExpiresAt !== undefined)
-			set.accessTokenExpiresAt = delta.accessTokenExpiresAt;
-		if (delta.status !== undefined) set.status = delta.status;
-		if (delta.secret !== undefined) {
-			const current = await openSecret(services, row);
+		if (options.matches && !options.matches(row.version)) {
+			throw preconditionFailed(row.id, row.version);
+		}
+		const set = changedColumns(row, delta);
+		// The AAD binds host (and provider), so a new host means a new seal, secret changed or not.
+		if (delta.secret !== undefined || set.host !== undefined) {
+			const next = { ...row, host: set.host ?? row.host };
+			const whole = delta.secret !== undefined && isWholeSecret(row.type, delta.secret);
+			let current: Partial<AnySecret> = {};
+			if (!whole) current = await openSecret(services, row);
+			else if (row.type === "oauth2") {
+				// The token type is not part of a patch: kept when the old secret still opens.
+				current = await openSecret(services, row).catch(() => ({ token_type: "Bearer" }));
+			}
 			Object.assign(
 				set,
-				await sealSecret(services, row, { ...current, ...delta.secret } as AnySecret),
+				await sealSecret(services, next, { ...current, ...delta.secret } as AnySecret),
 			);
 		}
+		if (Object.keys(set).length === 0) return row;
+		set.version = row.version + 1;
+		set.updatedAt = services.now();
 		const [updated] = await services.db
 			.update(credentials)
 			.set(set)
@@ -224,10 +307,17 @@ export async function deleteCredentialRow(
 	services: Services,
 	userId: string,
 	id: string,
+	expectedVersion?: number,
 ): Promise<boolean> {
 	const deleted = await services.db
 		.delete(credentials)
-		.where(and(eq(credentials.id, id), eq(credentials.userId, userId)))
+		.where(
+			and(
+				eq(credentials.id, id),
+				eq(credentials.userId, userId),
+				expectedVersion === undefined ? undefined : eq(credentials.version, expectedVersion),
+			),
+		)
 		.returning({ id: credentials.id });
 	return deleted.length > 0;
 }

@@ -158,12 +158,50 @@ export async function rewrap(ring: KeyRing, sealed: Sealed): Promise<Sealed | nu
 }
 
 /**
- * AAD of a credential secret: its id, its owner ("system" for the shared, unowned ones) and its
- * type, so a ciphertext copied to another row, user or type no longer opens. JSON keeps the
- * fields unambiguous whatever characters they contain.
+ * Legacy (version 1) AAD of a credential secret: its id, its owner ("system" for the shared,
+ * unowned ones) and its type. It leaves `provider` and `host` unbound, so rows still under it are
+ * read but never written: every seal uses `credentialAadV2`, and the re-wrap job re-seals them.
+ * JSON keeps the fields unambiguous whatever characters they contain.
  */
 export function credentialAad(row: { id: string; userId: string | null; type: string }): string {
 	return JSON.stringify(["credential", row.id, row.userId ?? "system", row.type]);
+}
+
+/** The AAD version every new credential seal uses (the row's `aad_version` column). */
+export const CREDENTIAL_AAD_VERSION = 2;
+
+/** What a credential's AAD binds: everything that decides where and how its secret is used. */
+export interface CredentialAadFields {
+	id: string;
+	userId: string | null;
+	type: string;
+	provider: string;
+	host: string | null;
+}
+
+/**
+ * Version 2 AAD of a credential secret: id, owner, type, and also `provider` and `host`, so
+ * pointing a host-scoped credential's headers at another host (or a token at another provider)
+ * in the database makes the secret fail to open instead of leaking it there. The version inside
+ * keeps it distinct from every version 1 AAD.
+ */
+export function credentialAadV2(row: CredentialAadFields): string {
+	return JSON.stringify([
+		"credential",
+		CREDENTIAL_AAD_VERSION,
+		row.id,
+		row.userId ?? "system",
+		row.type,
+		row.provider,
+		row.host,
+	]);
+}
+
+/** The AAD a row was sealed under, by its `aad_version`; null for a version this code lacks. */
+export function credentialAadOf(row: CredentialAadFields & { aadVersion: number }): string | null {
+	if (row.aadVersion === 1) return credentialAad(row);
+	if (row.aadVersion === CREDENTIAL_AAD_VERSION) return credentialAadV2(row);
+	return null;
 }
 
 /** AAD of an OAuth provider's client secret; the tag keeps it apart from credential AADs. */

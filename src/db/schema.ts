@@ -169,6 +169,11 @@ export const credentials = pgTable(
 			mode: "date",
 		}),
 		...sealedColumns,
+		/**
+		 * Which AAD the sealed secret is bound to (see credentialAadOf). The default 1 is the
+		 * legacy AAD of rows written before version 2; every seal now writes 2 explicitly.
+		 */
+		aadVersion: integer("aad_version").notNull().default(1),
 		/** Optimistic concurrency: every write checks and bumps it. */
 		version: integer("version").notNull().default(1),
 		...timestamps,
@@ -178,6 +183,7 @@ export const credentials = pgTable(
 		index("credentials_user_order_idx").on(t.userId, t.createdAt, t.id),
 		index("credentials_system_idx").on(t.system).where(sql`${t.system}`),
 		index("credentials_key_id_idx").on(t.keyId),
+		index("credentials_legacy_aad_idx").on(t.id).where(sql`${t.aadVersion} < 2`),
 	],
 );
 

@@ -1,10 +1,23 @@
 /**
  * Moves sealed rows onto the active encryption key after a rotation by re-wrapping their data
  * keys (the secrets themselves are not re-encrypted). Once it reports a retired key unused, the
- * operator can drop that key from LATCHKEY_ENCRYPTION_KEYS. See docs/security.md, "Encryption".
+ * operator can drop that key from LATCHKEY_ENCRYPTION_KEYS. It also re-seals credentials still
+ * under the legacy AAD (version 1, which does not bind provider and host) under the current one.
+ * See docs/security.md, "Encryption".
  */
-import { and, asc, count, gt, inArray, notInArray, type SQL, sql } from "drizzle-orm";
-import { getKeyRing, type KeyRing, rewrap, type Sealed } from "../crypto/envelope.ts";
+import { and, asc, count, gt, inArray, lt, notInArray, type SQL, sql } from "drizzle-orm";
+import {
+	CREDENTIAL_AAD_VERSION,
+	type CredentialAadFields,
+	credentialAadOf,
+	credentialAadV2,
+	getKeyRing,
+	type KeyRing,
+	open,
+	rewrap,
+	type Sealed,
+	seal,
+} from "../crypto/envelope.ts";
 import { credentials, oauthProviders } from "../db/schema.ts";
 import type { Services } from "../services.ts";
 import type { Job } from "./job.ts";
@@ -37,6 +50,10 @@ export interface BatchOutcome {
 
 export interface RewrapResult extends BatchOutcome {
 	[counter: string]: number;
+	/** Credentials moved from the legacy AAD to the current one (and onto the active key). */
+	resealed: number;
+	/** Credentials still under the legacy AAD after this run (failed ones included). */
+	legacy_aad_remaining: number;
 	batches: number;
 	/** Rows still not under the active key after this run (failed ones included). */
 	remaining: number;
@@ -64,6 +81,44 @@ export async function rewrapDataKeys(
 	const totals: BatchOutcome = { rewrapped: 0, failed: 0, conflicts: 0 };
 	let batches = 0;
 
+	// Re-sealing first: it also puts those rows under the active key, so the re-wrap below does
+	// not spend its budget on rows that are about to be re-sealed anyway.
+	let resealed = 0;
+	let cursor = "";
+	while (batches < maxBatches) {
+		const rows = await services.db
+			.select({
+				id: credentials.id,
+				userId: credentials.userId,
+				type: credentials.type,
+				provider: credentials.provider,
+				host: credentials.host,
+				aadVersion: credentials.aadVersion,
+				version: credentials.version,
+				ciphertext: credentials.ciphertext,
+				dataKey: credentials.dataKey,
+				keyId: credentials.keyId,
+			})
+			.from(credentials)
+			.where(
+				and(
+					lt(credentials.aadVersion, CREDENTIAL_AAD_VERSION),
+					inArray(credentials.keyId, [...ring.keyIds]),
+					gt(credentials.id, cursor),
+				),
+			)
+			.orderBy(asc(credentials.id))
+			.limit(batchSize);
+		if (rows.length === 0) break;
+		batches += 1;
+		const outcome = await resealRows(services, ring, rows);
+		resealed += outcome.resealed;
+		totals.failed += outcome.failed;
+		totals.conflicts += outcome.conflicts;
+		cursor = rows[rows.length - 1]?.id ?? cursor;
+		if (rows.length < batchSize) break;
+	}
+
 	const retired = ring.keyIds.filter((id) => id !== ring.activeKeyId);
 	for (const name of Object.keys(TABLES) as SealedTableName[]) {
 		const table = TABLES[name];
@@ -71,7 +126,7 @@ export async function rewrapDataKeys(
 		// never succeed, and if there are many they must not eat the budget of every run.
 		// Keyset cursor: rows that fail or conflict stay under their old key and must not be read
 		// again in the same run.
-		let cursor = "";
+		cursor = "";
 		while (retired.length > 0 && batches < maxBatches) {
 			const rows = await services.db
 				.select({
@@ -131,8 +186,14 @@ export async function rewrapDataKeys(
 		}
 	}
 
+	const [legacy] = await services.db
+		.select({ rows: count() })
+		.from(credentials)
+		.where(lt(credentials.aadVersion, CREDENTIAL_AAD_VERSION));
 	const result: RewrapResult = {
 		...totals,
+		resealed,
+		legacy_aad_remaining: legacy?.rows ?? 0,
 		batches,
 		remaining: [...usage.values()].reduce((a, b) => a + b, 0),
 		old_keys_in_use: usage.size,
@@ -185,6 +246,71 @@ export async function rewrapRows(
 		returning ${table.id}`);
 	const rewrapped = written.rows.length;
 	return { rewrapped, failed, conflicts: updates.length - rewrapped };
+}
+
+export interface LegacyCredentialSnapshot extends SealedRowSnapshot, CredentialAadFields {
+	aadVersion: number;
+	version: number;
+}
+
+export interface ResealOutcome {
+	resealed: number;
+	failed: number;
+	conflicts: number;
+}
+
+/**
+ * Re-seals credentials read earlier under the current AAD (and the active key), writing each
+ * back only if the row is still exactly what was read: same `version` (no API write since), same
+ * `data_key` (no re-seal since), same AAD version, provider and host (what the new AAD binds).
+ * `version` and `updated_at` stay as they are: the secret did not change.
+ */
+export async function resealRows(
+	services: Services,
+	ring: KeyRing,
+	rows: readonly LegacyCredentialSnapshot[],
+): Promise<ResealOutcome> {
+	const updates: SQL[] = [];
+	let failed = 0;
+	for (const row of rows) {
+		let next: Sealed;
+		try {
+			const aad = credentialAadOf(row);
+			if (aad === null) throw new Error(`its AAD version ${row.aadVersion} is unknown`);
+			const plaintext = await open(ring, row, aad, `credential ${row.id}`);
+			next = await seal(ring, plaintext, credentialAadV2(row));
+		} catch (err) {
+			failed += 1;
+			services.logger.warn("secret could not be re-sealed under the current AAD", {
+				table: "credentials",
+				row_id: row.id,
+				key_id: row.keyId,
+				reason: err instanceof Error ? err.message : String(err),
+			});
+			continue;
+		}
+		updates.push(
+			sql`(${row.id}::text, ${row.version}::int, ${row.aadVersion}::int, ${row.dataKey}::text, ${row.provider}::text, ${row.host}::text, ${next.ciphertext}::text, ${next.dataKey}::text, ${next.keyId}::text)`,
+		);
+	}
+	if (updates.length === 0) return { resealed: 0, failed, conflicts: 0 };
+	const written = await services.db.execute<{ id: string }>(sql`
+		update ${credentials}
+		set ciphertext = v.new_ciphertext,
+			data_key = v.new_data_key,
+			key_id = v.new_key_id,
+			aad_version = ${CREDENTIAL_AAD_VERSION}::int
+		from (values ${sql.join(updates, sql`, `)})
+			as v(id, old_version, old_aad_version, old_data_key, provider, host, new_ciphertext, new_data_key, new_key_id)
+		where ${credentials.id} = v.id
+			and ${credentials.version} = v.old_version
+			and ${credentials.aadVersion} = v.old_aad_version
+			and ${credentials.dataKey} = v.old_data_key
+			and ${credentials.provider} = v.provider
+			and ${credentials.host} is not distinct from v.host
+		returning ${credentials.id}`);
+	const resealed = written.rows.length;
+	return { resealed, failed, conflicts: updates.length - resealed };
 }
 
 // The id (never the row's contents) is what an operator needs to find the row.

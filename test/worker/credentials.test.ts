@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { hostMatches } from "../../src/credentials/secrets.ts";
-import { createCredential } from "../../src/credentials/service.ts";
+import { createCredential, openSecret } from "../../src/credentials/service.ts";
 import type { Database } from "../../src/db/client.ts";
 import { credentials } from "../../src/db/schema.ts";
 import { createLogger } from "../../src/log.ts";
@@ -200,18 +200,39 @@ describe("credentials CRUD", () => {
 		const { key } = await userWithKey();
 		const created = await storeApiKey(key);
 		const path = `/v1/credentials/${created.id}`;
+		const secrets = { a: planted(), b: planted(), c: planted() };
 		const results = await Promise.all(
-			["a", "b", "c"].map((t) =>
-				call(path, { method: "PATCH", token: key, json: { title: `t-${t}`, api_key: planted() } }),
+			(["a", "b", "c"] as const).map((t) =>
+				call(path, { method: "PATCH", token: key, json: { title: `t-${t}`, api_key: secrets[t] } }),
 			),
 		);
-		for (const r of results) expect([200, 409]).toContain(r.status);
-		const version = await db(
-			async (d) =>
-				(await d.select().from(credentials).where(eq(credentials.id, created.id)))[0]?.version,
+		// Three writers, three attempts each: a writer loses at most once per other writer, so
+		// every one of them gets through.
+		expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+		const versions = await Promise.all(
+			results.map(async (r) => ((await r.json()) as { version: number }).version),
 		);
-		// Every successful write bumped the version exactly once: none was lost or doubled.
-		expect(version).toBe(1 + results.filter((r) => r.status === 200).length);
+		expect([...versions].sort()).toEqual([2, 3, 4]);
+		const row = await db(
+			async (d) => (await d.select().from(credentials).where(eq(credentials.id, created.id)))[0],
+		);
+		// Every write bumped the version exactly once: none was lost or doubled.
+		expect(row?.version).toBe(4);
+		// The last writer's title and secret landed together.
+		const last = row?.title.slice(2) as keyof typeof secrets;
+		expect(Object.keys(secrets)).toContain(last);
+		const { services: s, dispose } = createServices(
+			loadConfig(testEnv),
+			createLogger("error"),
+			new Timing(),
+		);
+		try {
+			expect(await openSecret(s, row as NonNullable<typeof row>)).toEqual({
+				api_key: secrets[last],
+			});
+		} finally {
+			await dispose();
+		}
 	});
 
 	it("deletes own credentials; another user's are 404 everywhere", async () => {
@@ -416,9 +437,15 @@ describe("read-only and broken rows", () => {
 
 	it("a row that fails to decrypt is a named 500, never an empty secret, and loses no data", async () => {
 		const { key } = await userWithKey();
-		const created = await storeApiKey(key);
+		const hostScoped = (host: string) =>
+			call("/v1/credentials", {
+				method: "POST",
+				token: key,
+				json: { provider: "p", type: "host_scoped", host, headers: { "X-K": planted() } },
+			}).then(async (r) => (await r.json()) as { id: string });
+		const created = await hostScoped("a.example.com");
 		// Move another row's ciphertext into this one: the AAD binding must refuse it.
-		const other = await storeApiKey(key);
+		const other = await hostScoped("b.example.com");
 		const before = await db(async (d) => {
 			const [src] = await d.select().from(credentials).where(eq(credentials.id, other.id));
 			await d
@@ -427,10 +454,11 @@ describe("read-only and broken rows", () => {
 				.where(eq(credentials.id, created.id));
 			return (await d.select().from(credentials).where(eq(credentials.id, created.id)))[0];
 		});
+		// A new host re-seals the kept headers, so it must decrypt them first.
 		const res = await call(`/v1/credentials/${created.id}`, {
 			method: "PATCH",
 			token: key,
-			json: { api_key: "new" },
+			json: { host: "c.example.com" },
 		});
 		const body = await expectError(res, 500, "decryption_failed");
 		expect(body.error.message).toContain(created.id);
@@ -440,5 +468,204 @@ describe("read-only and broken rows", () => {
 		expect(after).toEqual(before);
 		// Metadata reads never decrypt, so they keep working.
 		expect((await call(`/v1/credentials/${created.id}`, { token: key })).status).toBe(200);
+
+		// Replacing the whole secret needs nothing of the old one: that is how the row is repaired.
+		const headers = { "X-K": planted() };
+		const repaired = await call(`/v1/credentials/${created.id}`, {
+			method: "PATCH",
+			token: key,
+			json: { headers },
+		});
+		expect(repaired.status).toBe(200);
+		const { services: s, dispose } = services();
+		try {
+			const row = await db(
+				async (d) => (await d.select().from(credentials).where(eq(credentials.id, created.id)))[0],
+			);
+			expect(await openSecret(s, row as NonNullable<typeof row>)).toEqual({ headers });
+		} finally {
+			await dispose();
+		}
+	});
+
+	it("an api_key row that fails to decrypt is repaired by a PATCH of its key", async () => {
+		const { key } = await userWithKey();
+		const created = await storeApiKey(key);
+		const other = await storeApiKey(key);
+		await db(async (d) => {
+			const [src] = await d.select().from(credentials).where(eq(credentials.id, other.id));
+			await d
+				.update(credentials)
+				.set({ ciphertext: src?.ciphertext, dataKey: src?.dataKey })
+				.where(eq(credentials.id, created.id));
+		});
+		const res = await call(`/v1/credentials/${created.id}`, {
+			method: "PATCH",
+			token: key,
+			json: { api_key: "replacement" },
+		});
+		expect(res.status).toBe(200);
+		const { services: s, dispose } = services();
+		try {
+			const row = await db(
+				async (d) => (await d.select().from(credentials).where(eq(credentials.id, created.id)))[0],
+			);
+			expect(await openSecret(s, row as NonNullable<typeof row>)).toEqual({
+				api_key: "replacement",
+			});
+		} finally {
+			await dispose();
+		}
+	});
+});
+
+describe("version, ETag and If-Match", () => {
+	const fetchRow = (id: string) =>
+		db(async (d) => (await d.select().from(credentials).where(eq(credentials.id, id)))[0]);
+
+	it("every response holding one credential carries its version as a strong ETag", async () => {
+		const { key } = await userWithKey();
+		const created = await call("/v1/credentials", {
+			method: "POST",
+			token: key,
+			json: { provider: "p", type: "api_key", api_key: planted() },
+		});
+		expect(created.status).toBe(201);
+		const body = (await created.json()) as { id: string; version: number };
+		expect(body.version).toBe(1);
+		expect(created.headers.get("etag")).toBe('"1"');
+		const got = await call(`/v1/credentials/${body.id}`, { token: key });
+		expect(got.headers.get("etag")).toBe('"1"');
+		expect(((await got.json()) as { version: number }).version).toBe(1);
+		const patched = await call(`/v1/credentials/${body.id}`, {
+			method: "PATCH",
+			token: key,
+			json: { title: "renamed" },
+		});
+		expect(patched.headers.get("etag")).toBe('"2"');
+		expect(((await patched.json()) as { version: number }).version).toBe(2);
+		const system = await call("/v1/admin/system-credentials", {
+			method: "POST",
+			token: admin(),
+			json: { provider: "p", type: "api_key", api_key: planted() },
+		});
+		expect(system.headers.get("etag")).toBe('"1"');
+	});
+
+	it("PATCH with a stale If-Match is 412 and changes nothing; a current one applies", async () => {
+		const { key } = await userWithKey();
+		const { id } = await storeApiKey(key);
+		const path = `/v1/credentials/${id}`;
+		await call(path, { method: "PATCH", token: key, json: { title: "second" } });
+		const before = await fetchRow(id);
+		const stale = await call(path, {
+			method: "PATCH",
+			token: key,
+			headers: { "if-match": '"1"' },
+			json: { title: "lost update", api_key: planted() },
+		});
+		const err = await expectError(stale, 412, "precondition_failed");
+		expect(err.error.hint).toBeTruthy();
+		expect(await fetchRow(id)).toEqual(before);
+		// A weak tag never matches (If-Match compares strongly).
+		await expectError(
+			await call(path, {
+				method: "PATCH",
+				token: key,
+				headers: { "if-match": 'W/"2"' },
+				json: { title: "weak" },
+			}),
+			412,
+			"precondition_failed",
+		);
+		const current = await call(path, {
+			method: "PATCH",
+			token: key,
+			headers: { "if-match": '"7", "2"' },
+			json: { title: "third" },
+		});
+		expect(current.status).toBe(200);
+		expect(current.headers.get("etag")).toBe('"3"');
+		const any = await call(path, {
+			method: "PATCH",
+			token: key,
+			headers: { "if-match": "*" },
+			json: { title: "fourth" },
+		});
+		expect(any.status).toBe(200);
+		// Without If-Match the last writer wins.
+		const blind = await call(path, { method: "PATCH", token: key, json: { title: "fifth" } });
+		expect(blind.status).toBe(200);
+		expect((await fetchRow(id))?.title).toBe("fifth");
+	});
+
+	it("DELETE with a stale If-Match is 412 and deletes nothing; a current one deletes", async () => {
+		const { key } = await userWithKey();
+		const { id } = await storeApiKey(key);
+		const path = `/v1/credentials/${id}`;
+		await call(path, { method: "PATCH", token: key, json: { title: "second" } });
+		await expectError(
+			await call(path, { method: "DELETE", token: key, headers: { "if-match": '"1"' } }),
+			412,
+			"precondition_failed",
+		);
+		expect(await fetchRow(id)).toBeDefined();
+		const del = await call(path, { method: "DELETE", token: key, headers: { "if-match": '"2"' } });
+		expect(del.status).toBe(200);
+		expect(await fetchRow(id)).toBeUndefined();
+	});
+
+	it("an empty PATCH, or one restating current values, keeps the version", async () => {
+		const { key } = await userWithKey();
+		const { id } = await storeApiKey(key);
+		const path = `/v1/credentials/${id}`;
+		const before = await fetchRow(id);
+		const empty = await call(path, { method: "PATCH", token: key, json: {} });
+		expect(empty.status).toBe(200);
+		expect(empty.headers.get("etag")).toBe('"1"');
+		const same = await call(path, {
+			method: "PATCH",
+			token: key,
+			json: { title: before?.title, type: "api_key" },
+		});
+		expect(same.status).toBe(200);
+		expect(await fetchRow(id)).toEqual(before);
+	});
+
+	it("a PATCH of host re-seals, binding the secret to the new host", async () => {
+		const { key } = await userWithKey();
+		const headers = { "X-Api-Key": planted() };
+		const res = await call("/v1/credentials", {
+			method: "POST",
+			token: key,
+			json: { provider: "internal", type: "host_scoped", host: "a.example.com", headers },
+		});
+		const { id } = (await res.json()) as { id: string };
+		const before = await fetchRow(id);
+		const patched = await call(`/v1/credentials/${id}`, {
+			method: "PATCH",
+			token: key,
+			json: { host: "b.example.com" },
+		});
+		expect(patched.status).toBe(200);
+		const after = await fetchRow(id);
+		expect(after).toMatchObject({ host: "b.example.com", aadVersion: 2, version: 2 });
+		expect(after?.ciphertext).not.toBe(before?.ciphertext);
+		const { services: s, dispose } = createServices(
+			loadConfig(testEnv),
+			createLogger("error"),
+			new Timing(),
+		);
+		try {
+			const row = after as NonNullable<typeof after>;
+			expect(await openSecret(s, row)).toEqual({ headers });
+			// Moving the host back in the database (without a re-seal) no longer opens.
+			await expect(openSecret(s, { ...row, host: "a.example.com" })).rejects.toMatchObject({
+				code: "decryption_failed",
+				message: expect.stringContaining(id),
+			});
+		} finally {
+			await dispose();
+		}
 	});
 });

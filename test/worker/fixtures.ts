@@ -96,4 +96,5 @@ export const CREDENTIAL_KEYS = [
 	"type",
 	"updated_at",
 	"username",
+	"version",
 ].sort();

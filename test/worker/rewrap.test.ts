@@ -2,9 +2,11 @@ import { env } from "cloudflare:workers";
 import { eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
+import { openSecret } from "../../src/credentials/service.ts";
 import { newId, randomBase62, randomBytes, toBase64 } from "../../src/crypto/encoding.ts";
 import {
 	credentialAad,
+	credentialAadV2,
 	getKeyRing,
 	type KeyRing,
 	open,
@@ -15,6 +17,8 @@ import {
 import { type CredentialType, credentials, oauthProviders, users } from "../../src/db/schema.ts";
 import { jobs } from "../../src/jobs/index.ts";
 import {
+	type LegacyCredentialSnapshot,
+	resealRows,
 	rewrapDataKeys,
 	rewrapJob,
 	rewrapRows,
@@ -105,7 +109,7 @@ async function plantCredential(
 	owner: string | null = userId,
 ): Promise<Planted> {
 	const id = newId("cred");
-	const aad = credentialAad({ id, userId: owner, type });
+	const aad = credentialAadV2({ id, userId: owner, type, provider: "example", host: null });
 	const sealed = await seal(ring, plaintext, aad);
 	await db.db.insert(credentials).values({
 		id,
@@ -114,11 +118,54 @@ async function plantCredential(
 		type,
 		title: `rewrap ${type}`,
 		system: owner === null,
+		aadVersion: 2,
 		...sealed,
 	});
 	credentialIds.push(id);
 	return { id, table: "credentials", aad, plaintext, sealed };
 }
+
+/** A host-scoped credential as rows were written before AAD version 2 (host not bound). */
+async function plantLegacyHostScoped(ring: KeyRing, host: string, headers: Record<string, string>) {
+	const id = newId("cred");
+	const sealed = await seal(
+		ring,
+		JSON.stringify({ headers }),
+		credentialAad({ id, userId, type: "host_scoped" }),
+	);
+	await db.db.insert(credentials).values({
+		id,
+		userId,
+		provider: "internal",
+		type: "host_scoped",
+		title: "legacy",
+		host,
+		...sealed,
+	});
+	credentialIds.push(id);
+	return { id, sealed };
+}
+
+async function credentialRow(id: string) {
+	const [row] = await db.db.select().from(credentials).where(eq(credentials.id, id));
+	if (!row) throw new Error(`credential ${id} vanished`);
+	return row;
+}
+
+const legacySnapshot = (
+	row: Awaited<ReturnType<typeof credentialRow>>,
+): LegacyCredentialSnapshot => ({
+	id: row.id,
+	userId: row.userId,
+	type: row.type,
+	provider: row.provider,
+	host: row.host,
+	aadVersion: row.aadVersion,
+	version: row.version,
+	ciphertext: row.ciphertext,
+	dataKey: row.dataKey,
+	keyId: row.keyId,
+});
 
 async function plantProvider(ring: KeyRing, plaintext: string): Promise<Planted> {
 	const id = `rw-prov-${randomBase62(8).toLowerCase()}`;
@@ -302,5 +349,79 @@ describe("rewrap-data-keys job", () => {
 		expect(outcome).toEqual({ rewrapped: 1, failed: 1, conflicts: 0 });
 		expect((await stored(bad)).dataKey).toBe(tampered);
 		expect((await stored(good)).keyId).toBe(ACTIVE);
+	});
+});
+
+describe("re-sealing credentials under the AAD that binds provider and host", () => {
+	it("moves legacy rows to the current AAD, after which a moved host or provider fails to open", async () => {
+		const headers = { "X-Api-Key": "legacy-header-secret" };
+		const underOld = await plantLegacyHostScoped(oldRing, "api.example.com", headers);
+		const underActive = await plantLegacyHostScoped(currentRing, "api.example.com", headers);
+		// Legacy rows still open (the job must be able to read them).
+		await withRotatedServices(async (s) => {
+			expect(await openSecret(s, await credentialRow(underActive.id))).toEqual({ headers });
+		});
+
+		const result = await withRotatedServices((s) => rewrapDataKeys(s));
+		expect(result.resealed).toBeGreaterThanOrEqual(2);
+		for (const planted of [underOld, underActive]) {
+			const row = await credentialRow(planted.id);
+			expect(row.aadVersion).toBe(2);
+			expect(row.keyId).toBe(ACTIVE);
+			expect(row.ciphertext).not.toBe(planted.sealed.ciphertext);
+			expect(row.version).toBe(1);
+		}
+
+		await withRotatedServices(async (s) => {
+			const row = await credentialRow(underOld.id);
+			expect(await openSecret(s, row)).toEqual({ headers });
+			// Someone with write access to the table points the headers at another host…
+			await expect(openSecret(s, { ...row, host: "attacker.example.net" })).rejects.toMatchObject({
+				code: "decryption_failed",
+				message: expect.stringContaining(`credential ${row.id}`),
+			});
+			// …or the credential at another provider, or pretends the row is still legacy.
+			await expect(openSecret(s, { ...row, provider: "other" })).rejects.toMatchObject({
+				code: "decryption_failed",
+				message: expect.stringContaining(row.id),
+			});
+			await expect(openSecret(s, { ...row, aadVersion: 1 })).rejects.toMatchObject({
+				code: "decryption_failed",
+			});
+		});
+
+		await db.db
+			.update(credentials)
+			.set({ host: "attacker.example.net" })
+			.where(eq(credentials.id, underActive.id));
+		await withRotatedServices(async (s) => {
+			await expect(openSecret(s, await credentialRow(underActive.id))).rejects.toMatchObject({
+				code: "decryption_failed",
+				message: expect.stringContaining(underActive.id),
+			});
+		});
+	});
+
+	it("does not overwrite a row changed between the read and the write", async () => {
+		const kept = await plantLegacyHostScoped(currentRing, "a.example.com", { "X-K": "1" });
+		const raced = await plantLegacyHostScoped(currentRing, "b.example.com", { "X-K": "2" });
+		const stale = [
+			legacySnapshot(await credentialRow(kept.id)),
+			legacySnapshot(await credentialRow(raced.id)),
+		];
+		// A concurrent PATCH (title only: the sealed columns stay) bumps the version.
+		await db.db
+			.update(credentials)
+			.set({ title: "renamed", version: 2 })
+			.where(eq(credentials.id, raced.id));
+
+		const outcome = await withRotatedServices(async (s) =>
+			resealRows(s, await getKeyRing(s.config), stale),
+		);
+		expect(outcome).toEqual({ resealed: 1, failed: 0, conflicts: 1 });
+		const racedRow = await credentialRow(raced.id);
+		expect(racedRow).toMatchObject({ title: "renamed", version: 2, aadVersion: 1 });
+		expect(racedRow.dataKey).toBe(raced.sealed.dataKey);
+		expect((await credentialRow(kept.id)).aadVersion).toBe(2);
 	});
 });

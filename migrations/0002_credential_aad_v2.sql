@@ -1,0 +1,2 @@
+ALTER TABLE "credentials" ADD COLUMN "aad_version" integer DEFAULT 1 NOT NULL;--> statement-breakpoint
+CREATE INDEX "credentials_legacy_aad_idx" ON "credentials" USING btree ("id") WHERE "credentials"."aad_version" < 2;
