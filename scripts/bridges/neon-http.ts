@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import pg from "pg";
-import type { RunningServer } from "../lib/net.ts";
+import { listen, type RunningServer } from "../lib/net.ts";
 import { isLoopbackHost } from "./neon-ws.ts";
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -479,29 +479,22 @@ export async function startNeonHttpBridge(
 	});
 	server.keepAliveTimeout = KEEP_ALIVE_MS;
 
-	return new Promise((resolve, reject) => {
-		server.once("error", reject);
-		server.listen(opts.port ?? 0, host, () => {
-			server.off("error", reject);
-			const address = server.address();
-			const port = typeof address === "object" && address ? address.port : 0;
-			resolve({
-				port,
-				url: `http://${host}:${port}/sql`,
-				stats: () => ({ requests, statements }),
-				resetStats: () => {
-					requests = 0;
-					statements = 0;
-				},
-				close: async () => {
-					closing = true;
-					server.closeAllConnections();
-					await new Promise<void>((done) => server.close(() => done()));
-					// Waits for connections still checked out by requests in flight to come back.
-					await Promise.all([...pools.values()].map((pool) => pool.end()));
-					pools.clear();
-				},
-			});
-		});
-	});
+	const port = await listen(server, opts.port, host);
+	return {
+		port,
+		url: `http://${host}:${port}/sql`,
+		stats: () => ({ requests, statements }),
+		resetStats: () => {
+			requests = 0;
+			statements = 0;
+		},
+		close: async () => {
+			closing = true;
+			server.closeAllConnections();
+			await new Promise<void>((done) => server.close(() => done()));
+			// Waits for connections still checked out by requests in flight to come back.
+			await Promise.all([...pools.values()].map((pool) => pool.end()));
+			pools.clear();
+		},
+	};
 }

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, STATUS_CODES } from "node:http";
 import { createConnection, isIPv4, isIPv6, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
-import type { RunningServer } from "../lib/net.ts";
+import { listen, type RunningServer } from "../lib/net.ts";
 
 // Above this many bytes queued for the WebSocket client we stop reading from the database;
 // a large result set would otherwise pile up in memory.
@@ -94,7 +94,9 @@ function bridge(ws: WebSocket, tcp: Socket, failedEarly: () => boolean): void {
  * WebSocket→TCP bridge speaking the shape Neon's driver expects from a `wsProxy`:
  * `ws://host:port/v1?address=<db-host>:<db-port>`, one binary stream per socket.
  */
-export function startWsProxy(opts: { port?: number; host?: string } = {}): Promise<RunningServer> {
+export async function startWsProxy(
+	opts: { port?: number; host?: string } = {},
+): Promise<RunningServer> {
 	const host = opts.host ?? "127.0.0.1";
 	const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
 	const upstreams = new Set<Socket>();
@@ -133,23 +135,16 @@ export function startWsProxy(opts: { port?: number; host?: string } = {}): Promi
 		});
 	});
 
-	return new Promise((resolve, reject) => {
-		server.once("error", reject);
-		server.listen(opts.port ?? 0, host, () => {
-			server.off("error", reject);
-			const address = server.address();
-			const port = typeof address === "object" && address ? address.port : 0;
-			resolve({
-				port,
-				url: `ws://${host}:${port}/v1`,
-				close: async () => {
-					for (const client of wss.clients) client.terminate();
-					for (const tcp of upstreams) tcp.destroy();
-					server.closeAllConnections();
-					await new Promise<void>((done) => wss.close(() => done()));
-					await new Promise<void>((done) => server.close(() => done()));
-				},
-			});
-		});
-	});
+	const port = await listen(server, opts.port, host);
+	return {
+		port,
+		url: `ws://${host}:${port}/v1`,
+		close: async () => {
+			for (const client of wss.clients) client.terminate();
+			for (const tcp of upstreams) tcp.destroy();
+			server.closeAllConnections();
+			await new Promise<void>((done) => wss.close(() => done()));
+			await new Promise<void>((done) => server.close(() => done()));
+		},
+	};
 }

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { hasFlag } from "@ioredis/commands";
 import { Redis, ReplyError } from "ioredis";
 import { CommandError, EmbeddedRedis, type Reply, sha1 } from "../engines/embedded-redis.ts";
-import type { RunningServer } from "../lib/net.ts";
+import { listen, type RunningServer } from "../lib/net.ts";
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
@@ -450,24 +450,18 @@ export async function startUpstashBridge(opts: {
 	});
 	server.keepAliveTimeout = 5_000;
 
-	return new Promise((resolve, reject) => {
-		server.once("error", async (err) => {
-			await engine.close().catch(() => {});
-			reject(err);
-		});
-		server.listen(opts.port ?? 0, "127.0.0.1", () => {
-			const address = server.address();
-			const port = typeof address === "object" && address ? address.port : 0;
-			resolve({
-				port,
-				url: `http://127.0.0.1:${port}`,
-				mode,
-				close: async () => {
-					server.closeAllConnections();
-					await new Promise<void>((done) => server.close(() => done()));
-					await engine.close();
-				},
-			});
-		});
+	const port = await listen(server, opts.port).catch(async (err) => {
+		await engine.close().catch(() => {});
+		throw err;
 	});
+	return {
+		port,
+		url: `http://127.0.0.1:${port}`,
+		mode,
+		close: async () => {
+			server.closeAllConnections();
+			await new Promise<void>((done) => server.close(() => done()));
+			await engine.close();
+		},
+	};
 }

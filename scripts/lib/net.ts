@@ -1,4 +1,4 @@
-import { createConnection, createServer } from "node:net";
+import { createConnection, createServer, type Server } from "node:net";
 
 /** What every local bridge hands back: where it listens and how to stop it. */
 export interface RunningServer {
@@ -37,5 +37,20 @@ export function canConnect(host: string, port: number, timeoutMs = 500): Promise
 		socket.setTimeout(timeoutMs, () => done(false));
 		socket.once("connect", () => done(true));
 		socket.once("error", () => done(false));
+	});
+}
+
+/**
+ * Starts `server` on host:port (0 for any free port) and resolves with the port it got; a bind
+ * failure (port taken) rejects instead of surfacing later as an unhandled error event.
+ */
+export function listen(server: Server, port = 0, host = "127.0.0.1"): Promise<number> {
+	return new Promise((resolve, reject) => {
+		server.once("error", reject);
+		server.listen(port, host, () => {
+			server.off("error", reject);
+			const address = server.address();
+			resolve(typeof address === "object" && address ? address.port : 0);
+		});
 	});
 }
