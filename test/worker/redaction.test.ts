@@ -1,6 +1,10 @@
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { REDACTED, redact } from "../../src/log.ts";
+import { exchange, userWithKey } from "./fixtures.ts";
+import { call } from "./helpers.ts";
+
+afterEach(() => vi.restoreAllMocks());
 
 describe("redact", () => {
 	it("masks secret-named fields at any depth but keeps ids and timestamps", () => {
@@ -60,5 +64,41 @@ describe("redact", () => {
 				return !out.includes(key);
 			}),
 		);
+	});
+});
+
+describe("Logs never write a bearer token", () => {
+	function captureConsole(): string[] {
+		const lines: string[] = [];
+		for (const m of ["log", "warn", "error", "info", "debug"] as const) {
+			vi.spyOn(console, m).mockImplementation((line: string) => {
+				lines.push(String(line));
+			});
+		}
+		return lines;
+	}
+
+	it("seen where authentication and request logging both run", async () => {
+		const { key } = await userWithKey();
+		const { access_token } = await exchange(key);
+		// A well-formed key nobody issued: authentication looks it up and refuses it.
+		const unknown = "lk_ABCDEFGHIJKL_abcdefghijklmnopqrstuvwxyz012345000000";
+		const lines = captureConsole();
+		// Each token is also in the path, which the request log writes.
+		const accepted = await call(`/v1/credentials/${key}`, { token: key });
+		const viaJwt = await call(`/v1/credentials/${access_token}`, { token: access_token });
+		const refused = await call(`/v1/credentials/${unknown}`, { token: unknown });
+		// 404: authentication passed and the handler ran; 401: authentication refused the key.
+		expect([accepted.status, viaJwt.status, refused.status]).toEqual([404, 404, 401]);
+
+		const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+		const requests = records.filter((r) => r.msg === "request");
+		expect(requests.map((r) => r.status)).toEqual([404, 404, 401]);
+		// The tokens reached the logger (in the path) and were masked there.
+		for (const r of requests) expect(String(r.path)).toMatch(/^\/v1\/credentials\/.*REDACTED/);
+		const out = lines.join("\n");
+		for (const secret of [key, access_token, unknown]) expect(out).not.toContain(secret);
+		// Not even the secret part of the key.
+		expect(out).not.toContain(key.split("_")[2]);
 	});
 });
