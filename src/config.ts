@@ -35,8 +35,9 @@ const jsonOf = <T extends z.ZodType>(schema: T) =>
 	});
 
 /**
- * Signing keys. Only the first (active) one needs its private part `d`; keys retired from
- * signing may stay in the set as public keys so tokens they signed keep verifying.
+ * Signing keys. The first private key whose `nbf` (unix seconds; absent = always) has passed
+ * signs; every key is published in the JWKS at once. Keys retired from signing may stay in the
+ * set as public keys so tokens they signed keep verifying.
  */
 const signingJwk = z
 	.object({
@@ -44,8 +45,12 @@ const signingJwk = z
 		kid: z.string().min(1),
 		d: z.string().min(1).optional(),
 		alg: z.enum(["EdDSA", "Ed25519", "ES256"]).optional(),
+		nbf: z.number().int().positive().optional(),
 	})
-	.passthrough();
+	.passthrough()
+	.refine((k) => k.nbf === undefined || k.d !== undefined, {
+		message: "a key with nbf is a future signing key and must be private",
+	});
 
 const csv = z
 	.string()
@@ -142,12 +147,13 @@ const ConfigSchema = z
 				}
 			}
 		}
-		const first = cfg.LATCHKEY_JWT_SIGNING_KEYS.keys[0];
-		if (first && !first.d) {
+		// One private key without nbf always signs; a set whose every private key waits for its
+		// nbf would leave a fresh deploy unable to sign until then.
+		if (!cfg.LATCHKEY_JWT_SIGNING_KEYS.keys.some((k) => k.d && k.nbf === undefined)) {
 			ctx.addIssue({
 				code: "custom",
 				path: ["LATCHKEY_JWT_SIGNING_KEYS"],
-				message: "the first key is the active signing key and must be private",
+				message: "needs a private key without nbf to sign until a newer key's nbf passes",
 			});
 		}
 	});

@@ -9,6 +9,7 @@ import {
 } from "jose";
 import type { Config } from "../config.ts";
 import { newId } from "../crypto/encoding.ts";
+import { LatchkeyError } from "../errors.ts";
 
 export const ACCESS_TOKEN_TTL_S = 15 * 60;
 export const CLOCK_TOLERANCE_S = 30;
@@ -25,8 +26,24 @@ export interface AccessClaims extends JWTPayload {
 	jti: string;
 }
 
+/**
+ * How long verifiers may cache the JWKS (the route's `Cache-Control: max-age`). A new signing
+ * key must be published at least this long before it signs (its `nbf`), or clients holding the
+ * cached set would refuse its tokens.
+ */
+export const JWKS_CACHE_TTL_S = 300;
+
+interface SigningKey {
+	kid: string;
+	alg: string;
+	key: CryptoKey;
+	/** Unix seconds from which the key signs (the JWK's custom `nbf`); 0 when it has none. */
+	notBefore: number;
+}
+
 interface KeyMaterial {
-	signing: { kid: string; alg: string; key: CryptoKey };
+	/** Private keys in configuration order; the first whose `notBefore` has passed signs. */
+	signing: SigningKey[];
 	publicJwks: { keys: JWK[] };
 	verify: ReturnType<typeof createLocalJWKSet>;
 	issuer: string;
@@ -42,6 +59,7 @@ export function toPublicJwk(jwk: JWK): JWK {
 	const pub: Record<string, unknown> = { ...jwk, alg: algorithmOf(jwk), use: "sig" };
 	for (const member of PRIVATE_JWK_MEMBERS) delete pub[member];
 	delete pub.key_ops;
+	delete pub.nbf;
 	return pub as JWK;
 }
 
@@ -53,20 +71,28 @@ export function issuerOf(config: Config): string {
 const material = new WeakMap<Config, Promise<KeyMaterial>>();
 
 /**
- * The first key of LATCHKEY_JWT_SIGNING_KEYS signs; every key in the set verifies. Rotation is:
- * prepend a new key, keep the old one (its public part is enough) for one access-token lifetime.
+ * Every key of LATCHKEY_JWT_SIGNING_KEYS is published and verifies at once; the first private key
+ * whose `nbf` (unix seconds, optional) has passed signs. Rotation: prepend the new private key
+ * with `nbf` at least JWKS_CACHE_TTL_S after the deploy, keeping the old private key; once past
+ * `nbf` the new one signs; drop the old one's `d` (or the key) one access-token lifetime later.
+ * See docs/security.md, "Signing-key rotation".
  */
 function keyMaterial(config: Config): Promise<KeyMaterial> {
 	let m = material.get(config);
 	if (!m) {
 		m = (async () => {
-			const keys = config.LATCHKEY_JWT_SIGNING_KEYS.keys as JWK[];
-			const first = keys[0] as JWK & { kid: string };
-			const alg = algorithmOf(first);
-			const key = (await importJWK({ ...first, alg }, alg)) as CryptoKey;
+			const keys = config.LATCHKEY_JWT_SIGNING_KEYS.keys as (JWK & { kid: string })[];
+			const signing: SigningKey[] = [];
+			for (const jwk of keys) {
+				if (!jwk.d) continue;
+				const alg = algorithmOf(jwk);
+				const { nbf, ...rest } = jwk as JWK & { kid: string; nbf?: number };
+				const key = (await importJWK({ ...rest, alg }, alg)) as CryptoKey;
+				signing.push({ kid: jwk.kid, alg, key, notBefore: nbf ?? 0 });
+			}
 			const publicJwks = { keys: keys.map(toPublicJwk) };
 			return {
-				signing: { kid: first.kid, alg, key },
+				signing,
 				publicJwks,
 				verify: createLocalJWKSet(publicJwks),
 				issuer: issuerOf(config),
@@ -89,7 +115,15 @@ export async function signAccessToken(
 	now: Date,
 	expiresAt: Date,
 ): Promise<{ token: string; jti: string }> {
-	const { signing, issuer } = await keyMaterial(config);
+	const { signing: keys, issuer } = await keyMaterial(config);
+	const nowS = Math.floor(now.getTime() / 1000);
+	const signing = keys.find((k) => k.notBefore <= nowS);
+	if (!signing) {
+		throw new LatchkeyError(
+			"misconfigured",
+			"Latchkey is misconfigured: LATCHKEY_JWT_SIGNING_KEYS has no private key whose nbf has passed.",
+		);
+	}
 	const jti = newId("jti");
 	const token = await new SignJWT({ scope: claims.scope, sid: claims.sid })
 		.setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ: "at+jwt" })
