@@ -64,10 +64,11 @@ describe("data path: one HTTP round trip per query, no WebSocket on the hot path
 		const otherId = ((await other.json()) as { id: string }).id;
 		const revoked = await call(`/v1/api-keys/${otherId}`, { method: "DELETE", token: key });
 		expect(revoked.status).toBe(204);
-		expect(roundTrips(revoked)).toEqual({ http: 1, ws: 0 });
+		// Two: the key read now (a write never trusts the isolate cache, docs/auth.md), then the batch.
+		expect(roundTrips(revoked)).toEqual({ http: 2, ws: 0 });
 		const deleted = await call("/v1/me", { method: "DELETE", token: key });
 		expect(deleted.status).toBe(202);
-		expect(roundTrips(deleted)).toEqual({ http: 1, ws: 0 });
+		expect(roundTrips(deleted)).toEqual({ http: 2, ws: 0 });
 		// The same batch revoked the key: it no longer authenticates.
 		await expectError(await call("/v1/me", { token: key }), 401, "unauthorized");
 	});

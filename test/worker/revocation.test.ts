@@ -243,3 +243,28 @@ describe("revocations made elsewhere (another isolate) reach this one", () => {
 		});
 	}
 });
+
+/** Round trips a response reports in Server-Timing (`pg`: Postgres over HTTP). */
+function pgRoundTrips(res: Response): number {
+	const m = /(?:^|, )pg;dur=[\d.]+;desc="(\d+) calls?"/.exec(
+		res.headers.get("server-timing") ?? "",
+	);
+	return m ? Number(m[1]) : 0;
+}
+
+describe("what the policy costs, in Postgres round trips", () => {
+	it("a read with an access token adds none (cached session); a write adds one, key or token", async () => {
+		const clock = clockedApp();
+		const s = await setup(clock); // its GET /v1/me cached the session
+		const read = await clock.call("/v1/me", { token: s.pair.access_token });
+		expect(read.status).toBe(200);
+		expect(pgRoundTrips(read)).toBe(1); // the route's own query only
+		// The key's first use writes last_used_at (at most once a minute): get it out of the way.
+		expect((await clock.call("/v1/me", { token: s.key.key })).status).toBe(200);
+		for (const token of [s.pair.access_token, s.key.key]) {
+			const write = await clock.call("/v1/me", { method: "PATCH", token, json: { name: "y" } });
+			expect(write.status).toBe(200);
+			expect(pgRoundTrips(write)).toBe(2); // the credential read now, then the update
+		}
+	});
+});
