@@ -101,6 +101,29 @@ const ConfigSchema = z
 		LATCHKEY_ENCRYPTION_ACTIVE_KEY: z.string().min(1),
 		LATCHKEY_JWT_SIGNING_KEYS: jsonOf(z.object({ keys: z.array(signingJwk).min(1) })),
 		LATCHKEY_HMAC_SECRET: z.string().min(32, "must be at least 32 characters"),
+		/**
+		 * More HMAC keys for unsubscribe links, `{"<key id>":"<secret of 32+ characters>"}`;
+		 * LATCHKEY_HMAC_SECRET is key "default". Rotation: docs/security.md.
+		 */
+		LATCHKEY_HMAC_KEYS: optionalNonEmpty.pipe(
+			z
+				.string()
+				.optional()
+				.transform((v) => v ?? "{}")
+				.pipe(
+					jsonOf(
+						z.record(
+							z
+								.string()
+								.regex(/^[A-Za-z0-9_-]{1,32}$/, "key ids are 1-32 of A-Z a-z 0-9 _ -")
+								.refine((id) => id !== "default", "the key id 'default' is LATCHKEY_HMAC_SECRET"),
+							z.string().min(32, "every key must be at least 32 characters"),
+						),
+					),
+				),
+		),
+		/** The key id that signs new unsubscribe links; "default" (LATCHKEY_HMAC_SECRET) when unset. */
+		LATCHKEY_HMAC_ACTIVE_KEY: optionalNonEmpty,
 		DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
 		UPSTASH_REDIS_REST_URL: z.url({ protocol: /^https?$/ }),
 		UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
@@ -125,6 +148,17 @@ const ConfigSchema = z
 				code: "custom",
 				path: ["LATCHKEY_ENCRYPTION_ACTIVE_KEY"],
 				message: "must name a key of LATCHKEY_ENCRYPTION_KEYS",
+			});
+		}
+		if (
+			cfg.LATCHKEY_HMAC_ACTIVE_KEY !== undefined &&
+			cfg.LATCHKEY_HMAC_ACTIVE_KEY !== "default" &&
+			!Object.hasOwn(cfg.LATCHKEY_HMAC_KEYS, cfg.LATCHKEY_HMAC_ACTIVE_KEY)
+		) {
+			ctx.addIssue({
+				code: "custom",
+				path: ["LATCHKEY_HMAC_ACTIVE_KEY"],
+				message: "must name a key of LATCHKEY_HMAC_KEYS, or 'default'",
 			});
 		}
 		const external = [

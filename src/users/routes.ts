@@ -28,7 +28,7 @@ import {
 	unsubscribeEmail,
 	updateProfile,
 } from "./service.ts";
-import { verifyUnsubscribeToken } from "./unsubscribe.ts";
+import { unsubscribeKeys, verifyUnsubscribeToken } from "./unsubscribe.ts";
 
 const UserSchema = z
 	.object({
@@ -330,7 +330,7 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>): void {
 	app.openapi(unsubscribeRoute, async (c) => {
 		const { db, now, config } = c.get("services");
 		const userId = await verifyUnsubscribeToken(
-			config.LATCHKEY_HMAC_SECRET,
+			unsubscribeKeys(config),
 			c.req.valid("query").token,
 		);
 		if (!userId) {
