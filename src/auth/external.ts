@@ -35,6 +35,32 @@ function jwks(url: string) {
 
 const unauthorized = (message: string) => new LatchkeyError("unauthorized", message);
 
+/**
+ * The longest an external identity token is accepted: it must carry `exp`; `exp` may lie at most
+ * this far ahead of now, and `exp - iat` may not exceed it; a token whose `iat` is older than
+ * this is refused even when its `exp` says otherwise. A token without `exp` would be valid
+ * forever, so it is refused (401).
+ */
+export const MAX_EXTERNAL_TOKEN_AGE_S = 24 * 60 * 60;
+
+function checkLifetime(payload: JWTPayload, now: Date): void {
+	const t = Math.floor(now.getTime() / 1000);
+	const { exp, iat } = payload;
+	if (typeof exp !== "number") throw unauthorized("The identity token has no exp claim.");
+	if (exp - t > MAX_EXTERNAL_TOKEN_AGE_S + CLOCK_TOLERANCE_S) {
+		throw unauthorized("The identity token's exp lies more than 24 hours ahead.");
+	}
+	if (iat !== undefined) {
+		if (typeof iat !== "number") throw unauthorized("The identity token's iat is not a number.");
+		if (t - iat > MAX_EXTERNAL_TOKEN_AGE_S + CLOCK_TOLERANCE_S) {
+			throw unauthorized("The identity token was issued more than 24 hours ago.");
+		}
+		if (exp - iat > MAX_EXTERNAL_TOKEN_AGE_S) {
+			throw unauthorized("The identity token's lifetime (exp - iat) exceeds 24 hours.");
+		}
+	}
+}
+
 export async function verifyExternalToken(
 	config: Config,
 	token: string,
@@ -47,15 +73,15 @@ export async function verifyExternalToken(
 	} = config;
 	if (!url || !issuer || !audience)
 		throw unauthorized("External identity tokens are not accepted.");
+	let payload: JWTPayload;
 	try {
-		const { payload } = await jwtVerify(token, jwks(url), {
+		({ payload } = await jwtVerify(token, jwks(url), {
 			issuer,
 			audience,
 			algorithms: EXTERNAL_ALGORITHMS,
 			clockTolerance: CLOCK_TOLERANCE_S,
 			currentDate: now,
-		});
-		return payload;
+		}));
 	} catch (err) {
 		if (
 			(err as { code?: string }).code === "ERR_JWKS_TIMEOUT" ||
@@ -71,4 +97,6 @@ export async function verifyExternalToken(
 		}
 		throw unauthorized("The identity token is invalid or expired.");
 	}
+	checkLifetime(payload, now);
+	return payload;
 }
