@@ -5,7 +5,7 @@ import type { ApiKeyRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
-import { bearerSecurity, errorResponses, IdParam, json, listOf } from "../http/openapi.ts";
+import { bearerSecurity, errorResponses, IdParam, idParam, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import { inactiveUserError } from "../user-status.ts";
 import { getChangeableUser } from "../users/service.ts";
@@ -101,13 +101,7 @@ const TokenResponse = z
 	})
 	.openapi("TokenResponse");
 
-const UserIdParam = z.object({
-	user_id: z
-		.string()
-		.min(1)
-		.max(64)
-		.openapi({ param: { name: "user_id", in: "path" } }),
-});
+const UserIdParam = idParam("user_id");
 
 /**
  * RFC 9745 `Deprecation` (the key's import, as `@<unix seconds>`) and, when LEGACY_KEYS_SUNSET is

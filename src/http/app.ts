@@ -43,6 +43,10 @@ function corsFor(config: Config): MiddlewareHandler {
 export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	const app = new OpenAPIHono<AppEnv>({
 		defaultHook: (result) => {
+			if (!result.success && result.target === "param") {
+				// A path names an object; one whose id cannot exist is simply not there.
+				throw new LatchkeyError("not_found", "No such object.");
+			}
 			if (!result.success) {
 				throw new LatchkeyError("invalid_request", "The request is invalid.", {
 					detail: result.error.issues.flatMap((issue) => {
@@ -78,7 +82,8 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
 		type: "http",
 		scheme: "bearer",
-		description: "Admin token, Latchkey API key (lk_…), legacy key (sk-…), or access JWT.",
+		description:
+			"Admin token, Latchkey API key (lk_…), legacy key (sk-…), access JWT, or a JWT of the configured external identity provider (EXTERNAL_JWT_*). An external token must be signed with RS256, ES256 or EdDSA and carry `exp`; it is refused (401) when `exp` lies more than 24 hours ahead, when its `iat` is more than 24 hours old, or when `exp - iat` exceeds 24 hours.",
 	});
 	app.doc31("/openapi.json", (c) => ({
 		openapi: "3.1.0",

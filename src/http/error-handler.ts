@@ -18,6 +18,9 @@ const CODE_FOR_STATUS: Record<number, ErrorCode> = {
 	503: "dependency_unavailable",
 };
 
+/** character_not_in_repertoire (NUL in text) and untranslatable_character (\u0000 in jsonb). */
+const UNSTORABLE_TEXT = new Set(["22021", "22P05"]);
+
 /** A dead Postgres or Redis (or the path to it), as opposed to a statement that was wrong. */
 export function isDependencyFailure(err: unknown): boolean {
 	if (err instanceof LatchkeyError) return err.code === "dependency_unavailable";
@@ -45,6 +48,19 @@ export function toLatchkeyError(err: unknown): LatchkeyError {
 		const message =
 			code === "internal_error" ? "Internal error." : err.message || "Request refused.";
 		return new LatchkeyError(code, message);
+	}
+	// A value Postgres cannot store as text (a NUL byte, a lone \u0000 in JSON) came from the
+	// request: a bad input, not a failure of the service.
+	const pg = postgresErrorOf(err);
+	if (pg && UNSTORABLE_TEXT.has(pg.code)) {
+		return new LatchkeyError(
+			"invalid_request",
+			"The request contains a character that cannot be stored.",
+			{
+				hint: "Remove NUL (\\u0000) characters from the request's strings.",
+				detail: [{ field: "request", location: "json", message: "contains a NUL character" }],
+			},
+		);
 	}
 	if (isDependencyFailure(err)) {
 		return new LatchkeyError("dependency_unavailable", "A storage dependency is unavailable.", {

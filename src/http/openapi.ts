@@ -33,6 +33,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 	404: "Not found (also for other users' objects)",
 	409: "Conflict",
 	410: "Gone",
+	412: "Precondition failed (a stale `If-Match`)",
 	413: "Body over 64 KiB",
 	429: "Rate limited (see Retry-After)",
 	500: "Internal error or misconfigured deployment",
@@ -43,13 +44,24 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 export const listOf = <T extends z.ZodType>(item: T, name: string) =>
 	z.object({ data: z.array(item), next_cursor: z.string().nullable() }).openapi(name);
 
+/**
+ * The shape of every id a path can name: `usr_…`/`cred_…` (a prefix and base62, see `newId`),
+ * 12-character base62 key ids, and provider slugs with dots and dashes. A path parameter that
+ * does not match is refused before any query as 404 `not_found` (the app's validation hook turns
+ * every path-parameter failure into one), so a NUL byte, a very long or a non-ASCII id never
+ * reaches a database.
+ */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export const OpaqueId = z.string().regex(ID_PATTERN, "not an id");
+
+/** A path parameter named `name` holding an opaque id. */
+export const idParam = <N extends string>(name: N, example = "usr_4f9QbX2mT7aLkP0sVd1e") =>
+	z.object({
+		[name]: OpaqueId.openapi({ param: { name, in: "path" }, example }),
+	} as { [K in N]: typeof OpaqueId });
+
 /** The `{id}` path parameter of a route that addresses one object by its opaque id. */
-export const IdParam = z.object({
-	id: z
-		.string()
-		.min(1)
-		.max(64)
-		.openapi({ param: { name: "id", in: "path" } }),
-});
+export const IdParam = idParam("id");
 
 export const bearerSecurity = [{ bearer: [] as string[] }];

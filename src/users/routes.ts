@@ -10,7 +10,7 @@ import {
 } from "../auth/middleware.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
-import { bearerSecurity, errorResponses, json, listOf } from "../http/openapi.ts";
+import { bearerSecurity, errorResponses, IdParam, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import {
 	adminUpdateUser,
@@ -98,12 +98,7 @@ const AdminUserUpdateSchema = z
 
 const DeletionSchema = z.object({ status: z.literal("deleting") }).openapi("DeletionAccepted");
 
-const UserIdParams = z.object({
-	id: z
-		.string()
-		.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a user id")
-		.openapi({ param: { name: "id", in: "path" }, example: "usr_4f9QbX2mT7aLkP0sVd1e" }),
-});
+const UserIdParams = IdParam;
 
 const UserListQuery = ListQuery.extend({
 	status: z.enum(USER_STATUSES).optional().openapi({ description: "Only users with this status" }),

@@ -250,11 +250,12 @@ describe("provider registry", () => {
 
 	it("PUT validates the id, the URLs and the client, and needs admin", async () => {
 		const { key } = await userWithKey();
-		for (const id of ["Bad", "-lead", "has space", "x".repeat(65)]) {
+		// An id that cannot name a provider is not found, like every malformed path id.
+		for (const id of ["Bad", "-lead", "has space", "x".repeat(65), "nul\u0000"]) {
 			await expectError(
 				await putProvider(encodeURIComponent(id), providerBody()),
-				400,
-				"invalid_request",
+				404,
+				"not_found",
 			);
 		}
 		for (const url of ["ftp://files.example/token", "not a url", "javascript:alert(1)"]) {
