@@ -281,9 +281,10 @@ function descriptionFromRow(row: OAuthProviderRow): ProviderDescription | null {
 }
 
 /**
- * Merges what is known about one id. A row marked `builtin` carries only the client (plus the
- * name and default scopes, which an admin may override); any other row describes a custom
- * provider completely. Null when the id names nothing.
+ * Merges what is known about one id. A row marked `builtin` carries the client and the admin's
+ * overrides of the built-in description (a null endpoint, or an empty list or map, keeps the
+ * built-in value); any other row describes a custom provider completely. Null when the id names
+ * nothing.
  */
 export function effectiveProvider(
 	id: string,
@@ -296,11 +297,26 @@ export function effectiveProvider(
 	if (row && !row.builtin) {
 		description = descriptionFromRow(row);
 	} else if (builtin) {
-		description = {
-			...builtin,
-			name: row?.name ?? builtin.name,
-			defaultScopes: row?.defaultScopes.length ? row.defaultScopes : builtin.defaultScopes,
-		};
+		description = row
+			? {
+					...builtin,
+					name: row.name,
+					authorizeUrl: row.authorizeUrl ?? builtin.authorizeUrl,
+					tokenUrl: row.tokenUrl ?? builtin.tokenUrl,
+					revokeUrl: row.revokeUrl ?? builtin.revokeUrl,
+					userinfoUrl: row.userinfoUrl ?? builtin.userinfoUrl,
+					issuer: row.issuer ?? builtin.issuer,
+					defaultScopes: row.defaultScopes.length ? row.defaultScopes : builtin.defaultScopes,
+					scopeSeparator: row.scopeSeparator,
+					pkce: row.pkce,
+					clientAuth: row.clientAuth,
+					authorizeParams: Object.keys(row.authorizeParams).length
+						? row.authorizeParams
+						: builtin.authorizeParams,
+					refreshInvalidatesAccessToken: row.refreshInvalidatesAccessToken,
+					refreshTokenRotates: row.refreshTokenRotates,
+				}
+			: builtin;
 	} else {
 		description = null;
 	}

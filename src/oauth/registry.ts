@@ -66,14 +66,6 @@ export interface ProviderInput {
 	clientSecret: string;
 }
 
-/** Fields an admin may set for a built-in id besides its client; the rest is the code's. */
-const BUILTIN_OVERRIDABLE = new Set<keyof ProviderInput>([
-	"name",
-	"defaultScopes",
-	"clientId",
-	"clientSecret",
-]);
-
 /** The contract's names for the fields, so problems point at what the caller sent. */
 const FIELD_NAMES: Record<keyof ProviderInput, string> = {
 	name: "name",
@@ -96,9 +88,10 @@ const FIELD_NAMES: Record<keyof ProviderInput, string> = {
 type Problem = { field: string; message: string };
 
 /**
- * Registers or replaces a provider. For a built-in id only the client (and the display name and
- * default scopes) are stored: endpoints stay the code's, so a typo cannot point a well-known
- * provider somewhere else, and a fix to the built-in description reaches every deployment.
+ * Registers or replaces a provider. A custom id needs its endpoints. A built-in id takes the same
+ * full body: what is sent overrides the built-in description (how GitHub Enterprise or a
+ * self-hosted GitLab is reached), and what is left out (or null) keeps the built-in value, so a
+ * body of only client_id and client_secret sets the client and nothing else.
  */
 export async function putProvider(
 	services: Services,
@@ -107,16 +100,7 @@ export async function putProvider(
 ): Promise<EffectiveProvider> {
 	const builtin = builtinProvider(id);
 	const problems: Problem[] = [];
-	if (builtin) {
-		for (const key of Object.keys(input) as (keyof ProviderInput)[]) {
-			if (input[key] !== undefined && !BUILTIN_OVERRIDABLE.has(key)) {
-				problems.push({
-					field: FIELD_NAMES[key],
-					message: `'${id}' is built in: only client_id, client_secret, name and default_scopes can be set`,
-				});
-			}
-		}
-	} else {
+	if (!builtin) {
 		for (const key of ["name", "authorizeUrl", "tokenUrl"] as const) {
 			if (input[key] === undefined) problems.push({ field: FIELD_NAMES[key], message: "required" });
 		}
@@ -135,19 +119,21 @@ export async function putProvider(
 				id,
 				builtin: true,
 				name: input.name ?? builtin.name,
-				authorizeUrl: null,
-				tokenUrl: null,
-				revokeUrl: null,
-				userinfoUrl: null,
-				issuer: null,
-				// Empty means "the built-in defaults", so they follow code updates.
+				// Null (and empty, for lists and maps) means "the built-in value", so what was not
+				// overridden follows code updates.
+				authorizeUrl: input.authorizeUrl ?? null,
+				tokenUrl: input.tokenUrl ?? null,
+				revokeUrl: input.revokeUrl ?? null,
+				userinfoUrl: input.userinfoUrl ?? null,
+				issuer: input.issuer ?? null,
 				defaultScopes: input.defaultScopes ?? [],
-				scopeSeparator: builtin.scopeSeparator,
-				pkce: builtin.pkce,
-				clientAuth: builtin.clientAuth,
-				authorizeParams: {},
-				refreshInvalidatesAccessToken: builtin.refreshInvalidatesAccessToken,
-				refreshTokenRotates: builtin.refreshTokenRotates,
+				scopeSeparator: input.scopeSeparator ?? builtin.scopeSeparator,
+				pkce: input.pkce ?? builtin.pkce,
+				clientAuth: input.clientAuth ?? builtin.clientAuth,
+				authorizeParams: input.authorizeParams ?? {},
+				refreshInvalidatesAccessToken:
+					input.refreshInvalidatesAccessToken ?? builtin.refreshInvalidatesAccessToken,
+				refreshTokenRotates: input.refreshTokenRotates ?? builtin.refreshTokenRotates,
 				clientId: input.clientId,
 				...sealed,
 				createdAt: now,

@@ -100,7 +100,7 @@ const ProviderPutSchema = z
 	})
 	.openapi("ProviderPut", {
 		description:
-			"For a custom id: name, authorize_url, token_url, client_id and client_secret are required. For a built-in id only client_id, client_secret, name and default_scopes may be sent.",
+			"For a custom id: name, authorize_url, token_url, client_id and client_secret are required. A built-in id takes the same body with only client_id and client_secret required: every field sent overrides the built-in value (how GitHub Enterprise or a self-hosted GitLab is reached); a field left out, or null, keeps the built-in value.",
 	});
 
 const AuthorizeSchema = z

@@ -307,30 +307,54 @@ describe("provider registry", () => {
 		});
 	});
 
-	it("PUT of a built-in id sets only its client", async () => {
+	it("PUT of a built-in id takes the documented full body: its endpoints can be overridden", async () => {
 		const secret = `secret-${crypto.randomUUID()}`;
-		const refused = await expectError(
-			await putProvider("slack", {
-				client_id: "slack-client",
-				client_secret: secret,
-				token_url: "https://evil.example/token",
-			}),
-			400,
-			"invalid_request",
-		);
-		expect(JSON.stringify(refused.error.detail)).toContain("token_url");
-		const res = await putProvider("slack", { client_id: "slack-client", client_secret: secret });
+		// A self-hosted instance of a built-in provider: the full body of API.md, endpoints included.
+		const res = await putProvider("slack", providerBody({ name: "Slack (self-hosted)" }));
 		expect(res.status).toBe(200);
-		const text = await res.text();
+		expect(JSON.parse(await res.text())).toMatchObject({
+			id: "slack",
+			builtin: true,
+			configured: true,
+			name: "Slack (self-hosted)",
+			authorize_url: as.authorizeUrl,
+			token_url: as.tokenUrl,
+			userinfo_url: as.userinfoUrl,
+			issuer: as.issuer,
+			scope_separator: " ",
+			pkce: true,
+			client_auth: "basic",
+		});
+		// The overrides are what the flow uses: a connect through the built-in id reaches them.
+		const { key } = await userWithKey();
+		const started = await authorize(key, { return_to: RETURN_TO }, "slack");
+		expect(started.authorization_url.startsWith(as.authorizeUrl)).toBe(true);
+		const back = await call(
+			callbackPath(await drive(started.authorization_url, "enterprise-user")),
+		);
+		expect(back.status).toBe(302);
+		const id = new URL(back.headers.get("location") ?? "").searchParams.get("credential_id");
+		expect((await credential(key, id ?? "")).provider).toBe("slack");
+
+		// Only the client: every field left out is the built-in value again.
+		const reset = await putProvider("slack", { client_id: "slack-client", client_secret: secret });
+		expect(reset.status).toBe(200);
+		const text = await reset.text();
 		expect(text).not.toContain(secret);
 		expect(JSON.parse(text)).toMatchObject({
 			id: "slack",
 			builtin: true,
 			configured: true,
+			name: "Slack",
 			token_url: "https://slack.com/api/oauth.v2.access",
 			scope_separator: ",",
 			client_id: "slack-client",
 		});
+		await expectError(
+			await putProvider("slack", { client_id: "c", client_secret: "s", token_url: "ftp://x" }),
+			400,
+			"invalid_request",
+		);
 	});
 });
 
