@@ -291,4 +291,12 @@ describe("hostile input from the OpenAPI document", () => {
 			}
 		}
 	});
+
+	it("a NUL character in a body string is 400 invalid_request, not a 500 from Postgres", async () => {
+		const { key } = await userWithKey();
+		const res = await send("POST", "/v1/api-keys", key, JSON.stringify({ name: "a\u0000b" }));
+		const body = (await res.json()) as { error: { code: string; hint: string } };
+		expect([res.status, body.error.code]).toEqual([400, "invalid_request"]);
+		expect(body.error.hint.length).toBeGreaterThan(0);
+	});
 });
