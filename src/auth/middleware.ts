@@ -255,11 +255,22 @@ export function authenticate(): MiddlewareHandler<AuthEnv> {
 		}
 		await next();
 		if (resolved.legacyImportedAt !== undefined) {
-			c.header("Deprecation", `@${Math.floor(resolved.legacyImportedAt / 1000)}`);
-			const sunset = services.config.LEGACY_KEYS_SUNSET;
-			if (sunset) c.header("Sunset", new Date(sunset).toUTCString());
+			for (const [name, value] of Object.entries(
+				legacyKeyHeaders(services.config, resolved.legacyImportedAt),
+			))
+				c.header(name, value);
 		}
 	};
+}
+
+/**
+ * What every response to a legacy key carries, the token exchange included: `Deprecation`
+ * (RFC 9745, the key's import time) and, once a sunset is configured, `Sunset` (RFC 8594).
+ */
+export function legacyKeyHeaders(config: Config, importedAtMs: number): Record<string, string> {
+	const headers: Record<string, string> = { Deprecation: `@${Math.floor(importedAtMs / 1000)}` };
+	if (config.LEGACY_KEYS_SUNSET) headers.Sunset = new Date(config.LEGACY_KEYS_SUNSET).toUTCString();
+	return headers;
 }
 
 /** Counts one failure; a limiter that cannot reach Redis must not turn a 401 into a 500. */

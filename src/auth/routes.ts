@@ -1,6 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
-import type { Config } from "../config.ts";
 import type { ApiKeyRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
@@ -24,6 +23,7 @@ import {
 	type AuthEnv,
 	authenticate,
 	countFailure,
+	legacyKeyHeaders,
 	requireScope,
 	requireUser,
 	userIdOf,
@@ -102,19 +102,6 @@ const TokenResponse = z
 	.openapi("TokenResponse");
 
 const UserIdParam = idParam("user_id");
-
-/**
- * RFC 9745 `Deprecation` (the key's import, as `@<unix seconds>`) and, when LEGACY_KEYS_SUNSET is
- * set, RFC 8594 `Sunset`, for every response to a legacy key: the same values the authentication
- * middleware sets on requests authenticated by one.
- */
-export function legacyKeyHeaders(config: Config, importedAtMs: number): Record<string, string> {
-	const headers: Record<string, string> = { Deprecation: `@${Math.floor(importedAtMs / 1000)}` };
-	if (config.LEGACY_KEYS_SUNSET) {
-		headers.Sunset = new Date(config.LEGACY_KEYS_SUNSET).toUTCString();
-	}
-	return headers;
-}
 
 function parseExpiry(value: string | undefined, now: Date): Date | null {
 	if (value === undefined) return null;
