@@ -111,7 +111,7 @@ const PatchBody = z
 type PatchBodyT = z.infer<typeof PatchBody>;
 
 /** A credential's entity tag: its version, quoted (strong). */
-const etagOf = (row: CredentialRow) => `"${row.version}"`;
+export const etagOf = (row: Pick<CredentialRow, "version">) => `"${row.version}"`;
 
 const ETAG_HEADER = {
 	ETag: {

@@ -431,11 +431,3 @@ export async function saveOAuthCredential(
 	);
 	return { id: updated.id, created: false };
 }
-
-export async function getCredentialJson(
-	services: Services,
-	userId: string,
-	id: string,
-): Promise<CredentialJson> {
-	return toCredentialJson(await findVisible(services, userId, id));
-}

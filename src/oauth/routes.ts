@@ -8,8 +8,9 @@ import {
 	requireUser,
 	userIdOf,
 } from "../auth/middleware.ts";
+import { etagOf } from "../credentials/routes.ts";
 import { CredentialSchema, ProviderSlug } from "../credentials/schemas.ts";
-import { findVisible, getCredentialJson, saveOAuthCredential } from "../credentials/service.ts";
+import { findVisible, saveOAuthCredential, toCredentialJson } from "../credentials/service.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
@@ -431,6 +432,8 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			keepAsCredential(services),
 		);
 		if (!outcome.ok) throw outcome.failure;
-		return c.json(await getCredentialJson(services, userId, outcome.credentialId), 201, NO_STORE);
+		const row = await findVisible(services, userId, outcome.credentialId);
+		// Like every response holding one credential, it carries the ETag of that version.
+		return c.json(toCredentialJson(row), 201, { ...NO_STORE, ETag: etagOf(row) });
 	});
 }

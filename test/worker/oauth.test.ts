@@ -21,6 +21,7 @@ interface CredentialJson {
 	title: string;
 	scopes: string[];
 	username: string | null;
+	version: number;
 	access_token_expires_at: string | null;
 }
 
@@ -522,6 +523,7 @@ describe("callback", () => {
 		const text = await res.text();
 		const body = JSON.parse(text) as CredentialJson;
 		expect(Object.keys(body).sort()).toEqual(CREDENTIAL_KEYS);
+		expect(res.headers.get("etag")).toBe(`"${body.version}"`);
 		// Without the profile scope, userinfo names the account by its e-mail.
 		expect(body).toMatchObject({
 			provider: PROVIDER,
