@@ -152,6 +152,8 @@ try {
 	const scenarios: Scenario[] = [
 		{ name: "/health", request: get("/health") },
 		{ name: "/health/ready", request: get("/health/ready") },
+		{ name: "whoami: cached API key (no query)", request: get("/v1/whoami", key) },
+		{ name: "whoami: access JWT (no query)", request: get("/v1/whoami", pair.access_token) },
 		{ name: "GET /v1/me (cached key)", request: get("/v1/me", key) },
 		{
 			name: "GET /v1/credentials/{id} (cached key)",
