@@ -364,15 +364,3 @@ export async function sessionEnd(
 	}
 	return judgeSession(session, now);
 }
-
-/**
- * For requests that return a secret: the session must be alive now, and the access token
- * must not belong to a pair replaced by a refresh retry.
- */
-export async function sessionIsLive(
-	db: Database,
-	claims: AccessClaims,
-	now: Date,
-): Promise<boolean> {
-	return (await sessionEnd(db, claims, now, true)) === null;
-}
