@@ -178,9 +178,28 @@ export const credentials = pgTable(
 		version: integer("version").notNull().default(1),
 		...timestamps,
 		lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
+		/**
+		 * When the current OAuth access token was obtained: with its expiry, the token's lifetime,
+		 * which sets the lease refresh margin (min(5 min, a quarter of the lifetime)).
+		 */
+		tokenIssuedAt: timestamp("token_issued_at", { withTimezone: true, mode: "date" }),
+		/** Transient refresh failures in a row; reset by a successful refresh. */
+		refreshFailures: integer("refresh_failures").notNull().default(0),
+		/** No refresh reaches the provider before this (backoff after a transient failure). */
+		refreshRetryAt: timestamp("refresh_retry_at", { withTimezone: true, mode: "date" }),
+		/** The provider's error code of the last failed refresh (a short token, never a body). */
+		refreshError: text("refresh_error"),
 	},
 	(t) => [
 		index("credentials_user_order_idx").on(t.userId, t.createdAt, t.id),
+		// The proactive refresh scans OAuth tokens by expiry.
+		index("credentials_oauth_expiry_idx")
+			.on(t.accessTokenExpiresAt)
+			.where(sql`${t.type} = 'oauth2' and ${t.status} = 'active'`),
+		// One managed credential per user and provider, however many provisionings race.
+		uniqueIndex("credentials_managed_owner_idx")
+			.on(t.userId, t.provider)
+			.where(sql`${t.managed}`),
 		index("credentials_system_idx").on(t.system).where(sql`${t.system}`),
 		index("credentials_key_id_idx").on(t.keyId),
 		index("credentials_legacy_aad_idx").on(t.id).where(sql`${t.aadVersion} < 2`),
@@ -225,3 +244,91 @@ export const oauthProviders = pgTable(
 );
 
 export type OAuthProviderRow = typeof oauthProviders.$inferSelect;
+
+export type ProvisioningStatus = "pending" | "done" | "failed";
+
+/**
+ * The intent of a managed provisioning, written before any call to the provider, so that a
+ * retry after a crash finds (and reuses or cleans up) what the crashed attempt created.
+ * One row per user and managed provider.
+ */
+export const managedProvisionings = pgTable(
+	"managed_provisionings",
+	{
+		userId: text("user_id")
+			.notNull()
+			.references(() => users.id, { onDelete: "cascade" }),
+		provider: text("provider").notNull(),
+		status: text("status").$type<ProvisioningStatus>().notNull().default("pending"),
+		/** The idempotency key sent to the provider (derived from the user id). */
+		clientId: text("client_id").notNull(),
+		/** External resource ids created so far (e.g. `pod_id`, `key_id`). */
+		resources: jsonb("resources")
+			.$type<Record<string, string>>()
+			.notNull()
+			.default(sql`'{}'::jsonb`),
+		attempts: integer("attempts").notNull().default(0),
+		lastError: text("last_error"),
+		...timestamps,
+	},
+	(t) => [uniqueIndex("managed_provisionings_pk").on(t.userId, t.provider)],
+);
+
+export type ManagedProvisioningRow = typeof managedProvisionings.$inferSelect;
+
+/**
+ * Admin-configured generic HTTP provisioners: Latchkey POSTs to `provision_url` (signed with
+ * the HMAC secret, sealed here like a credential secret) and DELETEs to `deprovision_url`.
+ */
+export const managedProviderConfigs = pgTable("managed_provider_configs", {
+	id: text("id").primaryKey(),
+	name: text("name").notNull(),
+	provisionUrl: text("provision_url").notNull(),
+	deprovisionUrl: text("deprovision_url").notNull(),
+	enabled: boolean("enabled").notNull().default(true),
+	...sealedColumns,
+	...timestamps,
+});
+
+export type ManagedProviderConfigRow = typeof managedProviderConfigs.$inferSelect;
+
+export type JobStatus = "pending" | "running" | "done" | "failed";
+export type JobKind = "deprovision_managed" | "revoke_oauth";
+
+/**
+ * Deprovisioning work of account deletion, run by the scheduled worker. Claimed with
+ * FOR UPDATE SKIP LOCKED and held by a claim lease (`claimed_until`), so overlapping runs never
+ * process a job twice and a crashed run's claim lapses. No foreign key to users: the purge
+ * deletes the user once every job is done or failed, and jobs outlive it for the retention.
+ */
+export const jobs = pgTable(
+	"jobs",
+	{
+		id: text("id").primaryKey(),
+		userId: text("user_id").notNull(),
+		kind: text("kind").$type<JobKind>().notNull(),
+		status: text("status").$type<JobStatus>().notNull().default("pending"),
+		/** What the job acts on (credential id, provider, external resource ids); never a secret. */
+		payload: jsonb("payload")
+			.$type<Record<string, unknown>>()
+			.notNull()
+			.default(sql`'{}'::jsonb`),
+		attempts: integer("attempts").notNull().default(0),
+		maxAttempts: integer("max_attempts").notNull().default(8),
+		nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true, mode: "date" })
+			.notNull()
+			.defaultNow(),
+		claimedBy: text("claimed_by"),
+		claimedUntil: timestamp("claimed_until", { withTimezone: true, mode: "date" }),
+		lastError: text("last_error"),
+		finishedAt: timestamp("finished_at", { withTimezone: true, mode: "date" }),
+		...timestamps,
+	},
+	(t) => [
+		index("jobs_due_idx").on(t.nextAttemptAt).where(sql`${t.status} in ('pending', 'running')`),
+		index("jobs_user_idx").on(t.userId),
+		index("jobs_status_order_idx").on(t.status, t.createdAt, t.id),
+	],
+);
+
+export type JobRow = typeof jobs.$inferSelect;

@@ -1,0 +1,70 @@
+import type { CredentialRow } from "../db/schema.ts";
+import type { Services } from "../services.ts";
+
+/**
+ * A managed provider provisions one credential per user with the platform's own account
+ * (AgentMail first). Providers know nothing of HTTP requests to Latchkey or of the vault: the
+ * provisioning service (src/managed/service.ts) records intent, stores the credential and runs
+ * them under a per-(user, provider) lock; the deletion jobs call `deprovision`.
+ */
+export interface ManagedUser {
+	id: string;
+	email: string;
+}
+
+/** What a provisioning created: the secret to store and the external resources behind it. */
+export interface Provisioned {
+	/** The credential's title, e.g. "AgentMail". */
+	title: string;
+	/** Stored sealed as the `api_key` secret of a `managed: true` credential. */
+	apiKey: string;
+	/** Public, non-secret ids (kept in the credential's metadata and the provisioning intent). */
+	resources: Record<string, string>;
+}
+
+export interface ProvisionContext {
+	/** Idempotency key derived from the user id: the same on every retry for this user. */
+	clientId: string;
+	/** What an earlier, interrupted attempt recorded as created (empty on a first attempt). */
+	resources: Record<string, string>;
+	/** Records a resource the moment it exists, so a crash right after cannot orphan it. */
+	record(resources: Record<string, string>): Promise<void>;
+}
+
+export type DeprovisionOutcome =
+	/** Deleted, or already gone. */
+	| { status: "deleted" }
+	/** The resource exists but is not this user's: left alone, and reported. */
+	| { status: "ownership_mismatch"; detail: string };
+
+export interface ManagedProvider {
+	/** The credential's `provider` slug, e.g. "agentmail". */
+	readonly id: string;
+	readonly name: string;
+	/** Whether this deployment has the provider's configuration. */
+	available(services: Services): boolean | Promise<boolean>;
+	provision(services: Services, user: ManagedUser, ctx: ProvisionContext): Promise<Provisioned>;
+	/**
+	 * Removes what `provision` created for this user. Must verify the resource still belongs to
+	 * this user before deleting it. Transient failures throw (the job retries with backoff);
+	 * a permanent one throws a ManagedProviderError with `permanent: true`.
+	 */
+	deprovision(
+		services: Services,
+		user: { id: string },
+		resources: Record<string, string>,
+		credential: CredentialRow | null,
+	): Promise<DeprovisionOutcome>;
+}
+
+/** A provider failure; `permanent` failures are not retried. Messages never carry secrets. */
+export class ManagedProviderError extends Error {
+	constructor(
+		message: string,
+		readonly permanent = false,
+		readonly status?: number,
+	) {
+		super(message);
+		this.name = "ManagedProviderError";
+	}
+}
