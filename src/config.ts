@@ -141,6 +141,15 @@ const ConfigSchema = z
 		EXTERNAL_JWT_JWKS_URL: optionalNonEmpty.pipe(z.url({ protocol: /^https?$/ }).optional()),
 		EXTERNAL_JWT_ISSUER: optionalNonEmpty,
 		EXTERNAL_JWT_AUDIENCE: optionalNonEmpty,
+		/** The platform's AgentMail organization key; set, it enables AgentMail managed credentials. */
+		AGENTMAIL_API_KEY: optionalNonEmpty,
+		/** AgentMail's API root (paths under `/v0/`); a stand-in's in tests. */
+		AGENTMAIL_BASE_URL: optionalNonEmpty.pipe(
+			z
+				.url({ protocol: /^https?$/ })
+				.optional()
+				.transform((v) => (v ?? "https://api.agentmail.to").replace(/\/+$/, "")),
+		),
 	})
 	.superRefine((cfg, ctx) => {
 		if (!(cfg.LATCHKEY_ENCRYPTION_ACTIVE_KEY in cfg.LATCHKEY_ENCRYPTION_KEYS)) {
