@@ -94,6 +94,13 @@ const optionalNonEmpty = z
 	.optional()
 	.transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
+/** A whole number setting with a default, within bounds. */
+const wholeNumber = (fallback: number, min: number, max: number) =>
+	optionalNonEmpty
+		.pipe(z.string().regex(/^\d+$/, "must be a whole number").optional())
+		.transform((v) => (v === undefined ? fallback : Number(v)))
+		.pipe(z.number().int().min(min).max(max));
+
 const ConfigSchema = z
 	.object({
 		LATCHKEY_ADMIN_TOKEN: z.string().min(32, "must be at least 32 characters"),
@@ -150,6 +157,16 @@ const ConfigSchema = z
 				.optional()
 				.transform((v) => (v ?? "https://api.agentmail.to").replace(/\/+$/, "")),
 		),
+		/** Attempts a deletion job gets before it is `failed` (docs/operations.md). */
+		LATCHKEY_JOB_MAX_ATTEMPTS: wholeNumber(8, 1, 50),
+		/** How long a failed deletion job holds back its user's purge, so that a retry can still work. */
+		LATCHKEY_FAILED_JOB_RETENTION_HOURS: wholeNumber(168, 0, 8760),
+		/** How long finished deletion jobs stay listed after their user was purged. */
+		LATCHKEY_JOB_RETENTION_DAYS: wholeNumber(30, 1, 3650),
+		/** The least time between a deletion request and the purge of the user's rows. */
+		LATCHKEY_PURGE_DELAY_SECONDS: wholeNumber(0, 0, 30 * 86_400),
+		/** How long ended (revoked or expired) sessions and their refresh tokens are kept. */
+		LATCHKEY_SESSION_RETENTION_DAYS: wholeNumber(30, 1, 3650),
 	})
 	.superRefine((cfg, ctx) => {
 		if (!(cfg.LATCHKEY_ENCRYPTION_ACTIVE_KEY in cfg.LATCHKEY_ENCRYPTION_KEYS)) {
