@@ -31,6 +31,7 @@ export const ERROR_STATUS = {
 	decryption_failed: 500,
 	provider_unavailable: 502,
 	dependency_unavailable: 503,
+	refresh_pending: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -74,6 +75,8 @@ export const DEFAULT_HINTS: Record<ErrorCode, string> = {
 		"The stored secret cannot be decrypted; report the request_id to the operator, or replace the credential.",
 	provider_unavailable: "The provider failed; retry later.",
 	dependency_unavailable: "Retry after the number of seconds in Retry-After.",
+	refresh_pending:
+		"Leases of the current token must end before it is refreshed; retry after Retry-After seconds.",
 };
 
 export interface ErrorOptions {
