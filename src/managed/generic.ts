@@ -1,0 +1,240 @@
+import { asc, eq } from "drizzle-orm";
+import { toHex, utf8 } from "../crypto/encoding.ts";
+import { getKeyRing, open, seal } from "../crypto/envelope.ts";
+import type { CredentialRow, ManagedProviderConfigRow } from "../db/schema.ts";
+import { managedProviderConfigs } from "../db/schema.ts";
+import type { Services } from "../services.ts";
+import {
+	type DeprovisionOutcome,
+	type ManagedProvider,
+	ManagedProviderError,
+	type ManagedUser,
+	type ProvisionContext,
+	type Provisioned,
+} from "./provider.ts";
+
+/**
+ * The generic HTTP provisioner: an admin points Latchkey at a platform's own backend, which
+ * mints a per-user API key. The wire format (docs/managed.md, "Generic provisioner"):
+ *
+ *   POST <provision_url>     {"event":"provision","provider","client_id","user":{"id","email"},"resources"}
+ *     → 200/201 {"api_key": "...", "resources"?: {"<name>": "<id>", ...}, "title"?: "..."}
+ *   DELETE <deprovision_url> {"event":"deprovision","provider","client_id","user":{"id"},"resources"}
+ *     → 200/204 deleted; 404 already gone; 409 the resources are not this client id's
+ *
+ * Every request carries `Idempotency-Key: <client_id>` (the same for every retry for this
+ * user, so a backend that saw the request before answers with what it made then) and
+ * `Latchkey-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
+ * The body names the event, so a captured provision cannot be replayed as a deprovision.
+ */
+
+export const SIGNATURE_HEADER = "Latchkey-Signature";
+const CALL_TIMEOUT_MS = 8_000;
+const MAX_RESOURCES = 20;
+
+/** AAD of a generic provisioner's HMAC secret; the tag keeps it apart from other sealed values. */
+export const provisionerAad = (id: string) => JSON.stringify(["managed_provider", id]);
+
+/** The idempotency key of a user's provisioning with provider `id`. */
+export const genericClientId = (providerId: string, userId: string) =>
+	`latchkey-${providerId}-${userId}`;
+
+async function hmacHex(secret: string, data: string): Promise<string> {
+	const key = await crypto.subtle.importKey(
+		"raw",
+		utf8(secret),
+		{ name: "HMAC", hash: "SHA-256" },
+		false,
+		["sign"],
+	);
+	return toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, utf8(data))));
+}
+
+/** The signature header value for a body sent at `unixSeconds`. */
+export async function signatureFor(
+	secret: string,
+	unixSeconds: number,
+	body: string,
+): Promise<string> {
+	return `t=${unixSeconds},v1=${await hmacHex(secret, `${unixSeconds}.${body}`)}`;
+}
+
+async function openSecretOf(services: Services, row: ManagedProviderConfigRow): Promise<string> {
+	const ring = await getKeyRing(services.config);
+	return open(ring, row, provisionerAad(row.id), `managed provider ${row.id}`);
+}
+
+export async function sealProvisionerSecret(services: Services, id: string, secret: string) {
+	return seal(await getKeyRing(services.config), secret, provisionerAad(id));
+}
+
+async function send(
+	services: Services,
+	row: ManagedProviderConfigRow,
+	method: "POST" | "DELETE",
+	url: string,
+	payload: Record<string, unknown>,
+	clientId: string,
+): Promise<Response> {
+	const body = JSON.stringify(payload);
+	const now = Math.floor(services.now().getTime() / 1000);
+	const signature = await signatureFor(await openSecretOf(services, row), now, body);
+	try {
+		return await fetch(url, {
+			method,
+			headers: {
+				"content-type": "application/json",
+				accept: "application/json",
+				"idempotency-key": clientId,
+				[SIGNATURE_HEADER]: signature,
+			},
+			body,
+			signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+		});
+	} catch {
+		throw new ManagedProviderError(`Provisioner ${row.id} could not be reached (${method}).`);
+	}
+}
+
+function failure(row: ManagedProviderConfigRow, method: string, status: number) {
+	const transient = status >= 500 || [401, 403, 408, 429].includes(status);
+	return new ManagedProviderError(
+		`Provisioner ${row.id} answered ${status} to ${method}.`,
+		!transient,
+		status,
+	);
+}
+
+/** What a provisioner may answer: a key, and public ids of what it made (strings only). */
+function parseProvisioned(row: ManagedProviderConfigRow, raw: unknown): Provisioned {
+	const body = (raw ?? {}) as Record<string, unknown>;
+	if (typeof body.api_key !== "string" || body.api_key === "" || body.api_key.length > 4096) {
+		throw new ManagedProviderError(`Provisioner ${row.id} answered without an api_key.`, true);
+	}
+	const resources: Record<string, string> = {};
+	const given = body.resources;
+	if (
+		given !== undefined &&
+		(typeof given !== "object" || given === null || Array.isArray(given))
+	) {
+		throw new ManagedProviderError(
+			`Provisioner ${row.id} answered resources that are not an object.`,
+			true,
+		);
+	}
+	for (const [name, value] of Object.entries((given ?? {}) as Record<string, unknown>)) {
+		if (
+			Object.keys(resources).length >= MAX_RESOURCES ||
+			!/^[a-z][a-z0-9_]{0,63}$/.test(name) ||
+			typeof value !== "string" ||
+			value.length > 256
+		) {
+			throw new ManagedProviderError(
+				`Provisioner ${row.id} answered resources outside the format (≤ ${MAX_RESOURCES} snake_case names, string ids ≤ 256 characters).`,
+				true,
+			);
+		}
+		resources[name] = value;
+	}
+	const title =
+		typeof body.title === "string" && body.title.trim() !== ""
+			? body.title.trim().slice(0, 200)
+			: row.name;
+	return { title, apiKey: body.api_key, resources };
+}
+
+export function genericProvider(row: ManagedProviderConfigRow): ManagedProvider {
+	return {
+		id: row.id,
+		name: row.name,
+		available: () => row.enabled,
+
+		async provision(
+			services: Services,
+			user: ManagedUser,
+			ctx: ProvisionContext,
+		): Promise<Provisioned> {
+			const res = await send(
+				services,
+				row,
+				"POST",
+				row.provisionUrl,
+				{
+					event: "provision",
+					provider: row.id,
+					client_id: ctx.clientId,
+					user: { id: user.id, email: user.email },
+					resources: ctx.resources,
+				},
+				ctx.clientId,
+			);
+			if (!res.ok) {
+				await res.body?.cancel();
+				throw failure(row, "POST", res.status);
+			}
+			let raw: unknown;
+			try {
+				raw = await res.json();
+			} catch {
+				throw new ManagedProviderError(`Provisioner ${row.id} answered with no JSON body.`, true);
+			}
+			const provisioned = parseProvisioned(row, raw);
+			// Recorded before the key is stored, so a crash from here on leaves ids to deprovision.
+			if (Object.keys(provisioned.resources).length > 0) await ctx.record(provisioned.resources);
+			return provisioned;
+		},
+
+		async deprovision(
+			services: Services,
+			user: { id: string },
+			resources: Record<string, string>,
+			_credential: CredentialRow | null,
+		): Promise<DeprovisionOutcome> {
+			// The backend made the resources, so only it can tell whose they are: it must answer
+			// 409 when they are not this client id's (the contract in docs/managed.md).
+			const clientId = genericClientId(row.id, user.id);
+			const res = await send(
+				services,
+				row,
+				"DELETE",
+				row.deprovisionUrl,
+				{
+					event: "deprovision",
+					provider: row.id,
+					client_id: clientId,
+					user: { id: user.id },
+					resources,
+				},
+				clientId,
+			);
+			await res.body?.cancel();
+			if (res.ok || res.status === 404 || res.status === 410) return { status: "deleted" };
+			if (res.status === 409) {
+				return {
+					status: "ownership_mismatch",
+					detail: `Provisioner ${row.id} says the resources are not client id ${clientId}'s.`,
+				};
+			}
+			throw failure(row, "DELETE", res.status);
+		},
+	};
+}
+
+/** Every configured provisioner, enabled or not, ordered by id. */
+export async function listProvisionerConfigs(
+	services: Services,
+): Promise<ManagedProviderConfigRow[]> {
+	return services.db.select().from(managedProviderConfigs).orderBy(asc(managedProviderConfigs.id));
+}
+
+export async function findProvisionerConfig(
+	services: Services,
+	id: string,
+): Promise<ManagedProviderConfigRow | undefined> {
+	const [row] = await services.db
+		.select()
+		.from(managedProviderConfigs)
+		.where(eq(managedProviderConfigs.id, id))
+		.limit(1);
+	return row;
+}
