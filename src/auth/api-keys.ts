@@ -28,13 +28,18 @@ export type KeyCheck =
 const legacyCacheKey = (hash: string) => `legacy:${hash}`;
 const DUMMY_DIGEST = "0".repeat(64);
 
-async function loadKey(db: Database, where: SQL | undefined): Promise<CachedKey | null> {
-	const [row] = await db
+function keyQuery(db: Database, where: SQL | undefined) {
+	return db
 		.select({ key: apiKeys, userStatus: users.status })
 		.from(apiKeys)
 		.innerJoin(users, eq(users.id, apiKeys.userId))
 		.where(where)
 		.limit(1);
+}
+
+type KeyQueryRow = Awaited<ReturnType<typeof keyQuery>>[number];
+
+function toCachedKey(row: KeyQueryRow | undefined): CachedKey | null {
 	if (!row) return null;
 	return {
 		id: row.key.id,
@@ -47,6 +52,11 @@ async function loadKey(db: Database, where: SQL | undefined): Promise<CachedKey 
 		revokedAt: row.key.revokedAt?.getTime() ?? null,
 		userStatus: row.userStatus,
 	};
+}
+
+async function loadKey(db: Database, where: SQL | undefined): Promise<CachedKey | null> {
+	const [row] = await keyQuery(db, where);
+	return toCachedKey(row);
 }
 
 function judge(key: CachedKey, now: Date): KeyCheck {
@@ -385,6 +395,17 @@ export function userAccessRevocations(db: Database, userId: string, now: Date) {
 			.where(and(eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt))),
 		revokeSessionsWhere(db, eq(sessions.userId, userId), now, "user_deleted"),
 	] as const;
+}
+
+/** The fresh key check as a statement for the caller's batch, and the verdict on its rows. */
+export function keyCheck(db: Database, keyId: string) {
+	return {
+		query: keyQuery(db, eq(apiKeys.id, keyId)),
+		judge(rows: unknown, now: Date): KeyCheck {
+			const key = toCachedKey((rows as KeyQueryRow[])[0]);
+			return key ? judge(key, now) : { ok: false, reason: "unknown" };
+		},
+	};
 }
 
 /** Uncached re-check of a key by id, for requests that are about to return a secret. */

@@ -1,4 +1,5 @@
 import { eq } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Config } from "../config.ts";
@@ -13,6 +14,7 @@ import { resolveExternalUser } from "../users/external.ts";
 import {
 	assertLegacyNotSunset,
 	type KeyCheck,
+	keyCheck,
 	recheckKey,
 	touchKey,
 	verifyPresentedKey,
@@ -24,7 +26,7 @@ import { KEY_PREFIX } from "./key-format.ts";
 import { hasScope, type Principal } from "./principal.ts";
 import { failureSource, recordAuthFailure } from "./rate-limit.ts";
 import { isScope, parseScopeClaim, type Scope, USER_SCOPES } from "./scopes.ts";
-import { type SessionEnd, sessionEnd } from "./sessions.ts";
+import { type SessionEnd, sessionCheck, sessionEnd } from "./sessions.ts";
 
 export type AuthVariables = {
 	principal: Principal;
@@ -32,6 +34,15 @@ export type AuthVariables = {
 	/** authenticate() checked the credential against the database, not a cache, for this request. */
 	credentialCheckedLive?: boolean;
 };
+
+export interface AuthenticateOptions {
+	/**
+	 * For routes that read the database anyway before acting: the fresh check of the credential
+	 * is left to the route, which runs `liveCheckOf(c)` in the same batch as its own read (one
+	 * round trip for both). The route must run it before it acts.
+	 */
+	deferLiveCheck?: boolean;
+}
 export type AuthEnv = {
 	Bindings: AppEnv["Bindings"];
 	Variables: AppEnv["Variables"] & AuthVariables;
@@ -231,12 +242,16 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * session with its key and user. A read may use this isolate's answer from at most
  * CACHE_TTL_MS ago. Routes that return a secret on a GET add requireLiveCredential().
  */
-export function authenticate(): MiddlewareHandler<AuthEnv> {
+export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandler<AuthEnv> {
+	const { deferLiveCheck = false } = options;
+	if (typeof deferLiveCheck !== "boolean") {
+		throw new TypeError("authenticate: deferLiveCheck must be a boolean");
+	}
 	return async function authenticate(c, next) {
 		const services = c.get("services");
 		const token = bearerToken(c.req.header("authorization"));
 		if (!token) throw refuse(unauthorized("Missing bearer token."));
-		const fresh = !SAFE_METHODS.has(c.req.method);
+		const fresh = !deferLiveCheck && !SAFE_METHODS.has(c.req.method);
 		let resolved: Resolved;
 		try {
 			resolved = await resolvePrincipal(services, token, fresh);
@@ -326,6 +341,70 @@ export function userIdOf(c: Context<AuthEnv>): string {
 	const { userId } = c.get("principal");
 	if (!userId) throw new Error("userIdOf needs requireUser() on the route");
 	return userId;
+}
+
+/** A fresh credential check for the caller to run in its own batch; see AuthenticateOptions. */
+export interface LiveCheck {
+	query: BatchItem<"pg">;
+	/** Throws the refusal (as authenticate() would) when the credential may no longer act. */
+	assert(rows: unknown): void;
+}
+
+/**
+ * The fresh check a route with `deferLiveCheck` owes, as one statement: the session with its key
+ * and user, the key with its user, or the user alone. Null when authenticate() already checked
+ * fresh, or for the admin token (which no database row can revoke).
+ */
+export function liveCheckOf(c: Context<AuthEnv>): LiveCheck | null {
+	if (c.get("credentialCheckedLive")) return null;
+	const principal = c.get("principal");
+	const services = c.get("services");
+	const { db } = services;
+	const now = () => services.now();
+	const settled = () => c.set("credentialCheckedLive", true);
+	if (principal.method === "access_token" && principal.sessionId && principal.userId) {
+		const check = sessionCheck(db, {
+			sessionId: principal.sessionId,
+			userId: principal.userId,
+			jti: c.get("accessTokenJti") ?? "",
+		});
+		return {
+			query: check.query,
+			assert(rows) {
+				const ended = check.judge(rows, now());
+				if (ended) throw refuse(sessionFailure(ended));
+				settled();
+			},
+		};
+	}
+	if ((principal.method === "api_key" || principal.method === "legacy_key") && principal.keyId) {
+		const check = keyCheck(db, principal.keyId);
+		return {
+			query: check.query,
+			assert(rows) {
+				const verdict = check.judge(rows, now());
+				if (!verdict.ok) throw refuse(keyFailure(verdict));
+				settled();
+			},
+		};
+	}
+	if (principal.method === "external" && principal.userId) {
+		const userId = principal.userId;
+		return {
+			query: db.select({ status: users.status }).from(users).where(eq(users.id, userId)).limit(1),
+			assert(rows) {
+				const status = (rows as { status: UserStatus }[])[0]?.status ?? null;
+				userStatusCache.set(userId, status, userId, now().getTime());
+				try {
+					assertUserActive(status);
+				} catch (err) {
+					throw err instanceof LatchkeyError ? refuse(err) : err;
+				}
+				settled();
+			},
+		};
+	}
+	return null;
 }
 
 /**

@@ -278,14 +278,15 @@ export type SessionEnd =
 
 /**
  * The session behind an access token, its key, its user's status and whether this token was
- * replaced by a refresh retry: one query, one round trip on the HTTP path.
+ * replaced by a refresh retry: one statement, one round trip on the HTTP path (or one item of
+ * a caller's batch: see sessionCheck).
  */
-async function loadSession(db: Database, claims: AccessClaims): Promise<CachedSession | null> {
+function sessionQuery(db: Database, claims: AccessClaims) {
 	const replaced = db
 		.select({ id: refreshTokens.id })
 		.from(refreshTokens)
 		.where(and(eq(refreshTokens.accessJti, claims.jti), isNotNull(refreshTokens.invalidatedAt)));
-	const [row] = await db
+	return db
 		.select({
 			session: {
 				id: sessions.id,
@@ -304,6 +305,14 @@ async function loadSession(db: Database, claims: AccessClaims): Promise<CachedSe
 		.innerJoin(users, eq(users.id, sessions.userId))
 		.where(and(eq(sessions.id, claims.sessionId), eq(sessions.userId, claims.userId)))
 		.limit(1);
+}
+
+type SessionQueryRow = Awaited<ReturnType<typeof sessionQuery>>[number];
+
+function toCachedSession(
+	row: SessionQueryRow | undefined,
+	claims: AccessClaims,
+): CachedSession | null {
 	if (!row) return null;
 	return {
 		sessionId: row.session.id,
@@ -317,6 +326,36 @@ async function loadSession(db: Database, claims: AccessClaims): Promise<CachedSe
 		userStatus: row.userStatus,
 		replaced: Boolean(row.replaced),
 	};
+}
+
+async function loadSession(db: Database, claims: AccessClaims): Promise<CachedSession | null> {
+	const [row] = await sessionQuery(db, claims);
+	return toCachedSession(row, claims);
+}
+
+/**
+ * The fresh session check as a statement the caller runs inside its own batch (one round trip
+ * for the check and the caller's read), and the verdict on what it returned.
+ */
+export function sessionCheck(db: Database, claims: AccessClaims) {
+	return {
+		query: sessionQuery(db, claims),
+		judge(rows: unknown, now: Date): SessionEnd {
+			const session = toCachedSession((rows as SessionQueryRow[])[0], claims);
+			cacheSession(claims, session, now);
+			return judgeSession(session, now);
+		},
+	};
+}
+
+function cacheSession(claims: AccessClaims, session: CachedSession | null, now: Date): void {
+	sessionCache.set(
+		claims.jti,
+		session,
+		claims.userId,
+		now.getTime(),
+		session ? [sessionTag(session.sessionId), keyTag(session.apiKeyId)] : [],
+	);
 }
 
 function judgeSession(session: CachedSession | null, now: Date): SessionEnd {
@@ -354,13 +393,7 @@ export async function sessionEnd(
 	let session = fresh ? undefined : sessionCache.get(claims.jti, now.getTime());
 	if (session === undefined) {
 		session = await loadSession(db, claims);
-		sessionCache.set(
-			claims.jti,
-			session,
-			claims.userId,
-			now.getTime(),
-			session ? [sessionTag(session.sessionId), keyTag(session.apiKeyId)] : [],
-		);
+		cacheSession(claims, session, now);
 	}
 	return judgeSession(session, now);
 }

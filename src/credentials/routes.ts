@@ -12,6 +12,7 @@ import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { bearerSecurity, errorResponses, IdParam, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
+import { endCredentialLeases } from "../leases/service.ts";
 import { resolveProvider } from "../oauth/registry.ts";
 import { revokeUpstream } from "../oauth/service.ts";
 import { CredentialSchema, ProviderSlug } from "./schemas.ts";
@@ -452,6 +453,15 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 				// Changed since it was read: still there means a stale If-Match, else it is gone.
 				const now = await findVisible(services, userIdOf(c), row.id);
 				throw preconditionFailed(now.id, now.version);
+			}
+			try {
+				await endCredentialLeases(services, row.id);
+			} catch (err) {
+				// The row is gone; its leases then run out by their TTL (at most 15 minutes).
+				services.logger.warn("leases of a deleted credential not ended", {
+					credential_id: row.id,
+					error_code: err instanceof LatchkeyError ? err.code : "error",
+				});
 			}
 			return c.json({ deleted: true as const, revoked }, 200);
 		},

@@ -64,7 +64,7 @@ export function toCredentialJson(row: CredentialRow): CredentialJson {
 const notFound = () => new LatchkeyError("not_found", "No such credential.");
 
 /** A user sees their own credentials and the system ones; anything else does not exist. */
-function visibleTo(userId: string): SQL | undefined {
+export function visibleTo(userId: string): SQL | undefined {
 	return or(
 		eq(credentials.userId, userId),
 		and(isNull(credentials.userId), eq(credentials.system, true)),

@@ -7,6 +7,7 @@ import { type Config, loadConfig } from "../config.ts";
 import { registerCredentialRoutes } from "../credentials/routes.ts";
 import { LatchkeyError } from "../errors.ts";
 import { registerHealthRoutes } from "../health/routes.ts";
+import { registerLeaseRoutes } from "../leases/routes.ts";
 import { registerOAuthRoutes } from "../oauth/routes.ts";
 import { registerUserRoutes } from "../users/routes.ts";
 import type { AppEnv } from "./context.ts";
@@ -77,6 +78,7 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	registerAuthRoutes(app);
 	registerUserRoutes(app);
 	registerCredentialRoutes(app);
+	registerLeaseRoutes(app);
 	registerOAuthRoutes(app);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

@@ -1,0 +1,172 @@
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import {
+	type AuthEnv,
+	authenticate,
+	liveCheckOf,
+	requireScope,
+	requireUser,
+	userIdOf,
+} from "../auth/middleware.ts";
+import type { AppEnv } from "../http/context.ts";
+import { NO_STORE } from "../http/headers.ts";
+import { bearerSecurity, errorResponses, IdParam, idParam, json } from "../http/openapi.ts";
+import { DEFAULT_LEASE_TTL_S, MAX_LEASE_TTL_S } from "./policy.ts";
+import { createLease, releaseLease, renewLease } from "./service.ts";
+
+const TtlBody = z
+	.object({
+		ttl_seconds: z
+			.number()
+			.int()
+			.min(1)
+			.max(MAX_LEASE_TTL_S)
+			.default(DEFAULT_LEASE_TTL_S)
+			.openapi({ description: `Seconds, 1–${MAX_LEASE_TTL_S}; default ${DEFAULT_LEASE_TTL_S}.` }),
+	})
+	.strict();
+
+const Timestamp = z.string().openapi({ format: "date-time" });
+
+const SecretSchema = z
+	.discriminatedUnion("type", [
+		z.object({
+			type: z.literal("oauth2"),
+			access_token: z.string(),
+			token_type: z.string(),
+		}),
+		z.object({ type: z.literal("api_key"), api_key: z.string() }),
+		z.object({
+			type: z.literal("user_password"),
+			username: z.string().nullable(),
+			password: z.string(),
+		}),
+		z.object({
+			type: z.literal("host_scoped"),
+			host: z.string().nullable(),
+			headers: z.record(z.string(), z.string()),
+		}),
+	])
+	.openapi("LeaseSecret", {
+		description: "Exactly the keys of its type. The refresh token never leaves Latchkey.",
+	});
+
+const LeaseSchema = z
+	.object({
+		lease_id: z.string(),
+		credential_id: z.string(),
+		expires_at: Timestamp.openapi({
+			description: "The lease's end: its TTL, cut to the token's expiry when that comes first.",
+		}),
+		token_expires_at: Timestamp.nullable(),
+		secret: SecretSchema,
+	})
+	.openapi("Lease");
+
+const LeaseParam = idParam("lease_id", "lease_4f9QbX2mT7aLkP0sVd1e_Zr8YcQw2mNb5Lx0Pk7aT3eUv");
+
+/** Optional body: a lease request may send none at all. */
+const optionalJson = { ...json(TtlBody), required: false } as const;
+
+export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
+	const authed = app as unknown as OpenAPIHono<AuthEnv>;
+
+	authed.openapi(
+		createRoute({
+			method: "post",
+			path: "/v1/credentials/{id}/leases",
+			tags: ["Leases"],
+			summary:
+				"Lease a credential's secret for an agent run (refreshing an OAuth token first if needed)",
+			description:
+				"The only way a secret leaves Latchkey. An OAuth2 token is refreshed first when it expires before the lease's end plus min(5 minutes, a quarter of its lifetime); however many leases ask at once, one refresh reaches the provider. A token too short-lived to cover the TTL is leased with `expires_at` cut to its expiry. For providers whose refresh invalidates the previous access token, a refresh waits for the leases holding it to end and new leases queue behind it (503 `refresh_pending` with Retry-After if that takes longer than about 25 s).",
+			security: bearerSecurity,
+			// The fresh check of the caller's key or session runs in one batch with the credential read.
+			middleware: [
+				authenticate({ deferLiveCheck: true }),
+				requireUser(),
+				requireScope("credentials:use"),
+			],
+			request: { params: IdParam, body: optionalJson },
+			responses: {
+				201: { description: "Leased", headers: noStoreHeaders, ...json(LeaseSchema) },
+				...errorResponses(400, 401, 403, 404, 409, 502, 503),
+			},
+		}),
+		async (c) => {
+			const services = c.get("services");
+			const body = await optionalTtl(c);
+			const lease = await createLease(services, {
+				userId: userIdOf(c),
+				credentialId: c.req.valid("param").id,
+				ttlSeconds: body,
+				liveCheck: liveCheckOf(c),
+				defer: (work) => c.executionCtx.waitUntil(work),
+			});
+			return c.json(lease, 201, NO_STORE);
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "post",
+			path: "/v1/leases/{lease_id}/renew",
+			tags: ["Leases"],
+			summary: "Extend a lease",
+			description:
+				"409 `token_expiring` when the leased token cannot cover the renewal or a refresh is waiting for it: release and lease again. 410 `lease_gone` after expiry, release or the credential's deletion.",
+			security: bearerSecurity,
+			middleware: [authenticate(), requireUser(), requireScope("credentials:use")],
+			request: { params: LeaseParam, body: optionalJson },
+			responses: {
+				200: {
+					description: "Renewed",
+					...json(z.object({ expires_at: Timestamp }).openapi("LeaseRenewed")),
+				},
+				...errorResponses(400, 401, 403, 404, 409, 410, 503),
+			},
+		}),
+		async (c) => {
+			const renewed = await renewLease(c.get("services"), {
+				userId: userIdOf(c),
+				leaseId: c.req.valid("param").lease_id,
+				ttlSeconds: await optionalTtl(c),
+			});
+			return c.json(renewed, 200);
+		},
+	);
+
+	authed.openapi(
+		createRoute({
+			method: "delete",
+			path: "/v1/leases/{lease_id}",
+			tags: ["Leases"],
+			summary: "Release a lease",
+			security: bearerSecurity,
+			middleware: [authenticate(), requireUser(), requireScope("credentials:use")],
+			request: { params: LeaseParam },
+			responses: {
+				204: { description: "Released" },
+				...errorResponses(401, 403, 404, 410, 503),
+			},
+		}),
+		async (c) => {
+			await releaseLease(c.get("services"), {
+				userId: userIdOf(c),
+				leaseId: c.req.valid("param").lease_id,
+			});
+			return c.body(null, 204);
+		},
+	);
+}
+
+const noStoreHeaders = z.object({
+	"Cache-Control": z.literal("no-store").openapi({ description: "A lease carries a secret." }),
+});
+
+/** The TTL of an optional body: none at all means the default. */
+async function optionalTtl(c: {
+	req: { valid(target: "json"): unknown; header(name: string): string | undefined };
+}): Promise<number> {
+	const body = c.req.valid("json") as { ttl_seconds?: number } | undefined;
+	return body?.ttl_seconds ?? DEFAULT_LEASE_TTL_S;
+}

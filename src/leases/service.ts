@@ -1,0 +1,319 @@
+import { and, eq, isNull, lt, or } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import type { SecretOf } from "../credentials/secrets.ts";
+import { findVisible, openSecret, visibleTo } from "../credentials/service.ts";
+import { randomBase62 } from "../crypto/encoding.ts";
+import { type CredentialRow, credentials } from "../db/schema.ts";
+import { LatchkeyError } from "../errors.ts";
+import type { Services } from "../services.ts";
+import { leaseEnd, needsRefresh } from "./policy.ts";
+import {
+	ensureFresh,
+	type OAuthRow,
+	type RefreshHooks,
+	refreshPending,
+	waitForRefresh,
+} from "./refresh.ts";
+import { LeaseStore } from "./store.ts";
+
+/**
+ * Leases: the only way a secret leaves Latchkey. A lease names the credential, ends at a fixed
+ * time, and is recorded in Redis so that a refresh can see who holds the current token. See
+ * docs/leases.md.
+ */
+
+/** How long a lease request may wait for another request's refresh before a 503. */
+export const LEASE_WAIT_MS = 25_000;
+/** A request that keeps finding its row out of date gives up instead of looping. */
+const MAX_ROUNDS = 8;
+/** last_used_at is touched at most this often per credential and isolate. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+export type LeaseSecret =
+	| { type: "oauth2"; access_token: string; token_type: string }
+	| { type: "api_key"; api_key: string }
+	| { type: "user_password"; username: string | null; password: string }
+	| { type: "host_scoped"; host: string | null; headers: Record<string, string> };
+
+export interface Lease {
+	lease_id: string;
+	credential_id: string;
+	expires_at: string;
+	token_expires_at: string | null;
+	secret: LeaseSecret;
+}
+
+/** The caller's fresh credential check, run in the same batch as the credential read. */
+export interface BatchedCheck {
+	query: BatchItem<"pg">;
+	assert(rows: unknown): void;
+}
+
+export interface LeaseRequest {
+	userId: string;
+	credentialId: string;
+	ttlSeconds: number;
+	liveCheck?: BatchedCheck | null;
+	/** Runs work after the response (the Workers `waitUntil`); without it the work is awaited. */
+	defer?: (work: Promise<unknown>) => void;
+	hooks?: RefreshHooks;
+}
+
+// `lease_<credential id without its prefix>_<random>`: renew and release find the credential's
+// keys from the lease id alone, with no lookup.
+const LEASE_ID = /^lease_([A-Za-z0-9]{20})_([A-Za-z0-9]{24})$/;
+const CREDENTIAL_ID = /^cred_([A-Za-z0-9]{20})$/;
+
+function newLeaseId(credentialId: string): string {
+	const m = CREDENTIAL_ID.exec(credentialId);
+	if (!m) throw new Error(`unexpected credential id format: ${credentialId}`);
+	return `lease_${m[1]}_${randomBase62(24)}`;
+}
+
+function credentialOfLease(leaseId: string): string | null {
+	const m = LEASE_ID.exec(leaseId);
+	return m ? `cred_${m[1]}` : null;
+}
+
+const notFound = () => new LatchkeyError("not_found", "No such credential.");
+const leaseNotFound = () => new LatchkeyError("not_found", "No such lease.");
+const leaseGone = () =>
+	new LatchkeyError(
+		"lease_gone",
+		"The lease has ended (expired, released, or its credential was deleted).",
+	);
+
+const providerUnavailable = (row: CredentialRow) =>
+	new LatchkeyError(
+		"provider_unavailable",
+		`The token of credential ${row.id} has expired and the provider '${row.provider}' could not refresh it.`,
+		{ hint: "Retry later; the refresh is retried with backoff." },
+	);
+
+/** The credential, and the caller's fresh credential check, in one round trip. */
+async function readForLease(
+	services: Services,
+	userId: string,
+	credentialId: string,
+	liveCheck: BatchedCheck | null | undefined,
+): Promise<CredentialRow> {
+	const { db } = services;
+	const read = db
+		.select()
+		.from(credentials)
+		.where(and(eq(credentials.id, credentialId), visibleTo(userId)))
+		.limit(1);
+	let rows: CredentialRow[];
+	if (liveCheck) {
+		const [checked, found] = (await db.batch([liveCheck.query, read])) as [
+			unknown,
+			CredentialRow[],
+		];
+		// Refused callers learn nothing about the credential, not even whether it exists.
+		liveCheck.assert(checked);
+		rows = found;
+	} else {
+		rows = await read;
+	}
+	const row = rows[0];
+	if (!row) throw notFound();
+	return row;
+}
+
+function secretView(row: CredentialRow, secret: SecretOf[keyof SecretOf]): LeaseSecret {
+	switch (row.type) {
+		case "oauth2": {
+			const s = secret as SecretOf["oauth2"];
+			return { type: "oauth2", access_token: s.access_token, token_type: s.token_type || "Bearer" };
+		}
+		case "api_key":
+			return { type: "api_key", api_key: (secret as SecretOf["api_key"]).api_key };
+		case "user_password":
+			return {
+				type: "user_password",
+				username: row.username,
+				password: (secret as SecretOf["user_password"]).password,
+			};
+		case "host_scoped":
+			return {
+				type: "host_scoped",
+				host: row.host,
+				headers: (secret as SecretOf["host_scoped"]).headers,
+			};
+	}
+}
+
+function assertLeasable(row: CredentialRow, now: Date): void {
+	if (row.status === "reconnect_required") {
+		throw new LatchkeyError(
+			"reconnect_required",
+			`Credential ${row.id} must be reconnected: the provider rejected its refresh token.`,
+			{
+				hint: `Reconnect with POST /v1/oauth/${row.provider}/authorize and credential_id ${row.id}.`,
+			},
+		);
+	}
+	if (row.status === "revoked") {
+		throw new LatchkeyError("conflict", `Credential ${row.id} has been revoked.`, {
+			hint: "Connect or store the credential again.",
+		});
+	}
+	if (row.type !== "oauth2" && row.accessTokenExpiresAt && row.accessTokenExpiresAt <= now) {
+		throw new LatchkeyError(
+			"conflict",
+			`The secret of credential ${row.id} expired at ${row.accessTokenExpiresAt.toISOString()}.`,
+			{ hint: "Store the new secret with PATCH /v1/credentials/{id}." },
+		);
+	}
+}
+
+const lastTouched = new Map<string, number>();
+
+/** Coarse last_used_at: at most once a minute per credential and isolate, off the response path. */
+function touch(services: Services, row: CredentialRow, defer?: (work: Promise<unknown>) => void) {
+	const now = services.now();
+	const last = lastTouched.get(row.id) ?? row.lastUsedAt?.getTime() ?? 0;
+	if (now.getTime() - last < TOUCH_INTERVAL_MS) return;
+	if (lastTouched.size > 10_000) lastTouched.clear();
+	lastTouched.set(row.id, now.getTime());
+	const stale = new Date(now.getTime() - TOUCH_INTERVAL_MS);
+	const work = services.db
+		.update(credentials)
+		.set({ lastUsedAt: now })
+		.where(
+			and(
+				eq(credentials.id, row.id),
+				or(isNull(credentials.lastUsedAt), lt(credentials.lastUsedAt, stale)),
+			),
+		)
+		.then(
+			() => {},
+			(err: unknown) =>
+				services.logger.warn("last_used_at not updated", {
+					credential_id: row.id,
+					error_name: err instanceof Error ? err.name : typeof err,
+				}),
+		);
+	if (defer) defer(work);
+}
+
+/**
+ * POST /v1/credentials/{id}/leases. Reads the row (with the caller's fresh check), refreshes an
+ * OAuth token first when it would not outlast the lease plus the margin, and records the lease
+ * in one Redis script. While a refresh of a provider that invalidates old tokens waits for held
+ * leases, new leases queue behind it (writer priority).
+ */
+export async function createLease(services: Services, request: LeaseRequest): Promise<Lease> {
+	const store = new LeaseStore(services.redis);
+	const ttlMs = request.ttlSeconds * 1000;
+	const deadline = performance.now() + LEASE_WAIT_MS;
+	let row = await readForLease(services, request.userId, request.credentialId, request.liveCheck);
+	let triedRefresh = false;
+	for (let round = 0; round < MAX_ROUNDS; round++) {
+		let now = services.now();
+		assertLeasable(row, now);
+		if (row.type === "oauth2") {
+			const times = { expiresAt: row.accessTokenExpiresAt, issuedAt: row.tokenIssuedAt };
+			if (!triedRefresh && needsRefresh(times, row.updatedAt, now, ttlMs)) {
+				triedRefresh = true;
+				const outcome = await ensureFresh(services, row as OAuthRow, {
+					ttlMs,
+					deadline,
+					waitForHolders: true,
+					hooks: request.hooks,
+				});
+				row = outcome.row;
+				now = services.now();
+				assertLeasable(row, now);
+			}
+			// Refreshing failed or backs off: a token that still works is leased until it ends.
+			if (row.accessTokenExpiresAt && row.accessTokenExpiresAt <= now) {
+				throw providerUnavailable(row);
+			}
+		}
+		const secret = await openSecret(services, row);
+		const end = leaseEnd(now, ttlMs, row.accessTokenExpiresAt);
+		const leaseId = newLeaseId(row.id);
+		const grant = await store.grant({
+			credentialId: row.id,
+			leaseId,
+			userId: request.userId,
+			now: now.getTime(),
+			leaseEnd: end.getTime(),
+			tokenExpiresAt: row.accessTokenExpiresAt?.getTime() ?? null,
+			version: row.version,
+		});
+		if (grant.outcome === "ok") {
+			touch(services, row, request.defer);
+			return {
+				lease_id: leaseId,
+				credential_id: row.id,
+				expires_at: end.toISOString(),
+				token_expires_at: row.accessTokenExpiresAt?.toISOString() ?? null,
+				secret: secretView(row, secret),
+			};
+		}
+		if (grant.outcome === "queued") {
+			// A refresh waits for the holders of this token; new leases wait for its result.
+			request.hooks?.waitingForRefresh?.("writer");
+			await waitForRefresh(store, row.id, deadline);
+			triedRefresh = false;
+		}
+		// Queued or stale: whatever was read is older than the tokens now stored.
+		row = await findVisible(services, request.userId, row.id);
+	}
+	throw refreshPending(1);
+}
+
+export async function renewLease(
+	services: Services,
+	input: { userId: string; leaseId: string; ttlSeconds: number },
+): Promise<{ expires_at: string }> {
+	const credentialId = credentialOfLease(input.leaseId);
+	if (!credentialId) throw leaseNotFound();
+	const now = services.now().getTime();
+	const end = now + input.ttlSeconds * 1000;
+	const result = await new LeaseStore(services.redis).renew({
+		credentialId,
+		leaseId: input.leaseId,
+		userId: input.userId,
+		now,
+		leaseEnd: end,
+	});
+	switch (result.outcome) {
+		case "ok":
+			return { expires_at: new Date(end).toISOString() };
+		case "unknown":
+			throw leaseNotFound();
+		case "gone":
+			throw leaseGone();
+		case "expiring":
+			throw new LatchkeyError(
+				"token_expiring",
+				result.tokenExpiresAt !== null && result.tokenExpiresAt < end
+					? `The leased token expires at ${new Date(result.tokenExpiresAt).toISOString()}, before the renewal would end.`
+					: "The leased token is about to be refreshed; the lease cannot be extended.",
+			);
+	}
+}
+
+export async function releaseLease(
+	services: Services,
+	input: { userId: string; leaseId: string },
+): Promise<void> {
+	const credentialId = credentialOfLease(input.leaseId);
+	if (!credentialId) throw leaseNotFound();
+	const outcome = await new LeaseStore(services.redis).release({
+		credentialId,
+		leaseId: input.leaseId,
+		userId: input.userId,
+		now: services.now().getTime(),
+	});
+	if (outcome === "unknown") throw leaseNotFound();
+	if (outcome === "gone") throw leaseGone();
+}
+
+/** A deleted credential's leases end at once (renew and release then answer 410). */
+export async function endCredentialLeases(services: Services, credentialId: string): Promise<void> {
+	await new LeaseStore(services.redis).endAll(credentialId);
+}
