@@ -13,6 +13,7 @@ import type { AppEnv } from "../http/context.ts";
 import { bearerSecurity, errorResponses, IdParam, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import { endCredentialLeases } from "../leases/service.ts";
+import { ensureManagedCredentials } from "../managed/service.ts";
 import { resolveProvider } from "../oauth/registry.ts";
 import { revokeUpstream } from "../oauth/service.ts";
 import { CredentialSchema, ProviderSlug } from "./schemas.ts";
@@ -323,6 +324,8 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			path: "/v1/credentials",
 			tags: ["Credentials"],
 			summary: "List your own, managed and system credentials",
+			description:
+				"Also provisions the managed credentials the user lacks (one per available managed provider), waiting at most 2 s for them; a provisioning failure never fails the listing, and what is not done by then finishes in the background.",
 			security: bearerSecurity,
 			middleware: needs("credentials:read"),
 			request: { query: ListQuery.extend({ provider: ProviderSlug.optional() }) },
@@ -333,12 +336,22 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const query = c.req.valid("query");
-			const rows = await listCredentials(c.get("services"), userIdOf(c), {
-				limit: query.limit,
-				after: cursorFrom(query),
-				provider: query.provider,
-			});
-			return c.json(mapPage(paginate(rows, query.limit), toCredentialJson), 200);
+			const services = c.get("services");
+			const userId = userIdOf(c);
+			const list = () =>
+				listCredentials(services, userId, {
+					limit: query.limit,
+					after: cursorFrom(query),
+					provider: query.provider,
+				});
+			// Side by side, so the marker check costs no time on the common path; a managed
+			// credential provisioned within the wait means reading the list again.
+			const [appeared, rows] = await Promise.all([
+				ensureManagedCredentials(services, userId, (work) => c.executionCtx.waitUntil(work)),
+				list(),
+			]);
+			const page = appeared ? await list() : rows;
+			return c.json(mapPage(paginate(page, query.limit), toCredentialJson), 200);
 		},
 	);
 

@@ -167,6 +167,7 @@ async function deleteKeys(
 export const agentmailProvider: ManagedProvider = {
 	id: AGENTMAIL_ID,
 	name: "AgentMail",
+	clientIdFor: agentmailClientId,
 
 	available: (services) => Boolean(services.config.AGENTMAIL_API_KEY),
 

@@ -147,6 +147,7 @@ export function genericProvider(row: ManagedProviderConfigRow): ManagedProvider 
 	return {
 		id: row.id,
 		name: row.name,
+		clientIdFor: (userId) => genericClientId(row.id, userId),
 		available: () => row.enabled,
 
 		async provision(

@@ -41,8 +41,20 @@ export interface ManagedProvider {
 	/** The credential's `provider` slug, e.g. "agentmail". */
 	readonly id: string;
 	readonly name: string;
+	/**
+	 * The idempotency key of this user's provisioning: derived from the user id only, so every
+	 * retry (and a deprovision with nothing recorded) names the same external resources.
+	 */
+	clientIdFor(userId: string): string;
 	/** Whether this deployment has the provider's configuration. */
 	available(services: Services): boolean | Promise<boolean>;
+	/**
+	 * Creates (or, on a retry, finds and reuses) the user's external resources and returns a
+	 * fresh secret. Called only under the per-(user, provider) lock while the user has no
+	 * credential of this provider, so anything of this client id that holds a secret not stored
+	 * is an orphan of a crashed attempt and may be deleted. Every resource id goes through
+	 * `ctx.record` the moment it exists.
+	 */
 	provision(services: Services, user: ManagedUser, ctx: ProvisionContext): Promise<Provisioned>;
 	/**
 	 * Removes what `provision` created for this user. Must verify the resource still belongs to
