@@ -32,6 +32,9 @@ export default async function setup(project: TestProject) {
 		LATCHKEY_ALLOWED_ORIGINS: FRONTEND_ORIGIN,
 		LATCHKEY_ALLOWED_REDIRECT_ORIGINS: FRONTEND_ORIGIN,
 		LATCHKEY_LOG_LEVEL: "info",
+		// Scheduled runs with the real clock (the cron tests) must not purge users that other test
+		// files just deleted and still read; deletion tests move their own clock past this.
+		LATCHKEY_PURGE_DELAY_SECONDS: "86400",
 	});
 	project.provide("infra", {
 		databaseUrl: infra.databaseUrl,
