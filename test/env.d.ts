@@ -22,5 +22,9 @@ declare module "vitest" {
 		oauth: OAuthServerDetails;
 		/** A loopback port that accepts a connection and drops it once the request starts. */
 		dropperPort: number;
+		/** The AgentMail fake's root (AGENTMAIL_BASE_URL); controls: test/setup/managed-control.ts. */
+		agentmail: { url: string };
+		/** The generic provisioner fake's root; controls: test/setup/managed-control.ts. */
+		provisioner: { url: string };
 	}
 }

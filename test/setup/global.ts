@@ -1,8 +1,10 @@
 import type { TestProject } from "vitest/node";
 import { engineChoice, startInfra } from "../../scripts/lib/infra.ts";
+import { startAgentMail } from "./agentmail.ts";
 import { startDropper } from "./dropper.ts";
 import { startIdentityProvider } from "./idp.ts";
 import { startOAuthServer } from "./oauth-server.ts";
+import { startProvisioner } from "./provisioner.ts";
 
 const PUBLIC_URL = "http://latchkey.test";
 /** A platform front end that receives OAuth redirects itself (POST /v1/oauth/callback). */
@@ -49,10 +51,17 @@ export default async function setup(project: TestProject) {
 	});
 	const dropper = await startDropper();
 	project.provide("dropperPort", dropper.port);
+	// Managed-provider fakes; controls for tests in test/setup/managed-control.ts.
+	const agentmail = await startAgentMail();
+	project.provide("agentmail", { url: agentmail.url });
+	const provisioner = await startProvisioner();
+	project.provide("provisioner", { url: provisioner.url });
 	const { close: closeOAuth, ...oauthDetails } = oauth;
 	project.provide("oauth", oauthDetails);
 	console.log(`[test setup] postgres: ${infra.postgres}, redis: ${infra.redis}`);
 	return async () => {
+		await provisioner.close();
+		await agentmail.close();
 		await dropper.close();
 		await closeOAuth();
 		await idp.close();
