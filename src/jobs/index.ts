@@ -1,6 +1,9 @@
+import { findManagedProvider } from "../managed/registry.ts";
 import type { Services } from "../services.ts";
-import type { Job } from "./job.ts";
+import { runDeletionWork } from "./deletion.ts";
+import type { Job, JobScope } from "./job.ts";
 import { rewrapJob } from "./rewrap.ts";
+import { sessionSweepJob } from "./sweep.ts";
 
 export interface JobResult {
 	name: string;
@@ -16,17 +19,30 @@ export interface MaintenanceSummary {
 	jobs: JobResult[];
 }
 
-/** Later capabilities (deprovisioning, key re-wrap, lease cleanup) add themselves here. */
-export const jobs: Job[] = [rewrapJob];
+export const deletionJob: Job = {
+	name: "account-deletion",
+	run: (services, scope) =>
+		runDeletionWork(services, findManagedProvider, { userIds: scope?.userIds }),
+};
 
-export async function runJobs(services: Services, list: Job[] = jobs): Promise<MaintenanceSummary> {
+/**
+ * What every scheduled run does, in order; each job bounds its own work (docs/operations.md).
+ * Deletion first: it has the tightest promise to keep (revoking a deleted user's tokens).
+ */
+export const jobs: Job[] = [deletionJob, sessionSweepJob, rewrapJob];
+
+export async function runJobs(
+	services: Services,
+	list: Job[] = jobs,
+	scope?: JobScope,
+): Promise<MaintenanceSummary> {
 	const startedAt = services.now();
 	const t0 = performance.now();
 	const results: JobResult[] = [];
 	for (const job of list) {
 		const j0 = performance.now();
 		try {
-			const result = await job.run(services);
+			const result = await job.run(services, scope);
 			results.push({
 				name: job.name,
 				ok: true,

@@ -280,9 +280,9 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>): void {
 	});
 
 	app.openapi(deleteMeRoute, async (c) => {
-		const { db, now } = c.get("services");
+		const { db, config, now } = c.get("services");
 		const userId = userIdOf(c);
-		await requestDeletion(db, userId, now());
+		await requestDeletion(db, config, userId, now());
 		return c.json({ status: "deleting" as const }, 202);
 	});
 
@@ -316,9 +316,9 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>): void {
 	});
 
 	app.openapi(deleteUserRoute, async (c) => {
-		const { db, now } = c.get("services");
+		const { db, config, now } = c.get("services");
 		const { id } = c.req.valid("param");
-		await requestDeletion(db, id, now());
+		await requestDeletion(db, config, id, now());
 		return c.json({ status: "deleting" as const }, 202);
 	});
 

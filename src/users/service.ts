@@ -3,6 +3,7 @@ import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { userAccessRevocations } from "../auth/api-keys.ts";
 import { invalidateUser } from "../auth/cache.ts";
 import { revokeSessionsWhere } from "../auth/sessions.ts";
+import type { Config } from "../config.ts";
 import { newId } from "../crypto/encoding.ts";
 import type { Database } from "../db/client.ts";
 import { violatedUniqueConstraint } from "../db/errors.ts";
@@ -15,6 +16,7 @@ import {
 	users,
 } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
+import { enqueueDeletionJobs } from "../jobs/deletion.ts";
 
 /**
  * Users: the accounts that own credentials. Every rule about what a user record may contain is
@@ -313,13 +315,19 @@ export async function getChangeableUser(db: Database, id: string): Promise<UserR
 }
 
 /**
- * Marks the user for deletion and cuts off every key and session at once; the scheduled worker
- * deprovisions and purges later. Repeating the request changes nothing, and keeps the time of
- * the first one.
+ * Marks the user for deletion, cuts off every key and session at once and enqueues the
+ * deprovisioning jobs; the scheduled worker runs them and purges later. Repeating the request
+ * changes nothing (job ids are derived from what they act on), and keeps the time of the first.
  */
-export async function requestDeletion(db: Database, userId: string, now: Date): Promise<UserRow> {
-	// One batch: the status change and the revocations commit together or not at all, in one
-	// round trip. For an unknown user the revocations match nothing.
+export async function requestDeletion(
+	db: Database,
+	config: Config,
+	userId: string,
+	now: Date,
+): Promise<UserRow> {
+	// One batch: the status change, the revocations and the jobs commit together or not at all,
+	// in one round trip. For an unknown user the other statements match nothing; the jobs are
+	// enqueued after the status change, which they require.
 	const [[row]] = await db.batch([
 		db
 			.update(users)
@@ -331,6 +339,7 @@ export async function requestDeletion(db: Database, userId: string, now: Date): 
 			.where(eq(users.id, userId))
 			.returning(),
 		...userAccessRevocations(db, userId, now),
+		...enqueueDeletionJobs(db, config, now, [userId]),
 	]);
 	if (!row) throw userNotFound();
 	invalidateUser(userId);
