@@ -7,6 +7,7 @@ import { type Config, loadConfig } from "../config.ts";
 import { registerCredentialRoutes } from "../credentials/routes.ts";
 import { LatchkeyError } from "../errors.ts";
 import { registerHealthRoutes } from "../health/routes.ts";
+import { registerJobRoutes } from "../jobs/routes.ts";
 import { registerLeaseRoutes } from "../leases/routes.ts";
 import { registerOAuthRoutes } from "../oauth/routes.ts";
 import { registerUserRoutes } from "../users/routes.ts";
@@ -80,6 +81,7 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	registerCredentialRoutes(app);
 	registerLeaseRoutes(app);
 	registerOAuthRoutes(app);
+	registerJobRoutes(app);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
 		type: "http",
