@@ -16,6 +16,7 @@ import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, ErrorSchema, errorResponses, json, listOf } from "../http/openapi.ts";
 import { decodeIdCursor, encodeIdCursor, ListQuery } from "../http/pagination.ts";
+import { managedProviders } from "../managed/registry.ts";
 import type { Services } from "../services.ts";
 import type { EffectiveProvider } from "./providers.ts";
 import { listProviders, putProvider } from "./registry.ts";
@@ -43,7 +44,7 @@ const ProviderSummarySchema = z
 	.object({
 		id: z.string().openapi({ example: "github" }),
 		name: z.string().openapi({ example: "GitHub" }),
-		auth_types: z.array(z.enum(["oauth2"])),
+		auth_types: z.array(z.enum(["oauth2", "api_key"])),
 		default_scopes: z.array(z.string()),
 		configured: z
 			.boolean()
@@ -322,13 +323,30 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 	authed.openapi(providersRoute, async (c) => {
 		const { limit, cursor } = c.req.valid("query");
 		const after = cursor === undefined ? undefined : decodeIdCursor(cursor);
-		const all = await listProviders(c.get("services"));
+		const services = c.get("services");
+		// Managed providers are listed beside the OAuth ones: users do not connect them, the
+		// platform provisions their credentials (an api_key each).
+		const [oauth, managed] = await Promise.all([
+			listProviders(services),
+			managedProviders(services),
+		]);
+		const all: z.infer<typeof ProviderSummarySchema>[] = [
+			...oauth.map(toSummary),
+			...managed.map((p) => ({
+				id: p.id,
+				name: p.name,
+				auth_types: ["api_key" as const],
+				default_scopes: [] as string[],
+				configured: true,
+				managed: true,
+			})),
+		].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 		const rest = after === undefined ? all : all.filter((p) => p.id > after);
 		const page = rest.slice(0, limit);
 		const last = page[page.length - 1];
 		return c.json(
 			{
-				data: page.map(toSummary),
+				data: page,
 				next_cursor: rest.length > limit && last ? encodeIdCursor(last.id) : null,
 			},
 			200,
