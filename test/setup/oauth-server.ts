@@ -185,6 +185,18 @@ export async function startOAuthServer(options: {
 		}
 	}
 
+	// Token-endpoint attempts per presented refresh token, successful or refused, so a test can
+	// tell that a refresh token was (or was never again) presented.
+	const refreshAttempts = new Map<string, number>();
+	const countRefresh = (...args: unknown[]) => {
+		const ctx = args[0] as { oidc?: { params?: Record<string, unknown> } };
+		const params = ctx.oidc?.params;
+		if (params?.grant_type !== "refresh_token" || typeof params.refresh_token !== "string") return;
+		refreshAttempts.set(params.refresh_token, (refreshAttempts.get(params.refresh_token) ?? 0) + 1);
+	};
+	provider.on("grant.success", countRefresh);
+	provider.on("grant.error", countRefresh);
+
 	/** The user's side of an interaction: log in as `username`, then grant or refuse. */
 	async function interact(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
 		const details = await provider.interactionDetails(req, res);
@@ -278,6 +290,14 @@ export async function startOAuthServer(options: {
 				.catch((err: unknown) => sendJson(res, 500, { error: String(err) }));
 			return;
 		}
+		if (req.method === "POST" && url.pathname === "/test/refresh-attempts") {
+			readJson(req)
+				.then((body) =>
+					sendJson(res, 200, { attempts: refreshAttempts.get(String(body.refresh_token)) ?? 0 }),
+				)
+				.catch((err: unknown) => sendJson(res, 500, { error: String(err) }));
+			return;
+		}
 		if (req.method === "GET" && url.pathname === "/test/tokens") {
 			sendJson(res, 200, ledger.get(url.searchParams.get("account") ?? "") ?? {});
 			return;
@@ -303,6 +323,7 @@ export async function startOAuthServer(options: {
 		userinfoUrl: `${issuer}${ROUTES.userinfo}`,
 		driveUrl: `${issuer}/test/authorize`,
 		tokensUrl: `${issuer}/test/tokens`,
+		refreshAttemptsUrl: `${issuer}/test/refresh-attempts`,
 		close: () =>
 			new Promise((resolve) => {
 				server.closeAllConnections();

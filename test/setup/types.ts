@@ -16,4 +16,6 @@ export interface OAuthServerDetails {
 	driveUrl: string;
 	/** GET `?account=<username>` → counts of `access_token.saved`, `refresh_token.destroyed`, … */
 	tokensUrl: string;
+	/** POST `{refresh_token}` → `{attempts}`: token-endpoint requests that presented it. */
+	refreshAttemptsUrl: string;
 }

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { findVisible, openSecret } from "../../src/credentials/service.ts";
 import type { CredentialRow } from "../../src/db/schema.ts";
@@ -7,12 +7,22 @@ import { refreshAccessToken, revokeUpstream } from "../../src/oauth/service.ts";
 import { createServices, type Services } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { admin, CREDENTIAL_KEYS, userWithKey } from "./fixtures.ts";
-import { BASE, type CallInit, call, clockedApp, expectError, testEnv } from "./helpers.ts";
+import { BASE, call, clockedApp, expectError, testEnv } from "./helpers.ts";
+import {
+	type Authorization,
+	as,
+	authorize,
+	callbackPath,
+	connect,
+	drive,
+	introspect,
+	PROVIDER,
+	providerBody,
+	putProvider,
+	RETURN_TO,
+} from "./oauth-helpers.ts";
 
-const as = inject("oauth");
-const PROVIDER = "testidp";
 const FRONTEND_CALLBACK = "https://app.example.com/oauth/callback";
-const RETURN_TO = "https://app.example.com/connected?tab=integrations";
 
 interface CredentialJson {
 	id: string;
@@ -25,89 +35,6 @@ interface CredentialJson {
 	access_token_expires_at: string | null;
 }
 
-interface Authorization {
-	authorization_url: string;
-	state: string;
-	expires_at: string;
-}
-
-type Caller = (path: string, init?: CallInit) => Promise<Response>;
-
-/** The test authorization server as a custom provider, as an admin would register it. */
-const providerBody = (overrides: Record<string, unknown> = {}) => ({
-	name: "Test IdP",
-	authorize_url: as.authorizeUrl,
-	token_url: as.tokenUrl,
-	revoke_url: as.revokeUrl,
-	userinfo_url: as.userinfoUrl,
-	issuer: as.issuer,
-	default_scopes: ["openid", "profile"],
-	scope_separator: " ",
-	pkce: true,
-	client_auth: "basic",
-	authorize_params: {},
-	client_id: as.clientId,
-	client_secret: as.clientSecret,
-	...overrides,
-});
-
-const putProvider = (id: string, body: unknown, token = admin()) =>
-	call(`/v1/admin/providers/${id}`, { method: "PUT", token, json: body });
-
-async function authorize(
-	key: string,
-	body: Record<string, unknown> = {},
-	provider = PROVIDER,
-	via: Caller = call,
-): Promise<Authorization> {
-	const res = await via(`/v1/oauth/${provider}/authorize`, {
-		method: "POST",
-		token: key,
-		json: body,
-	});
-	if (res.status !== 200) throw new Error(`authorize: ${res.status} ${await res.text()}`);
-	expect(res.headers.get("cache-control")).toBe("no-store");
-	return (await res.json()) as Authorization;
-}
-
-/** Plays the user at the authorization server; returns where it sends the browser back. */
-async function drive(
-	authorizationUrl: string,
-	username: string,
-	decision: "approve" | "deny" = "approve",
-): Promise<URL> {
-	const res = await fetch(as.driveUrl, {
-		method: "POST",
-		headers: { "content-type": "application/json" },
-		body: JSON.stringify({ authorization_url: authorizationUrl, username, decision }),
-	});
-	const body = (await res.json()) as { redirect?: string };
-	if (!body.redirect) throw new Error(`drive: ${res.status} ${JSON.stringify(body)}`);
-	return new URL(body.redirect);
-}
-
-/** The worker-relative path of a redirect to Latchkey's own callback. */
-function callbackPath(redirect: URL): string {
-	expect(redirect.origin).toBe(BASE);
-	expect(redirect.pathname).toBe("/v1/oauth/callback");
-	return `${redirect.pathname}${redirect.search}`;
-}
-
-/** authorize → log in at the provider → GET callback → the credential id from return_to. */
-async function connect(
-	key: string,
-	username: string,
-	body: Record<string, unknown> = {},
-): Promise<string> {
-	const started = await authorize(key, { return_to: RETURN_TO, ...body });
-	const res = await call(callbackPath(await drive(started.authorization_url, username)));
-	expect(res.status).toBe(302);
-	const location = new URL(res.headers.get("location") ?? "");
-	const id = location.searchParams.get("credential_id");
-	if (!id) throw new Error(`connect: no credential_id in ${location.href}`);
-	return id;
-}
-
 async function credential(key: string, id: string): Promise<CredentialJson> {
 	const res = await call(`/v1/credentials/${id}`, { token: key });
 	expect(res.status).toBe(200);
@@ -118,19 +45,6 @@ async function oauthCredentials(key: string, provider = PROVIDER): Promise<Crede
 	const res = await call(`/v1/credentials?provider=${provider}`, { token: key });
 	expect(res.status).toBe(200);
 	return ((await res.json()) as { data: CredentialJson[] }).data;
-}
-
-/** RFC 7662 introspection with the client's own credentials. */
-async function introspect(token: string): Promise<{ active: boolean; sub?: string }> {
-	const res = await fetch(as.introspectionUrl, {
-		method: "POST",
-		headers: {
-			authorization: `Basic ${btoa(`${as.clientId}:${as.clientSecret}`)}`,
-			"content-type": "application/x-www-form-urlencoded",
-		},
-		body: new URLSearchParams({ token }),
-	});
-	return (await res.json()) as { active: boolean; sub?: string };
 }
 
 let services: Services;

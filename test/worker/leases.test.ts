@@ -1,0 +1,571 @@
+import { eq, sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { loadConfig } from "../../src/config.ts";
+import { openSecret, updateCredential } from "../../src/credentials/service.ts";
+import { type CredentialRow, credentials, sessions } from "../../src/db/schema.ts";
+import { needsRefresh, refreshMarginMs, requiredValidityMs } from "../../src/leases/policy.ts";
+import { loadCredential } from "../../src/leases/refresh.ts";
+import { createLease, type Lease, releaseLease } from "../../src/leases/service.ts";
+import { createLogger } from "../../src/log.ts";
+import { createServices, type Services } from "../../src/services.ts";
+import { Timing } from "../../src/timing.ts";
+import { admin, exchange, userWithKey } from "./fixtures.ts";
+import { call, expectError, testDb, testEnv } from "./helpers.ts";
+import {
+	as,
+	connect,
+	introspect,
+	ledger,
+	providerBody,
+	putProvider,
+	refreshAttempts,
+} from "./oauth-helpers.ts";
+
+/**
+ * Leases against the real authorization server (oidc-provider), real Postgres and real Redis.
+ * Time is moved by writing a token's expiry into its row (as if it had aged) or through an
+ * injected clock; waits are observed through the engine's hooks, never slept through.
+ */
+
+const PLAIN = "lease-idp";
+const INVALIDATING = "lease-idp-inv";
+const DOWN = "lease-idp-down";
+
+const { db } = testDb();
+
+let counter = 0;
+const account = (label: string) =>
+	`${label}-${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+
+function barrier() {
+	let open!: () => void;
+	const promise = new Promise<void>((resolve) => {
+		open = resolve;
+	});
+	return { promise, open };
+}
+
+/** Services with a clock the test moves. */
+function clockedServices() {
+	const clock = { t: Date.now() };
+	const built = createServices(
+		loadConfig(testEnv),
+		createLogger("error"),
+		new Timing(),
+		() => new Date(clock.t),
+	);
+	return { ...built, clock };
+}
+
+let services: Services;
+let disposeServices: () => Promise<void>;
+
+beforeAll(async () => {
+	for (const [id, overrides] of [
+		[PLAIN, {}],
+		[INVALIDATING, { refresh_invalidates_access_token: true }],
+		[DOWN, { token_url: `http://127.0.0.1:${inject("dropperPort")}/token` }],
+	] as const) {
+		const res = await putProvider(id, providerBody({ name: id, ...overrides }));
+		if (res.status !== 200) throw new Error(`register ${id}: ${res.status} ${await res.text()}`);
+	}
+	const built = createServices(loadConfig(testEnv), createLogger("error"), new Timing());
+	services = built.services;
+	disposeServices = built.dispose;
+});
+
+afterAll(async () => {
+	await disposeServices?.();
+});
+
+async function connected(provider: string) {
+	const user = await userWithKey();
+	const username = account("lease");
+	const id = await connect(user.key, username, {}, provider);
+	return { user, username, id };
+}
+
+async function row(id: string): Promise<CredentialRow & { type: "oauth2" }> {
+	const found = await loadCredential(services, id);
+	if (!found) throw new Error(`no credential ${id}`);
+	return found as CredentialRow & { type: "oauth2" };
+}
+
+async function tokensOf(id: string) {
+	return openSecret(services, await row(id));
+}
+
+/** Ages a stored token: obtained `issuedAgoS` ago, expiring in `expiresInS` (real clock). */
+async function age(id: string, issuedAgoS: number, expiresInS: number, now = Date.now()) {
+	await db
+		.update(credentials)
+		.set({
+			tokenIssuedAt: new Date(now - issuedAgoS * 1000),
+			accessTokenExpiresAt: new Date(now + expiresInS * 1000),
+		})
+		.where(eq(credentials.id, id));
+}
+
+function lease(key: string, id: string, body?: unknown, envOverride?: Record<string, string>) {
+	return call(
+		`/v1/credentials/${id}/leases`,
+		{ method: "POST", token: key, ...(body === undefined ? {} : { json: body }) },
+		envOverride,
+	);
+}
+
+async function leased(res: Response): Promise<Lease> {
+	if (res.status !== 201) throw new Error(`lease: ${res.status} ${await res.text()}`);
+	return (await res.json()) as Lease;
+}
+
+async function storeCredential(key: string, body: Record<string, unknown>): Promise<string> {
+	const res = await call("/v1/credentials", { method: "POST", token: key, json: body });
+	if (res.status !== 201) throw new Error(`store: ${res.status} ${await res.text()}`);
+	return ((await res.json()) as { id: string }).id;
+}
+
+describe("refresh policy", () => {
+	it("margin is min(5 minutes, a quarter of the lifetime)", () => {
+		expect(refreshMarginMs(3600_000)).toBe(300_000);
+		expect(refreshMarginMs(120_000)).toBe(30_000);
+	});
+
+	it("refreshes when the token would not outlast the lease plus the margin", () => {
+		const now = new Date("2026-01-01T00:00:00Z");
+		const issuedAt = new Date(now.getTime() - 3000_000);
+		const times = (leftS: number) => ({
+			issuedAt,
+			expiresAt: new Date(now.getTime() + leftS * 1000),
+		});
+		// lifetime ~1 h: margin 5 min, so a 60 s lease needs 360 s left.
+		expect(needsRefresh(times(361), issuedAt, now, 60_000)).toBe(false);
+		expect(needsRefresh(times(359), issuedAt, now, 60_000)).toBe(true);
+		expect(needsRefresh({ issuedAt, expiresAt: null }, issuedAt, now, 60_000)).toBe(false);
+	});
+
+	it("a token shorter-lived than the lease is not refreshed on every lease", () => {
+		// lifetime 120 s, margin 30 s: a 900 s lease asks for no more than a fresh token has.
+		expect(requiredValidityMs(900_000, 120_000)).toBe(90_000);
+		const now = new Date();
+		const issuedAt = new Date(now.getTime() - 10_000);
+		const expiresAt = new Date(now.getTime() + 110_000);
+		expect(needsRefresh({ issuedAt, expiresAt }, issuedAt, now, 900_000)).toBe(false);
+	});
+});
+
+describe("leasing stored secrets", () => {
+	it("returns exactly the secret fields of each type, no-store, with the default TTL", async () => {
+		const { key } = await userWithKey();
+		const cases: [Record<string, unknown>, Record<string, unknown>][] = [
+			[
+				{ provider: "svc", type: "api_key", api_key: "sk_live_lease_0001" },
+				{ type: "api_key", api_key: "sk_live_lease_0001" },
+			],
+			[
+				{ provider: "svc", type: "user_password", username: "bob", password: "hunter22" },
+				{ type: "user_password", username: "bob", password: "hunter22" },
+			],
+			[
+				{
+					provider: "svc",
+					type: "host_scoped",
+					host: "api.example.com",
+					headers: { "X-Api-Key": "hk_0001" },
+				},
+				{ type: "host_scoped", host: "api.example.com", headers: { "X-Api-Key": "hk_0001" } },
+			],
+		];
+		for (const [body, secret] of cases) {
+			const id = await storeCredential(key, body);
+			const before = Date.now();
+			const res = await lease(key, id);
+			expect(res.headers.get("cache-control")).toBe("no-store");
+			const l = await leased(res);
+			expect(l.secret).toEqual(secret);
+			expect(l.credential_id).toBe(id);
+			expect(l.token_expires_at).toBeNull();
+			const ttl = new Date(l.expires_at).getTime() - before;
+			expect(ttl).toBeGreaterThan(59_000);
+			expect(ttl).toBeLessThan(61_000 + 5_000);
+		}
+	});
+
+	it("an OAuth lease carries access_token and token_type, never the refresh token", async () => {
+		const { user, id } = await connected(PLAIN);
+		const l = await leased(await lease(user.key, id, { ttl_seconds: 120 }));
+		expect(Object.keys(l.secret).sort()).toEqual(["access_token", "token_type", "type"]);
+		expect(l.secret).toMatchObject({ type: "oauth2", token_type: "Bearer" });
+		expect((await introspect((l.secret as { access_token: string }).access_token)).active).toBe(
+			true,
+		);
+		expect(l.token_expires_at).not.toBeNull();
+	});
+
+	it("validates the TTL and the scope; another user's credential is 404", async () => {
+		const { key } = await userWithKey();
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_1" });
+		for (const bad of [{ ttl_seconds: 0 }, { ttl_seconds: 901 }, { ttl_seconds: "60" }, { x: 1 }]) {
+			await expectError(await lease(key, id, bad), 400, "invalid_request");
+		}
+		const other = await userWithKey();
+		await expectError(await lease(other.key, id), 404, "not_found");
+		const { key: readOnly } = await userWithKey(["credentials:read", "credentials:write"]);
+		const own = await storeCredential(readOnly, {
+			provider: "svc",
+			type: "api_key",
+			api_key: "k_2",
+		});
+		await expectError(await lease(readOnly, own), 403, "insufficient_scope");
+		await expectError(await lease(admin(), id), 403, "forbidden");
+	});
+
+	it("renew extends, release ends; a released, foreign or malformed lease is refused", async () => {
+		const { key } = await userWithKey();
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_3" });
+		const l = await leased(await lease(key, id, { ttl_seconds: 30 }));
+		const renewed = await call(`/v1/leases/${l.lease_id}/renew`, {
+			method: "POST",
+			token: key,
+			json: { ttl_seconds: 600 },
+		});
+		expect(renewed.status).toBe(200);
+		const { expires_at } = (await renewed.json()) as { expires_at: string };
+		expect(new Date(expires_at).getTime()).toBeGreaterThan(
+			new Date(l.expires_at).getTime() + 500_000,
+		);
+
+		const other = await userWithKey();
+		await expectError(
+			await call(`/v1/leases/${l.lease_id}/renew`, { method: "POST", token: other.key, json: {} }),
+			404,
+			"not_found",
+		);
+		await expectError(
+			await call(`/v1/leases/${l.lease_id}`, { method: "DELETE", token: other.key }),
+			404,
+			"not_found",
+		);
+		await expectError(
+			await call("/v1/leases/lease_nope/renew", { method: "POST", token: key, json: {} }),
+			404,
+			"not_found",
+		);
+
+		const released = await call(`/v1/leases/${l.lease_id}`, { method: "DELETE", token: key });
+		expect(released.status).toBe(204);
+		await expectError(
+			await call(`/v1/leases/${l.lease_id}`, { method: "DELETE", token: key }),
+			410,
+			"lease_gone",
+		);
+		await expectError(
+			await call(`/v1/leases/${l.lease_id}/renew`, { method: "POST", token: key, json: {} }),
+			410,
+			"lease_gone",
+		);
+	});
+
+	it("a renewal past the token's expiry is 409 token_expiring", async () => {
+		const { user, id } = await connected(PLAIN);
+		// Lifetime 120 s with 110 s left: leased without a refresh, cut to the token's expiry.
+		await age(id, 10, 110);
+		const l = await leased(await lease(user.key, id, { ttl_seconds: 900 }));
+		expect(l.expires_at).toBe(l.token_expires_at);
+		await expectError(
+			await call(`/v1/leases/${l.lease_id}/renew`, {
+				method: "POST",
+				token: user.key,
+				json: { ttl_seconds: 300 },
+			}),
+			409,
+			"token_expiring",
+		);
+	});
+
+	it("deleting the credential ends its leases at once", async () => {
+		const { key } = await userWithKey();
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_4" });
+		const l = await leased(await lease(key, id, { ttl_seconds: 600 }));
+		expect((await call(`/v1/credentials/${id}`, { method: "DELETE", token: key })).status).toBe(
+			200,
+		);
+		await expectError(
+			await call(`/v1/leases/${l.lease_id}/renew`, { method: "POST", token: key, json: {} }),
+			410,
+			"lease_gone",
+		);
+		await expectError(await lease(key, id), 404, "not_found");
+	});
+
+	it("after an API key update, new leases get the new secret while old ones run out", async () => {
+		const { key } = await userWithKey();
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "old_k" });
+		const first = await leased(await lease(key, id, { ttl_seconds: 300 }));
+		const patched = await call(`/v1/credentials/${id}`, {
+			method: "PATCH",
+			token: key,
+			json: { api_key: "new_k" },
+		});
+		expect(patched.status).toBe(200);
+		const second = await leased(await lease(key, id));
+		expect(second.secret).toEqual({ type: "api_key", api_key: "new_k" });
+		const renewed = await call(`/v1/leases/${first.lease_id}/renew`, {
+			method: "POST",
+			token: key,
+			json: { ttl_seconds: 60 },
+		});
+		expect(renewed.status).toBe(200);
+	});
+
+	it("a lease checks the caller's session and key against the database, not the cache", async () => {
+		const { id: userId, key } = await userWithKey();
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_5" });
+		const pair = await exchange(key);
+		// Warm this isolate's caches, then end the session and the key as another isolate would.
+		expect((await call("/v1/me", { token: pair.access_token })).status).toBe(200);
+		expect((await call(`/v1/credentials/${id}`, { token: key })).status).toBe(200);
+		await db
+			.update(sessions)
+			.set({ revokedAt: new Date(), revokedReason: "revoked" })
+			.where(eq(sessions.userId, userId));
+		await expectError(await lease(pair.access_token, id), 401, "unauthorized");
+		await db.execute(sql`update api_keys set revoked_at = now() where user_id = ${userId}`);
+		await expectError(await lease(key, id), 401, "unauthorized");
+	});
+
+	it("answers 503 dependency_unavailable with Retry-After when Redis is unreachable", async () => {
+		const { key } = await userWithKey();
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_6" });
+		const res = await lease(key, id, undefined, { UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9" });
+		await expectError(res, 503, "dependency_unavailable");
+		expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+	});
+});
+
+describe("refresh on lease", () => {
+	it("100 concurrent leases of an expiring token: one token-endpoint call, one new token", async () => {
+		const { user, username, id } = await connected(PLAIN);
+		const old = await tokensOf(id);
+		const issued = (await ledger(username))["access_token.saved"] ?? 0;
+		await age(id, 3570, 30);
+		const results = await Promise.all(
+			Array.from({ length: 100 }, () => lease(user.key, id, { ttl_seconds: 60 })),
+		);
+		const leases = await Promise.all(results.map(leased));
+		const tokens = new Set(leases.map((l) => (l.secret as { access_token: string }).access_token));
+		expect(tokens.size).toBe(1);
+		expect(tokens.has(old.access_token)).toBe(false);
+		expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
+		expect((await ledger(username))["access_token.saved"]).toBe(issued + 1);
+		// The rotated refresh token was stored; the presented one is dead at the provider.
+		const now = await tokensOf(id);
+		expect(now.refresh_token).not.toBe(old.refresh_token);
+		expect((await introspect(now.refresh_token ?? "")).active).toBe(true);
+	});
+
+	it("invalid_grant turns the credential reconnect_required; the dead token is never retried", async () => {
+		const { user, id } = await connected(PLAIN);
+		const old = await tokensOf(id);
+		// The user revoked the grant at the provider.
+		const revoked = await fetch(as.revokeUrl, {
+			method: "POST",
+			headers: {
+				authorization: `Basic ${btoa(`${as.clientId}:${as.clientSecret}`)}`,
+				"content-type": "application/x-www-form-urlencoded",
+			},
+			body: new URLSearchParams({
+				token: old.refresh_token ?? "",
+				token_type_hint: "refresh_token",
+			}),
+		});
+		expect(revoked.status).toBe(200);
+		await age(id, 3570, 30);
+		await expectError(await lease(user.key, id), 409, "reconnect_required");
+		const json = (await (await call(`/v1/credentials/${id}`, { token: user.key })).json()) as {
+			status: string;
+		};
+		expect(json.status).toBe("reconnect_required");
+		await expectError(await lease(user.key, id), 409, "reconnect_required");
+		expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
+	});
+
+	it("provider down: a still-valid token is leased; an expired one is 502", async () => {
+		const { key } = await userWithKey();
+		const id = await storeCredential(key, {
+			provider: DOWN,
+			type: "oauth2",
+			access_token: "at_still_valid",
+			refresh_token: "rt_unused",
+			access_token_expires_at: new Date(Date.now() + 100_000).toISOString(),
+		});
+		await age(id, 3500, 100);
+		const l = await leased(await lease(key, id, { ttl_seconds: 60 }));
+		expect(l.secret).toMatchObject({ access_token: "at_still_valid" });
+		const after = await row(id);
+		expect(after.refreshFailures).toBe(1);
+		expect(after.refreshRetryAt?.getTime()).toBeGreaterThan(Date.now());
+		expect(after.status).toBe("active");
+		await age(id, 3700, -10);
+		await expectError(await lease(key, id), 502, "provider_unavailable");
+	});
+});
+
+describe("refresh engine (domain level, hooks as barriers)", () => {
+	/** Lifetime 120 s, 60 s left: a 20 s lease needs no refresh, a 60 s one does. */
+	async function shortLived(provider: string, now: number) {
+		const c = await connected(provider);
+		await age(c.id, 60, 60, now);
+		return c;
+	}
+
+	it("an invalidating refresh waits for held leases, and new leases queue behind it", async () => {
+		const { services: s, dispose, clock } = clockedServices();
+		try {
+			const { user, id } = await shortLived(INVALIDATING, clock.t);
+			const old = await tokensOf(id);
+			const held = await createLease(s, { userId: user.id, credentialId: id, ttlSeconds: 20 });
+			expect(held.secret).toMatchObject({ access_token: old.access_token });
+
+			const writerWaits = barrier();
+			const refreshing = createLease(s, {
+				userId: user.id,
+				credentialId: id,
+				ttlSeconds: 60,
+				hooks: { waitingForHolders: () => writerWaits.open() },
+			});
+			await writerWaits.promise;
+			const readerQueued = barrier();
+			const queued = createLease(s, {
+				userId: user.id,
+				credentialId: id,
+				ttlSeconds: 20,
+				hooks: { waitingForRefresh: (why) => why === "writer" && readerQueued.open() },
+			});
+			await readerQueued.promise;
+			// Nothing reached the provider while the old token is held.
+			expect(await refreshAttempts(old.refresh_token ?? "")).toBe(0);
+
+			await releaseLease(s, { userId: user.id, leaseId: held.lease_id });
+			const [fresh, afterQueue] = await Promise.all([refreshing, queued]);
+			const token = (fresh.secret as { access_token: string }).access_token;
+			expect(token).not.toBe(old.access_token);
+			expect((afterQueue.secret as { access_token: string }).access_token).toBe(token);
+			expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
+		} finally {
+			await dispose();
+		}
+	});
+
+	it("a crashed holder (never released) blocks the refresh only until its TTL", async () => {
+		const { services: s, dispose, clock } = clockedServices();
+		try {
+			const { user, id } = await shortLived(INVALIDATING, clock.t);
+			const old = await tokensOf(id);
+			await createLease(s, { userId: user.id, credentialId: id, ttlSeconds: 20 });
+			const writerWaits = barrier();
+			const refreshing = createLease(s, {
+				userId: user.id,
+				credentialId: id,
+				ttlSeconds: 60,
+				hooks: { waitingForHolders: () => writerWaits.open() },
+			});
+			await writerWaits.promise;
+			expect(await refreshAttempts(old.refresh_token ?? "")).toBe(0);
+			clock.t += 21_000;
+			const fresh = await refreshing;
+			expect((fresh.secret as { access_token: string }).access_token).not.toBe(old.access_token);
+			expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
+		} finally {
+			await dispose();
+		}
+	});
+
+	it("a provider that keeps old tokens valid is refreshed without waiting for holders", async () => {
+		const { services: s, dispose, clock } = clockedServices();
+		try {
+			const { user, id } = await shortLived(PLAIN, clock.t);
+			const old = await tokensOf(id);
+			await createLease(s, { userId: user.id, credentialId: id, ttlSeconds: 20 });
+			let waited = false;
+			const fresh = await createLease(s, {
+				userId: user.id,
+				credentialId: id,
+				ttlSeconds: 60,
+				hooks: { waitingForHolders: () => (waited = true) },
+			});
+			expect(waited).toBe(false);
+			expect((fresh.secret as { access_token: string }).access_token).not.toBe(old.access_token);
+		} finally {
+			await dispose();
+		}
+	});
+
+	it("fencing: a refresh whose row moved on meanwhile never overwrites the newer tokens", async () => {
+		const { user, id } = await connected(PLAIN);
+		await age(id, 3570, 30);
+		const l = await createLease(services, {
+			userId: user.id,
+			credentialId: id,
+			ttlSeconds: 60,
+			hooks: {
+				// Another refresher (whose lock had not expired) writes first.
+				afterProviderCall: async () => {
+					await updateCredential(
+						services,
+						() => row(id),
+						() => ({ secret: { access_token: "newer_token_from_elsewhere" } }),
+					);
+				},
+			},
+		});
+		expect(l.secret).toMatchObject({ access_token: "newer_token_from_elsewhere" });
+		expect((await tokensOf(id)).access_token).toBe("newer_token_from_elsewhere");
+	});
+
+	it("a rotated refresh token survives a failed database write (stash) and is recovered", async () => {
+		const { user, username, id } = await connected(PLAIN);
+		const old = await tokensOf(id);
+		const issued = (await ledger(username))["access_token.saved"] ?? 0;
+		await age(id, 3570, 30);
+		// The database refuses the token write for this row only (a trigger), after the provider
+		// has answered and rotated the refresh token.
+		const trigger = `lk_test_fail_${id.slice(5).toLowerCase()}`;
+		await db.execute(
+			sql.raw(
+				"create or replace function lk_test_fail_write() returns trigger language plpgsql as $$ begin raise exception 'simulated write failure'; end $$",
+			),
+		);
+		const failed = await createLease(services, {
+			userId: user.id,
+			credentialId: id,
+			ttlSeconds: 60,
+			hooks: {
+				afterProviderCall: async () => {
+					await db.execute(
+						sql.raw(
+							`create trigger ${trigger} before update on credentials for each row when (old.id = '${id}') execute function lk_test_fail_write()`,
+						),
+					);
+				},
+			},
+		}).then(
+			() => null,
+			(err: unknown) => err,
+		);
+		await db.execute(sql.raw(`drop trigger if exists ${trigger} on credentials`));
+		expect(String((failed as Error)?.cause ?? failed)).toContain("simulated write failure");
+		expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
+		// The database still has the old (now rotated away) refresh token.
+		expect((await tokensOf(id)).refresh_token).toBe(old.refresh_token);
+
+		const l = await leased(await lease(user.key, id, { ttl_seconds: 60 }));
+		const stored = await tokensOf(id);
+		expect(stored.refresh_token).not.toBe(old.refresh_token);
+		expect((l.secret as { access_token: string }).access_token).toBe(stored.access_token);
+		expect((await introspect(stored.refresh_token ?? "")).active).toBe(true);
+		// Recovered, not refreshed again: the dead token was presented once, one token issued.
+		expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
+		expect((await ledger(username))["access_token.saved"]).toBe(issued + 1);
+	});
+});
