@@ -9,6 +9,7 @@ import { LatchkeyError } from "../errors.ts";
 import { registerHealthRoutes } from "../health/routes.ts";
 import { registerJobRoutes } from "../jobs/routes.ts";
 import { registerLeaseRoutes } from "../leases/routes.ts";
+import { registerManagedRoutes } from "../managed/routes.ts";
 import { registerOAuthRoutes } from "../oauth/routes.ts";
 import { registerUserRoutes } from "../users/routes.ts";
 import type { AppEnv } from "./context.ts";
@@ -82,6 +83,7 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	registerLeaseRoutes(app);
 	registerOAuthRoutes(app);
 	registerJobRoutes(app);
+	registerManagedRoutes(app);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
 		type: "http",

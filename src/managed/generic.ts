@@ -1,8 +1,16 @@
-import { asc, eq } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 import { toHex, utf8 } from "../crypto/encoding.ts";
-import { getKeyRing, open, seal } from "../crypto/envelope.ts";
-import type { CredentialRow, ManagedProviderConfigRow } from "../db/schema.ts";
-import { managedProviderConfigs } from "../db/schema.ts";
+import { getKeyRing, open, type Sealed, seal } from "../crypto/envelope.ts";
+import {
+	type CredentialRow,
+	credentials,
+	type ManagedProviderConfigRow,
+	managedProviderConfigs,
+	managedProvisionings,
+	oauthProviders,
+} from "../db/schema.ts";
+import { LatchkeyError } from "../errors.ts";
+import { builtinProvider } from "../oauth/providers.ts";
 import type { Services } from "../services.ts";
 import {
 	type DeprovisionOutcome,
@@ -238,4 +246,114 @@ export async function findProvisionerConfig(
 		.where(eq(managedProviderConfigs.id, id))
 		.limit(1);
 	return row;
+}
+
+export interface ProvisionerInput {
+	name: string;
+	provisionUrl: string;
+	deprovisionUrl: string;
+	enabled: boolean;
+	/** Required when the provisioner is new; left out, the stored secret is kept. */
+	hmacSecret?: string;
+}
+
+/**
+ * Registers or replaces a generic provisioner. Its id becomes the `provider` of the credentials
+ * it provisions, so it may not be a built-in managed provider's or an OAuth provider's id.
+ */
+export async function putProvisionerConfig(
+	services: Services,
+	id: string,
+	input: ProvisionerInput,
+	reservedIds: ReadonlySet<string>,
+): Promise<{ row: ManagedProviderConfigRow; created: boolean }> {
+	if (reservedIds.has(id) || builtinProvider(id)) {
+		throw new LatchkeyError("conflict", `The id '${id}' belongs to a built-in provider.`, {
+			hint: "Choose another id for the provisioner.",
+		});
+	}
+	const [oauth, existing] = await services.db.batch([
+		services.db
+			.select({ id: oauthProviders.id })
+			.from(oauthProviders)
+			.where(eq(oauthProviders.id, id))
+			.limit(1),
+		services.db
+			.select({ id: managedProviderConfigs.id })
+			.from(managedProviderConfigs)
+			.where(eq(managedProviderConfigs.id, id))
+			.limit(1),
+	]);
+	if (oauth.length > 0) {
+		throw new LatchkeyError("conflict", `The id '${id}' is an OAuth provider's.`, {
+			hint: "Choose another id for the provisioner.",
+		});
+	}
+	if (existing.length === 0 && input.hmacSecret === undefined) {
+		throw new LatchkeyError("invalid_request", "A new provisioner needs its hmac_secret.", {
+			detail: [
+				{ field: "hmac_secret", location: "json", message: "required for a new provisioner" },
+			],
+		});
+	}
+	const now = services.now();
+	const sealed =
+		input.hmacSecret === undefined
+			? {}
+			: await sealProvisionerSecret(services, id, input.hmacSecret);
+	const common = {
+		name: input.name,
+		provisionUrl: input.provisionUrl,
+		deprovisionUrl: input.deprovisionUrl,
+		enabled: input.enabled,
+		updatedAt: now,
+	};
+	const [row] = await services.db
+		.insert(managedProviderConfigs)
+		.values({ id, ...common, ...(sealed as Sealed), createdAt: now })
+		.onConflictDoUpdate({ target: managedProviderConfigs.id, set: { ...common, ...sealed } })
+		.returning();
+	if (!row) throw new Error("putProvisionerConfig: no row returned");
+	return { row, created: existing.length === 0 };
+}
+
+/**
+ * Deletes a provisioner that has provisioned nothing still present. One with credentials or
+ * recorded resources is refused: deprovisioning needs its URL and secret, so it is disabled
+ * instead (or deleted after its users are gone).
+ */
+export async function deleteProvisionerConfig(services: Services, id: string): Promise<void> {
+	const { db } = services;
+	const [inUse, deleted] = await db.batch([
+		db
+			.select({ n: sql<number>`count(*)::int` })
+			.from(managedProvisionings)
+			.where(
+				and(
+					eq(managedProvisionings.provider, id),
+					sql`${managedProvisionings.resources} <> '{}'::jsonb`,
+				),
+			),
+		db
+			.delete(managedProviderConfigs)
+			.where(
+				and(
+					eq(managedProviderConfigs.id, id),
+					sql`not exists (select 1 from ${credentials} where ${credentials.provider} = ${id} and ${credentials.managed})`,
+					sql`not exists (select 1 from ${managedProvisionings} where ${managedProvisionings.provider} = ${id} and ${managedProvisionings.resources} <> '{}'::jsonb)`,
+				),
+			)
+			.returning({ id: managedProviderConfigs.id }),
+	]);
+	if (deleted.length > 0) return;
+	if (!(await findProvisionerConfig(services, id))) {
+		throw new LatchkeyError("not_found", `No managed provider '${id}'.`);
+	}
+	throw new LatchkeyError(
+		"conflict",
+		`Managed provider '${id}' still has provisioned credentials or resources${(inUse[0]?.n ?? 0) > 0 ? ` (${inUse[0]?.n} users)` : ""}.`,
+		{
+			hint: "Disable it with enabled: false; delete it once its users' resources are deprovisioned.",
+		},
+	);
 }
