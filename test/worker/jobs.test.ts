@@ -3,10 +3,18 @@ import {
 	createScheduledController,
 	waitOnExecutionContext,
 } from "cloudflare:test";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { eq, inArray } from "drizzle-orm";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../../src/config.ts";
+import { refreshTokens, sessions } from "../../src/db/schema.ts";
 import worker from "../../src/index.ts";
 import { jobs } from "../../src/jobs/index.ts";
-import { testEnv } from "./helpers.ts";
+import { sweepSessions } from "../../src/jobs/sweep.ts";
+import { createLogger } from "../../src/log.ts";
+import { createServices } from "../../src/services.ts";
+import { Timing } from "../../src/timing.ts";
+import { exchange, userWithKey } from "./fixtures.ts";
+import { testDb, testEnv } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -26,7 +34,7 @@ async function scheduledSummary(env: Record<string, string>) {
 		});
 	}
 	const ctx = createExecutionContext();
-	await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), env as never, ctx);
+	await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env as never, ctx);
 	await waitOnExecutionContext(ctx);
 	return lines
 		.map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -44,6 +52,19 @@ describe("scheduled jobs", () => {
 			expect(job.result).toBeDefined();
 			for (const value of Object.values(job.result ?? {})) expect(typeof value).toBe("number");
 		}
+		expect(summary?.jobs.find((j) => j.name === "account-deletion")?.result).toMatchObject({
+			enqueued: expect.any(Number),
+			claimed: expect.any(Number),
+			done: expect.any(Number),
+			retried: expect.any(Number),
+			failed: expect.any(Number),
+			purged_users: expect.any(Number),
+			due_remaining: expect.any(Number),
+		});
+		expect(summary?.jobs.find((j) => j.name === "sweep-sessions")?.result).toMatchObject({
+			deleted_sessions: expect.any(Number),
+			deleted_refresh_token_count: expect.any(Number),
+		});
 		const rewrap = summary?.jobs.find((j) => j.name === "rewrap-data-keys");
 		expect(rewrap?.result).toMatchObject({
 			rewrapped: expect.any(Number),
@@ -65,5 +86,66 @@ describe("scheduled jobs", () => {
 		const rewrap = summary?.jobs.find((j) => j.name === "rewrap-data-keys");
 		expect(rewrap).toMatchObject({ ok: false, error: expect.any(String) });
 		expect(rewrap?.result).toBeUndefined();
+	});
+});
+
+describe("session sweep", () => {
+	const db = testDb();
+	afterAll(() => db.end());
+
+	async function sessionOf(apiKey: string) {
+		const pair = await exchange(apiKey);
+		const [, payload] = pair.access_token.split(".");
+		const { sid } = JSON.parse(atob((payload ?? "").replace(/-/g, "+").replace(/_/g, "/"))) as {
+			sid: string;
+		};
+		return sid;
+	}
+
+	it("deletes sessions ended longer ago than the retention, with their refresh tokens, and nothing else", async () => {
+		const { key } = await userWithKey();
+		const [revokedLongAgo, expiredLongAgo, revokedRecently, live] = await Promise.all(
+			[1, 2, 3, 4].map(() => sessionOf(key)),
+		);
+		const day = 86_400_000;
+		const now = Date.now();
+		await db.db
+			.update(sessions)
+			.set({ revokedAt: new Date(now - 31 * day), revokedReason: "test" })
+			.where(eq(sessions.id, revokedLongAgo as string));
+		await db.db
+			.update(sessions)
+			.set({ expiresAt: new Date(now - 31 * day) })
+			.where(eq(sessions.id, expiredLongAgo as string));
+		await db.db
+			.update(sessions)
+			.set({ revokedAt: new Date(now - 29 * day), revokedReason: "test" })
+			.where(eq(sessions.id, revokedRecently as string));
+		const ids = [revokedLongAgo, expiredLongAgo, revokedRecently, live] as string[];
+
+		const { services, dispose } = createServices(
+			loadConfig(testEnv),
+			createLogger("error"),
+			new Timing(),
+		);
+		try {
+			const result = await sweepSessions(services);
+			expect(result.deleted_sessions).toBeGreaterThanOrEqual(2);
+			expect(result.deleted_refresh_token_count).toBeGreaterThanOrEqual(2);
+		} finally {
+			await dispose();
+		}
+		const left = await db.db
+			.select({ id: sessions.id })
+			.from(sessions)
+			.where(inArray(sessions.id, ids));
+		expect(left.map((r) => r.id).sort()).toEqual([revokedRecently, live].sort());
+		const tokens = await db.db
+			.select({ sessionId: refreshTokens.sessionId })
+			.from(refreshTokens)
+			.where(inArray(refreshTokens.sessionId, ids));
+		expect([...new Set(tokens.map((t) => t.sessionId))].sort()).toEqual(
+			[revokedRecently, live].sort(),
+		);
 	});
 });
