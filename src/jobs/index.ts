@@ -1,3 +1,4 @@
+import { proactiveRefreshJob } from "../leases/proactive.ts";
 import { findManagedProvider } from "../managed/registry.ts";
 import type { Services } from "../services.ts";
 import { runDeletionWork } from "./deletion.ts";
@@ -29,7 +30,7 @@ export const deletionJob: Job = {
  * What every scheduled run does, in order; each job bounds its own work (docs/operations.md).
  * Deletion first: it has the tightest promise to keep (revoking a deleted user's tokens).
  */
-export const jobs: Job[] = [deletionJob, sessionSweepJob, rewrapJob];
+export const jobs: Job[] = [deletionJob, sessionSweepJob, proactiveRefreshJob, rewrapJob];
 
 export async function runJobs(
 	services: Services,

@@ -12,6 +12,14 @@ function roundTrips(res: Response): { http: number; ws: number } {
 	return { http: count("pg"), ws: count("pg-ws") };
 }
 
+/** Calls of one Server-Timing metric. */
+function calls(res: Response, name: string): number {
+	const m = new RegExp(`(?:^|, )${name};dur=[\\d.]+;desc="(\\d+) calls?"`).exec(
+		res.headers.get("server-timing") ?? "",
+	);
+	return m ? Number(m[1]) : 0;
+}
+
 async function credentialOf(key: string): Promise<string> {
 	const res = await call("/v1/credentials", {
 		method: "POST",
@@ -42,6 +50,22 @@ describe("data path: one HTTP round trip per query, no WebSocket on the hot path
 		const list = await call("/v1/credentials?limit=100", { token: key });
 		expect(list.status).toBe(200);
 		expect(roundTrips(list)).toEqual({ http: 1, ws: 0 });
+	});
+
+	it("a lease: one Postgres round trip (fresh key or session check batched with the read), one Redis call", async () => {
+		const { key } = await userWithKey();
+		const id = await credentialOf(key);
+		const pair = await exchange(key);
+		for (const token of [key, pair.access_token]) {
+			// The first lease warms the isolate's key/session cache and the Lua script cache.
+			expect((await call(`/v1/credentials/${id}/leases`, { method: "POST", token })).status).toBe(
+				201,
+			);
+			const res = await call(`/v1/credentials/${id}/leases`, { method: "POST", token });
+			expect(res.status).toBe(201);
+			expect(roundTrips(res)).toEqual({ http: 1, ws: 0 });
+			expect(calls(res, "redis")).toBe(1);
+		}
 	});
 
 	it("the api_key token exchange: two round trips (key check, then one batch)", async () => {

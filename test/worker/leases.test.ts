@@ -4,6 +4,7 @@ import { loadConfig } from "../../src/config.ts";
 import { openSecret, updateCredential } from "../../src/credentials/service.ts";
 import { type CredentialRow, credentials, sessions } from "../../src/db/schema.ts";
 import { needsRefresh, refreshMarginMs, requiredValidityMs } from "../../src/leases/policy.ts";
+import { refreshExpiring } from "../../src/leases/proactive.ts";
 import { loadCredential } from "../../src/leases/refresh.ts";
 import { createLease, type Lease, releaseLease } from "../../src/leases/service.ts";
 import { createLogger } from "../../src/log.ts";
@@ -567,5 +568,43 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 		// Recovered, not refreshed again: the dead token was presented once, one token issued.
 		expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
 		expect((await ledger(username))["access_token.saved"]).toBe(issued + 1);
+	});
+});
+
+describe("proactive refresh (scheduled)", () => {
+	it("refreshes tokens expiring within 15 minutes, skips backing-off, later and held ones", async () => {
+		const user = await userWithKey();
+		const soon = await connect(user.key, account("pro"), {}, PLAIN);
+		const later = await connect(user.key, account("pro"), {}, PLAIN);
+		const backingOff = await connect(user.key, account("pro"), {}, PLAIN);
+		const held = await connect(user.key, account("pro"), {}, INVALIDATING);
+		await age(soon, 3000, 600);
+		await age(later, 60, 3540);
+		await age(backingOff, 3300, 300);
+		await db
+			.update(credentials)
+			.set({ refreshRetryAt: new Date(Date.now() + 60_000), refreshFailures: 1 })
+			.where(eq(credentials.id, backingOff));
+		// 400 s left: a 60 s lease needs no refresh (360 s), but it expires within 15 minutes.
+		await age(held, 3200, 400);
+		const lease = await createLease(services, {
+			userId: user.id,
+			credentialId: held,
+			ttlSeconds: 60,
+		});
+		const before = new Map<string, Awaited<ReturnType<typeof tokensOf>>>();
+		for (const id of [soon, later, backingOff, held]) before.set(id, await tokensOf(id));
+
+		const result = await refreshExpiring(services, { userIds: [user.id] });
+		expect(result).toMatchObject({ candidates: 2, refreshed: 1, held: 1 });
+		expect((await tokensOf(soon)).access_token).not.toBe(before.get(soon)?.access_token);
+		for (const id of [later, backingOff, held]) {
+			expect((await tokensOf(id)).access_token).toBe(before.get(id)?.access_token);
+			expect(await refreshAttempts(before.get(id)?.refresh_token ?? "")).toBe(0);
+		}
+		// Once the lease is released, the next run refreshes the held one too.
+		await releaseLease(services, { userId: user.id, leaseId: lease.lease_id });
+		expect(await refreshExpiring(services, { userIds: [user.id] })).toMatchObject({ refreshed: 1 });
+		expect((await tokensOf(held)).access_token).not.toBe(before.get(held)?.access_token);
 	});
 });
