@@ -1,6 +1,6 @@
 import { and, asc, eq, sql } from "drizzle-orm";
 import { toHex, utf8 } from "../crypto/encoding.ts";
-import { getKeyRing, open, type Sealed, seal } from "../crypto/envelope.ts";
+import { getKeyRing, open, seal } from "../crypto/envelope.ts";
 import {
 	type CredentialRow,
 	credentials,
@@ -297,10 +297,6 @@ export async function putProvisionerConfig(
 		});
 	}
 	const now = services.now();
-	const sealed =
-		input.hmacSecret === undefined
-			? {}
-			: await sealProvisionerSecret(services, id, input.hmacSecret);
 	const common = {
 		name: input.name,
 		provisionUrl: input.provisionUrl,
@@ -308,11 +304,23 @@ export async function putProvisionerConfig(
 		enabled: input.enabled,
 		updatedAt: now,
 	};
-	const [row] = await services.db
-		.insert(managedProviderConfigs)
-		.values({ id, ...common, ...(sealed as Sealed), createdAt: now })
-		.onConflictDoUpdate({ target: managedProviderConfigs.id, set: { ...common, ...sealed } })
-		.returning();
+	let row: ManagedProviderConfigRow | undefined;
+	if (input.hmacSecret === undefined) {
+		// Keeps the stored secret: an update only (an insert would need one).
+		[row] = await services.db
+			.update(managedProviderConfigs)
+			.set(common)
+			.where(eq(managedProviderConfigs.id, id))
+			.returning();
+		if (!row) throw new LatchkeyError("not_found", `No managed provider '${id}'.`);
+	} else {
+		const sealed = await sealProvisionerSecret(services, id, input.hmacSecret);
+		[row] = await services.db
+			.insert(managedProviderConfigs)
+			.values({ id, ...common, ...sealed, createdAt: now })
+			.onConflictDoUpdate({ target: managedProviderConfigs.id, set: { ...common, ...sealed } })
+			.returning();
+	}
 	if (!row) throw new Error("putProvisionerConfig: no row returned");
 	return { row, created: existing.length === 0 };
 }
