@@ -435,6 +435,9 @@ async function storeFenced(
 			set status = 'done', last_error = null, updated_at = ${now}::timestamptz
 			where user_id = ${userId} and provider = ${provider.id}
 				and attempts = ${attempt} and status = 'pending'
+				-- A user whose deletion began meanwhile gets nothing new; the deletion jobs
+				-- deprovision what this attempt recorded.
+				and exists (select 1 from users where id = ${userId} and status = 'active')
 			returning 1
 		)
 		insert into credentials (id, user_id, provider, type, title, metadata, managed,
