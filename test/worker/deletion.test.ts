@@ -1,0 +1,839 @@
+import { and, eq, inArray } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { type Config, loadConfig } from "../../src/config.ts";
+import { openSecret } from "../../src/credentials/service.ts";
+import {
+	type CredentialRow,
+	credentials,
+	type JobRow,
+	jobs,
+	managedProvisionings,
+} from "../../src/db/schema.ts";
+import {
+	BACKOFF_BASE_SECONDS,
+	CLAIM_LEASE_SECONDS,
+	claimJobs,
+	type DeletionOptions,
+	finishJob,
+	runDeletionWork,
+} from "../../src/jobs/deletion.ts";
+import { createLogger } from "../../src/log.ts";
+import { AGENTMAIL_ID, agentmailClientId, agentmailProvider } from "../../src/managed/agentmail.ts";
+import {
+	type DeprovisionOutcome,
+	type ManagedProvider,
+	ManagedProviderError,
+} from "../../src/managed/provider.ts";
+import { findManagedProvider } from "../../src/managed/registry.ts";
+import { createServices, type Services } from "../../src/services.ts";
+import { Timing } from "../../src/timing.ts";
+import { type AgentMailOrg, agentmailOrg } from "../setup/managed-control.ts";
+import { admin, userWithKey } from "./fixtures.ts";
+import { clockedApp, expectError, testDb, testEnv } from "./helpers.ts";
+import { connect, introspect, PROVIDER, providerBody, putProvider } from "./oauth-helpers.ts";
+
+/**
+ * Account deletion after the request: jobs, retries, claims, purge. Real Postgres, Redis and
+ * OAuth server (oidc-provider). Every clock here starts years ahead of the real one, so the
+ * cron tests of other files (real clock) never find these jobs due nor these users purgeable,
+ * and every run here is scoped to its test's users, so it never touches another file's.
+ */
+
+const FUTURE = new Date(Date.now() + 10 * 365 * 86_400_000);
+const db = testDb();
+let unique = 0;
+const next = () => {
+	unique += 1;
+	return unique;
+};
+const accountName = (label: string) =>
+	`del-${label}-${Date.now().toString(36)}-${next()}-${Math.random().toString(36).slice(2, 6)}`;
+
+interface JobJson {
+	id: string;
+	user_id: string;
+	kind: string;
+	status: string;
+	attempts: number;
+	next_attempt_at: string;
+	last_error: string | null;
+	created_at: string;
+	updated_at: string;
+}
+
+/** An app and services sharing one clock the test moves; `env` alters the bindings. */
+function world(overrides: Record<string, string> = {}) {
+	// Runs here are scoped to their own users, so they need not wait out the test bindings' delay.
+	const env = { LATCHKEY_PURGE_DELAY_SECONDS: "0", ...overrides };
+	const app = clockedApp(new Date(FUTURE.getTime() + Math.floor(Math.random() * 86_400_000)));
+	const config: Config = loadConfig({ ...testEnv, ...env });
+	const built = createServices(config, createLogger("error"), new Timing(), app.now);
+	disposers.push(built.dispose);
+	const call: typeof app.call = (path, init, override) =>
+		app.call(path, init, { ...env, ...override });
+	return { ...app, call, services: built.services };
+}
+const disposers: (() => Promise<void>)[] = [];
+
+afterAll(async () => {
+	await Promise.all(disposers.map((d) => d()));
+	await db.end();
+});
+
+beforeAll(async () => {
+	const res = await putProvider(PROVIDER, providerBody());
+	if (res.status !== 200) throw new Error(`register provider: ${res.status} ${await res.text()}`);
+});
+
+async function jobsOf(userId: string): Promise<JobRow[]> {
+	return db.db.select().from(jobs).where(eq(jobs.userId, userId)).orderBy(jobs.kind);
+}
+
+async function tokensOf(credentialId: string) {
+	const [row] = await db.db.select().from(credentials).where(eq(credentials.id, credentialId));
+	if (!row) throw new Error("no credential");
+	const { services } = world();
+	return openSecret(services, row as CredentialRow & { type: "oauth2" });
+}
+
+const run = (services: Services, userIds: string[], options: DeletionOptions = {}) =>
+	runDeletionWork(services, findManagedProvider, { userIds, ...options });
+
+describe("deletion of a user with OAuth credentials, through the routes", () => {
+	it("enqueues one job per credential however often DELETE is repeated; the maintenance run revokes upstream and purges", async () => {
+		const w = world();
+		const user = await userWithKey();
+		const name = accountName("e2e");
+		const credentialId = await connect(user.key, name);
+		const tokens = await tokensOf(credentialId);
+		expect((await introspect(tokens.access_token)).active).toBe(true);
+
+		expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+		for (let i = 0; i < 2; i++) {
+			const again = await w.call(`/v1/admin/users/${user.id}`, {
+				method: "DELETE",
+				token: admin(),
+			});
+			expect(again.status).toBe(202);
+		}
+		const listed = await w.call(`/v1/admin/jobs?user_id=${user.id}`, { token: admin() });
+		expect(listed.status).toBe(200);
+		const page = (await listed.json()) as { data: JobJson[]; next_cursor: string | null };
+		expect(page.next_cursor).toBeNull();
+		expect(page.data).toHaveLength(1);
+		expect(Object.keys(page.data[0] ?? {}).sort()).toEqual(
+			[
+				"attempts",
+				"created_at",
+				"id",
+				"kind",
+				"last_error",
+				"next_attempt_at",
+				"status",
+				"updated_at",
+				"user_id",
+			].sort(),
+		);
+		expect(page.data[0]).toMatchObject({
+			user_id: user.id,
+			kind: "revoke_oauth",
+			status: "pending",
+			attempts: 0,
+			last_error: null,
+		});
+		// Nothing secret in what the job stored.
+		const [stored] = await jobsOf(user.id);
+		expect(JSON.stringify(stored?.payload)).not.toContain(tokens.access_token);
+		expect(stored?.payload).toEqual({ credential_id: credentialId, provider: PROVIDER });
+
+		const before = await w.call(`/v1/admin/users/${user.id}`, { token: admin() });
+		expect(((await before.json()) as { status: string }).status).toBe("deleting");
+
+		const ran = await w.call("/v1/admin/maintenance/run", {
+			method: "POST",
+			token: admin(),
+			json: { user_id: user.id },
+		});
+		expect(ran.status).toBe(200);
+		const summary = (await ran.json()) as {
+			jobs: { name: string; ok: boolean; result?: Record<string, number> }[];
+		};
+		const deletion = summary.jobs.find((j) => j.name === "account-deletion");
+		expect(deletion).toMatchObject({
+			ok: true,
+			result: { claimed: 1, done: 1, retried: 0, failed: 0, purged_users: 1 },
+		});
+
+		expect((await introspect(tokens.access_token)).active).toBe(false);
+		expect((await introspect(tokens.refresh_token as string)).active).toBe(false);
+		await expectError(
+			await w.call(`/v1/admin/users/${user.id}`, { token: admin() }),
+			404,
+			"not_found",
+		);
+		expect(await db.db.select().from(credentials).where(eq(credentials.id, credentialId))).toEqual(
+			[],
+		);
+		// The job outlives its user, done, for the job retention.
+		const after = await w.call(`/v1/admin/jobs/${stored?.id}`, { token: admin() });
+		expect(await after.json()).toMatchObject({ status: "done", attempts: 1, last_error: null });
+	});
+
+	it("a provider without a revocation endpoint: the job is done, with a note saying so", async () => {
+		const w = world();
+		const user = await userWithKey();
+		const created = await w.call("/v1/credentials", {
+			method: "POST",
+			token: user.key,
+			json: { provider: "github", type: "oauth2", access_token: "gho_imported" },
+		});
+		expect(created.status).toBe(201);
+		expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+		const result = await run(w.services, [user.id]);
+		expect(result).toMatchObject({ done: 1, purged_users: 1 });
+		const [job] = await jobsOf(user.id);
+		expect(job).toMatchObject({ status: "done", kind: "revoke_oauth" });
+		expect(job?.lastError).toMatch(/no revocation endpoint/);
+	});
+});
+
+describe("retries", () => {
+	it("a refused revocation is retried after a jittered exponential backoff and succeeds once the provider answers", async () => {
+		const w = world();
+		const provider = `testidp-flaky-${next()}`;
+		expect((await putProvider(provider, providerBody())).status).toBe(200);
+		const user = await userWithKey();
+		const credentialId = await connect(user.key, accountName("flaky"), {}, provider);
+		const tokens = await tokensOf(credentialId);
+		// The revocation endpoint goes dark after the connection.
+		expect(
+			(await putProvider(provider, providerBody({ revoke_url: "http://127.0.0.1:1/revoke" })))
+				.status,
+		).toBe(200);
+		expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+
+		const first = await run(w.services, [user.id]);
+		expect(first).toMatchObject({ claimed: 1, retried: 1, done: 0, purged_users: 0 });
+		let [job] = await jobsOf(user.id);
+		expect(job).toMatchObject({ status: "pending", attempts: 1 });
+		expect(job?.lastError).toMatch(/did not accept the revocation/);
+		const wait = ((job?.nextAttemptAt.getTime() ?? 0) - w.now().getTime()) / 1000;
+		// Equal jitter: between half and all of the base delay for a first retry.
+		expect(wait).toBeGreaterThanOrEqual(BACKOFF_BASE_SECONDS / 2);
+		expect(wait).toBeLessThanOrEqual(BACKOFF_BASE_SECONDS);
+
+		// Not due yet: a run now leaves it alone.
+		expect(await run(w.services, [user.id])).toMatchObject({ claimed: 0, purged_users: 0 });
+		expect((await introspect(tokens.access_token)).active).toBe(true);
+
+		expect((await putProvider(provider, providerBody())).status).toBe(200);
+		w.advance(BACKOFF_BASE_SECONDS);
+		expect(await run(w.services, [user.id])).toMatchObject({
+			claimed: 1,
+			done: 1,
+			purged_users: 1,
+		});
+		[job] = await jobsOf(user.id);
+		expect(job).toMatchObject({ status: "done", attempts: 2, lastError: null });
+		expect((await introspect(tokens.access_token)).active).toBe(false);
+		expect((await introspect(tokens.refresh_token as string)).active).toBe(false);
+	});
+
+	it("exhausted attempts land in failed and hold the purge; an admin retry runs the job again", async () => {
+		const w = world({ LATCHKEY_JOB_MAX_ATTEMPTS: "2" });
+		const provider = `testidp-dead-${next()}`;
+		expect(
+			(await putProvider(provider, providerBody({ revoke_url: "http://127.0.0.1:1/revoke" })))
+				.status,
+		).toBe(200);
+		const user = await userWithKey();
+		const created = await w.call("/v1/credentials", {
+			method: "POST",
+			token: user.key,
+			json: { provider, type: "oauth2", access_token: "imported", refresh_token: "imported-rt" },
+		});
+		expect(created.status).toBe(201);
+		expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+
+		expect(await run(w.services, [user.id])).toMatchObject({ retried: 1 });
+		w.advance(3600);
+		expect(await run(w.services, [user.id])).toMatchObject({ failed: 1, purged_users: 0 });
+		const [job] = await jobsOf(user.id);
+		expect(job).toMatchObject({ status: "failed", attempts: 2 });
+		expect(job?.lastError).toMatch(/gave up after 2 attempts/);
+		expect(job?.finishedAt).toEqual(w.now());
+
+		const failedList = (await (
+			await w.call(`/v1/admin/jobs?status=failed&user_id=${user.id}`, { token: admin() })
+		).json()) as { data: JobJson[] };
+		expect(failedList.data.map((j) => j.id)).toEqual([job?.id]);
+		const pendingList = (await (
+			await w.call(`/v1/admin/jobs?status=pending&user_id=${user.id}`, { token: admin() })
+		).json()) as { data: JobJson[] };
+		expect(pendingList.data).toEqual([]);
+
+		// A failed job holds the purge: a human may still retry it, which needs the credential.
+		w.advance(3600);
+		expect(await run(w.services, [user.id])).toMatchObject({ claimed: 0, purged_users: 0 });
+		const still = await w.call(`/v1/admin/users/${user.id}`, { token: admin() });
+		expect(((await still.json()) as { status: string }).status).toBe("deleting");
+
+		const retried = await w.call(`/v1/admin/jobs/${job?.id}/retry`, {
+			method: "POST",
+			token: admin(),
+		});
+		expect(retried.status).toBe(200);
+		expect(await retried.json()).toMatchObject({ status: "pending", attempts: 0 });
+		await expectError(
+			await w.call(`/v1/admin/jobs/${job?.id}/retry`, { method: "POST", token: admin() }),
+			409,
+			"conflict",
+		);
+
+		// The provider is back (here: no revocation endpoint at all); the retried job finishes.
+		expect((await putProvider(provider, providerBody({ revoke_url: undefined }))).status).toBe(200);
+		expect(await run(w.services, [user.id])).toMatchObject({ done: 1, purged_users: 1 });
+		expect((await jobsOf(user.id))[0]).toMatchObject({ status: "done", attempts: 1 });
+	});
+
+	it("a failed job stops holding the purge once LATCHKEY_FAILED_JOB_RETENTION_HOURS have passed", async () => {
+		const w = world({ LATCHKEY_JOB_MAX_ATTEMPTS: "1", LATCHKEY_FAILED_JOB_RETENTION_HOURS: "24" });
+		const provider = `testidp-dead-${next()}`;
+		expect(
+			(await putProvider(provider, providerBody({ revoke_url: "http://127.0.0.1:1/revoke" })))
+				.status,
+		).toBe(200);
+		const user = await userWithKey();
+		const created = await w.call("/v1/credentials", {
+			method: "POST",
+			token: user.key,
+			json: { provider, type: "oauth2", access_token: "imported" },
+		});
+		expect(created.status).toBe(201);
+		expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+		expect(await run(w.services, [user.id])).toMatchObject({ failed: 1, purged_users: 0 });
+		w.advance(23 * 3600);
+		expect(await run(w.services, [user.id])).toMatchObject({ purged_users: 0 });
+		w.advance(3600 + 1);
+		expect(await run(w.services, [user.id])).toMatchObject({ purged_users: 1 });
+		await expectError(
+			await w.call(`/v1/admin/users/${user.id}`, { token: admin() }),
+			404,
+			"not_found",
+		);
+		// The failed job stays listed after the purge.
+		expect((await jobsOf(user.id))[0]).toMatchObject({ status: "failed" });
+	});
+});
+
+/**
+ * A managed provider standing in for a real one, for the engine's rules (AgentMail itself is
+ * tested against its fake below): `resources` maps resource ids to their owner.
+ */
+function stubProvider(
+	id: string,
+	behave: (userId: string, resources: Record<string, string>) => Promise<DeprovisionOutcome>,
+) {
+	const calls: { userId: string; resources: Record<string, string> }[] = [];
+	const provider: ManagedProvider = {
+		id,
+		name: id,
+		clientIdFor: (userId) => `stub-${userId}`,
+		available: () => true,
+		provision: () => Promise.reject(new Error("not used here")),
+		deprovision: async (_services, user, resources) => {
+			calls.push({ userId: user.id, resources });
+			return behave(user.id, resources);
+		},
+	};
+	return {
+		calls,
+		find: async (_services: Services, wanted: string) => (wanted === id ? provider : undefined),
+	};
+}
+
+/** A user about to be deleted with a managed provisioning of `provider` recorded. */
+async function userWithProvisioning(
+	provider: string,
+	resources: Record<string, string>,
+	status: "pending" | "done" = "done",
+	updatedAt = new Date(Date.now() - 3600_000),
+) {
+	const user = await userWithKey();
+	await db.db.insert(managedProvisionings).values({
+		userId: user.id,
+		provider,
+		status,
+		clientId: `stub-${user.id}`,
+		resources,
+		updatedAt,
+	});
+	return user;
+}
+
+async function deleteUser(w: ReturnType<typeof world>, userId: string) {
+	const res = await w.call(`/v1/admin/users/${userId}`, { method: "DELETE", token: admin() });
+	expect(res.status).toBe(202);
+}
+
+describe("managed deprovisioning (engine rules, with stub providers)", () => {
+	it("a transient failure retries with backoff and then succeeds", async () => {
+		const w = world();
+		let failures = 1;
+		const stub = stubProvider("stub-transient", async () => {
+			if (failures-- > 0) throw new Error("upstream 503");
+			return { status: "deleted" };
+		});
+		const user = await userWithProvisioning("stub-transient", { thing_id: "t1" });
+		await deleteUser(w, user.id);
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			retried: 1,
+			purged_users: 0,
+		});
+		expect((await jobsOf(user.id))[0]?.lastError).toBe("Error: upstream 503");
+		w.advance(BACKOFF_BASE_SECONDS);
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			done: 1,
+			purged_users: 1,
+		});
+		expect(stub.calls).toEqual([
+			{ userId: user.id, resources: { thing_id: "t1" } },
+			{ userId: user.id, resources: { thing_id: "t1" } },
+		]);
+	});
+
+	it("a permanent failure fails at once; an ownership mismatch fails and nothing is deleted", async () => {
+		const w = world();
+		const permanent = stubProvider("stub-permanent", async () => {
+			throw new ManagedProviderError("the account is closed", true, 403);
+		});
+		const owned = new Map([["r-theirs", "someone-else"]]);
+		const mismatch = stubProvider("stub-owner", async (userId, resources) => {
+			const resource = resources.thing_id ?? "";
+			const owner = owned.get(resource);
+			if (owner !== undefined && owner !== userId) {
+				return { status: "ownership_mismatch", detail: `${resource} belongs to ${owner}` };
+			}
+			owned.delete(resource);
+			return { status: "deleted" };
+		});
+		const a = await userWithProvisioning("stub-permanent", { thing_id: "p1" });
+		const b = await userWithProvisioning("stub-owner", { thing_id: "r-theirs" });
+		await deleteUser(w, a.id);
+		await deleteUser(w, b.id);
+		const find = async (s: Services, id: string) =>
+			(await permanent.find(s, id)) ?? (await mismatch.find(s, id));
+		expect(await run(w.services, [a.id, b.id], { findProvider: find })).toMatchObject({
+			claimed: 2,
+			failed: 2,
+			retried: 0,
+			purged_users: 0,
+		});
+		expect((await jobsOf(a.id))[0]).toMatchObject({
+			status: "failed",
+			attempts: 1,
+			lastError: "ManagedProviderError: the account is closed",
+		});
+		const [job] = await jobsOf(b.id);
+		expect(job).toMatchObject({ status: "failed", attempts: 1 });
+		expect(job?.lastError).toMatch(/^ownership mismatch: r-theirs belongs to someone-else/);
+		expect(owned.get("r-theirs")).toBe("someone-else");
+		// Failed is final: later runs do not call the provider again.
+		w.advance(24 * 3600);
+		expect(await run(w.services, [a.id, b.id], { findProvider: find })).toMatchObject({
+			claimed: 0,
+		});
+		expect(permanent.calls).toHaveLength(1);
+		expect(mismatch.calls).toHaveLength(1);
+	});
+
+	it("a crashed half-provisioning is cleaned up from its intent; one still in flight waits", async () => {
+		const w = world();
+		const stub = stubProvider("stub-intent", async () => ({ status: "deleted" }));
+		// Crashed long ago: pending, a resource recorded, no credential ever stored.
+		const crashed = await userWithProvisioning(
+			"stub-intent",
+			{ thing_id: "half" },
+			"pending",
+			new Date(FUTURE.getTime() - 86_400_000),
+		);
+		await deleteUser(w, crashed.id);
+		expect(await run(w.services, [crashed.id], { findProvider: stub.find })).toMatchObject({
+			done: 1,
+			purged_users: 1,
+		});
+		expect(stub.calls).toEqual([{ userId: crashed.id, resources: { thing_id: "half" } }]);
+
+		// Touched a moment ago: it may be about to record another resource, so the job waits.
+		const busy = await userWithProvisioning("stub-intent", {}, "pending", w.now());
+		await deleteUser(w, busy.id);
+		expect(await run(w.services, [busy.id], { findProvider: stub.find })).toMatchObject({
+			retried: 1,
+		});
+		expect((await jobsOf(busy.id))[0]?.lastError).toMatch(/in flight/);
+		expect(stub.calls).toHaveLength(1);
+	});
+
+	it("a provisioning recorded after the deletion request still gets its job before the purge", async () => {
+		const w = world();
+		const stub = stubProvider("stub-late", async () => ({ status: "deleted" }));
+		const user = await userWithKey();
+		await deleteUser(w, user.id);
+		expect(await jobsOf(user.id)).toEqual([]);
+		// A listing that started before the deletion recorded its intent after it.
+		await db.db.insert(managedProvisionings).values({
+			userId: user.id,
+			provider: "stub-late",
+			status: "done",
+			clientId: `stub-${user.id}`,
+			resources: { thing_id: "late" },
+			updatedAt: new Date(FUTURE.getTime() - 86_400_000),
+		});
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			enqueued: 1,
+			done: 1,
+			purged_users: 1,
+		});
+		expect(stub.calls).toEqual([{ userId: user.id, resources: { thing_id: "late" } }]);
+	});
+});
+
+/** What AgentMail provisioning leaves behind for a user: a pod, its key, and an inbox in it. */
+async function provisionAgentMail(w: ReturnType<typeof world>, am: AgentMailOrg, userId: string) {
+	const clientId = agentmailClientId(userId);
+	await db.db.insert(managedProvisionings).values({
+		userId,
+		provider: AGENTMAIL_ID,
+		status: "pending",
+		clientId,
+		updatedAt: w.now(),
+	});
+	const recorded: Record<string, string> = {};
+	const made = await agentmailProvider.provision(
+		w.services,
+		{ id: userId, email: `${userId}@example.com` },
+		{
+			clientId,
+			resources: {},
+			record: async (resources) => {
+				Object.assign(recorded, resources);
+				await db.db
+					.update(managedProvisionings)
+					.set({ resources: { ...recorded } })
+					.where(
+						and(
+							eq(managedProvisionings.userId, userId),
+							eq(managedProvisionings.provider, AGENTMAIL_ID),
+						),
+					);
+			},
+		},
+	);
+	await db.db
+		.update(managedProvisionings)
+		.set({ status: "done", updatedAt: new Date(w.now().getTime() - 3600_000) })
+		.where(eq(managedProvisionings.userId, userId));
+	const podId = made.resources.pod_id ?? "";
+	// The user's agent made an inbox with its pod key.
+	const inbox = await am.api(made.apiKey, "POST", `/v0/pods/${podId}/inboxes`, { username: "bot" });
+	expect(inbox.status).toBeLessThan(300);
+	return podId;
+}
+
+describe("AgentMail deprovisioning (against the AgentMail fake)", () => {
+	it("deletes the user's pod with its keys and inboxes, leaves a pod that is not theirs, and purges", async () => {
+		const am = agentmailOrg(inject("agentmail").url);
+		const w = world(am.env);
+		const owner = await userWithKey();
+		const podId = await provisionAgentMail(w, am, owner.id);
+		// Another user's record points at a pod of some other client: it must survive.
+		const foreign = await am.createPod("someone-else");
+		const victim = await userWithKey();
+		await db.db.insert(managedProvisionings).values({
+			userId: victim.id,
+			provider: AGENTMAIL_ID,
+			status: "done",
+			clientId: agentmailClientId(victim.id),
+			resources: { pod_id: foreign.pod_id },
+			updatedAt: new Date(w.now().getTime() - 3600_000),
+		});
+		let state = await am.state();
+		expect(state.pods.map((p) => p.pod_id).sort()).toEqual([podId, foreign.pod_id].sort());
+		expect(state.api_keys.filter((k) => k.pod_id === podId)).toHaveLength(1);
+		expect(state.inboxes.filter((i) => i.pod_id === podId)).toHaveLength(1);
+
+		await deleteUser(w, owner.id);
+		await deleteUser(w, victim.id);
+		const result = await run(w.services, [owner.id, victim.id]);
+		expect(result).toMatchObject({ claimed: 2, done: 1, failed: 1, purged_users: 1 });
+
+		state = await am.state();
+		expect(state.pods.map((p) => p.pod_id)).toEqual([foreign.pod_id]);
+		expect(state.api_keys).toEqual([]);
+		expect(state.inboxes).toEqual([]);
+		expect(
+			state.calls.filter((c) => c.method === "DELETE" && c.path.includes(foreign.pod_id)),
+		).toEqual([]);
+		const [mismatch] = await jobsOf(victim.id);
+		expect(mismatch).toMatchObject({ status: "failed", kind: "deprovision_managed" });
+		expect(mismatch?.lastError).toMatch(/^ownership mismatch: /);
+		await expectError(
+			await w.call(`/v1/admin/users/${owner.id}`, { token: admin() }),
+			404,
+			"not_found",
+		);
+		const held = await w.call(`/v1/admin/users/${victim.id}`, { token: admin() });
+		expect(((await held.json()) as { status: string }).status).toBe("deleting");
+	});
+
+	it("an AgentMail outage is retried with backoff until the pod is deleted", async () => {
+		const am = agentmailOrg(inject("agentmail").url);
+		const w = world(am.env);
+		const user = await userWithKey();
+		const podId = await provisionAgentMail(w, am, user.id);
+		await am.fail({
+			method: "GET",
+			path: "^/v0/pods/[^/]+$",
+			mode: "status",
+			status: 503,
+			times: 2,
+		});
+		await deleteUser(w, user.id);
+		expect(await run(w.services, [user.id])).toMatchObject({ retried: 1, purged_users: 0 });
+		const [job] = await jobsOf(user.id);
+		expect(job?.lastError).toMatch(/AgentMail answered 503/);
+		const firstWait = (job?.nextAttemptAt.getTime() ?? 0) - w.now().getTime();
+		w.advance(BACKOFF_BASE_SECONDS);
+		expect(await run(w.services, [user.id])).toMatchObject({ retried: 1, purged_users: 0 });
+		const [again] = await jobsOf(user.id);
+		// The second wait is drawn from twice the first's range.
+		const secondWait = (again?.nextAttemptAt.getTime() ?? 0) - w.now().getTime();
+		expect(secondWait / 1000).toBeGreaterThanOrEqual(BACKOFF_BASE_SECONDS);
+		expect(secondWait / 1000).toBeLessThanOrEqual(2 * BACKOFF_BASE_SECONDS);
+		expect(firstWait / 1000).toBeLessThanOrEqual(BACKOFF_BASE_SECONDS);
+		expect((await am.state()).pods.map((p) => p.pod_id)).toEqual([podId]);
+		w.advance(2 * BACKOFF_BASE_SECONDS);
+		expect(await run(w.services, [user.id])).toMatchObject({ done: 1, purged_users: 1 });
+		expect((await am.state()).pods).toEqual([]);
+		expect((await jobsOf(user.id))[0]).toMatchObject({ status: "done", attempts: 3 });
+	});
+});
+
+describe("claims", () => {
+	it("two runs at once process each job exactly once", async () => {
+		const w = world();
+		const USERS = 6;
+		// Barrier: every deprovision call waits until all USERS jobs are in flight at once, which
+		// can only happen when both runs hold claims together (each claims at most 3 at a time).
+		let inFlight = 0;
+		let release: () => void = () => {};
+		const allIn = new Promise<void>((resolve) => {
+			release = resolve;
+		});
+		const stub = stubProvider("stub-barrier", async () => {
+			inFlight += 1;
+			if (inFlight === USERS) release();
+			await allIn;
+			return { status: "deleted" };
+		});
+		const users = await Promise.all(
+			Array.from({ length: USERS }, () => userWithProvisioning("stub-barrier", { thing_id: "x" })),
+		);
+		for (const u of users) await deleteUser(w, u.id);
+		const ids = users.map((u) => u.id);
+		const options = { findProvider: stub.find, concurrency: 3 };
+		const [a, b] = await Promise.all([
+			run(w.services, ids, options),
+			run(w.services, ids, options),
+		]);
+		expect(a.claimed).toBe(3);
+		expect(b.claimed).toBe(3);
+		expect(a.done + b.done).toBe(USERS);
+		expect(a.lost_claims + b.lost_claims).toBe(0);
+		expect(stub.calls.map((c) => c.userId).sort()).toEqual([...ids].sort());
+		const rows = await db.db.select().from(jobs).where(inArray(jobs.userId, ids));
+		expect(rows.map((r) => [r.status, r.attempts])).toEqual(rows.map(() => ["done", 1]));
+	});
+
+	it("a claim made while another run's claim is uncommitted skips its rows: neither waits nor takes them", async () => {
+		const w = world();
+		const users = await Promise.all(
+			Array.from({ length: 4 }, () => userWithProvisioning("stub-locks", { thing_id: "x" })),
+		);
+		for (const u of users) await deleteUser(w, u.id);
+		const ids = users.map((u) => u.id);
+		// Run A claims inside an open transaction, so its row locks are held while run B claims.
+		const { a, b } = await w.services.txDb.transaction(async (tx) => {
+			const inTx = { ...w.services, db: tx } as unknown as Services;
+			const a = await claimJobs(inTx, "run_a", 2, ids);
+			let timer: ReturnType<typeof setTimeout> | undefined;
+			const blocked = new Promise<never>((_, reject) => {
+				timer = setTimeout(() => reject(new Error("run B waited on run A's locks")), 5000);
+			});
+			try {
+				const b = await Promise.race([claimJobs(w.services, "run_b", 4, ids), blocked]);
+				return { a, b };
+			} finally {
+				if (timer !== undefined) clearTimeout(timer);
+			}
+		});
+		expect(a).toHaveLength(2);
+		expect(b).toHaveLength(2);
+		const aIds = new Set(a.map((j) => j.id));
+		expect(b.filter((j) => aIds.has(j.id))).toEqual([]);
+		const rows = await db.db.select().from(jobs).where(inArray(jobs.userId, ids));
+		expect(rows.map((r) => r.claimedBy).sort()).toEqual(["run_a", "run_a", "run_b", "run_b"]);
+	});
+
+	it("a crashed run's claim lapses and another run takes the job over; the late result is discarded", async () => {
+		const w = world();
+		const stub = stubProvider("stub-lapse", async () => ({ status: "deleted" }));
+		const user = await userWithProvisioning("stub-lapse", { thing_id: "l1" });
+		await deleteUser(w, user.id);
+		// A run claims the job and dies before recording anything.
+		const [claimed] = await claimJobs(w.services, "run_crashed", 5, [user.id]);
+		expect(claimed).toMatchObject({ status: "running", attempts: 1, takenOver: false });
+		if (!claimed) throw new Error("nothing claimed");
+
+		// While its claim holds, nobody else takes the job.
+		w.advance(CLAIM_LEASE_SECONDS - 1);
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			claimed: 0,
+			purged_users: 0,
+		});
+		w.advance(1);
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			claimed: 1,
+			taken_over: 1,
+			done: 1,
+			purged_users: 1,
+		});
+		expect(stub.calls).toHaveLength(1);
+		// The crashed run comes back with a result: it no longer holds the claim, so it is ignored.
+		expect(
+			await finishJob(w.services, claimed, "run_crashed", { status: "failed", error: "late" }),
+		).toBe("lost");
+		expect((await jobsOf(user.id))[0]).toMatchObject({
+			status: "done",
+			attempts: 2,
+			lastError: null,
+		});
+	});
+
+	it("a run whose claim lapsed cannot record a result over the run that took the job over", async () => {
+		const w = world();
+		const user = await userWithProvisioning("stub-fence", { thing_id: "f1" });
+		await deleteUser(w, user.id);
+		const [slow] = await claimJobs(w.services, "run_slow", 5, [user.id]);
+		if (!slow) throw new Error("nothing claimed");
+		w.advance(CLAIM_LEASE_SECONDS);
+		const [taker] = await claimJobs(w.services, "run_taker", 5, [user.id]);
+		expect(taker).toMatchObject({ id: slow.id, takenOver: true, attempts: 2 });
+		if (!taker) throw new Error("not taken over");
+		// The slow run finishes while the taker still works on the job: its result is discarded.
+		expect(await finishJob(w.services, slow, "run_slow", { status: "done" })).toBe("lost");
+		expect((await jobsOf(user.id))[0]).toMatchObject({ status: "running", claimedBy: "run_taker" });
+		expect(
+			await finishJob(w.services, taker, "run_taker", { status: "retry", error: "upstream 502" }),
+		).toBe("retried");
+		expect((await jobsOf(user.id))[0]).toMatchObject({
+			status: "pending",
+			claimedBy: null,
+			lastError: "upstream 502",
+		});
+	});
+
+	it("a job whose run died on its last attempt is failed, not retried", async () => {
+		const w = world({ LATCHKEY_JOB_MAX_ATTEMPTS: "1" });
+		const stub = stubProvider("stub-last", async () => ({ status: "deleted" }));
+		const user = await userWithProvisioning("stub-last", { thing_id: "z" });
+		await deleteUser(w, user.id);
+		expect(await claimJobs(w.services, "run_crashed", 5, [user.id])).toHaveLength(1);
+		w.advance(CLAIM_LEASE_SECONDS);
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			claimed: 0,
+			failed: 1,
+		});
+		expect(stub.calls).toHaveLength(0);
+		const [job] = await jobsOf(user.id);
+		expect(job).toMatchObject({ status: "failed", attempts: 1 });
+		expect(job?.lastError).toMatch(/claim lapsed/);
+	});
+});
+
+describe("admin job routes", () => {
+	it("pages with limit and cursor, filter by status, and refuse what is not theirs to take", async () => {
+		const w = world();
+		const stub = stubProvider("stub-page", async () => ({ status: "deleted" }));
+		const user = await userWithKey();
+		for (const provider of ["stub-page", "stub-page-2", "stub-page-3"]) {
+			await db.db.insert(managedProvisionings).values({
+				userId: user.id,
+				provider,
+				clientId: `stub-${user.id}`,
+				resources: {},
+			});
+		}
+		await deleteUser(w, user.id);
+		const seen: string[] = [];
+		let cursor: string | null = null;
+		do {
+			const query: string = cursor ? `&cursor=${cursor}` : "";
+			const res = await w.call(`/v1/admin/jobs?limit=2&user_id=${user.id}${query}`, {
+				token: admin(),
+			});
+			expect(res.status).toBe(200);
+			const page = (await res.json()) as { data: JobJson[]; next_cursor: string | null };
+			seen.push(...page.data.map((j) => j.id));
+			cursor = page.next_cursor;
+		} while (cursor);
+		expect(seen).toHaveLength(3);
+		expect(new Set(seen).size).toBe(3);
+
+		await run(w.services, [user.id], { findProvider: stub.find });
+		const done = (await (
+			await w.call(`/v1/admin/jobs?status=done&user_id=${user.id}`, { token: admin() })
+		).json()) as { data: JobJson[] };
+		expect(done.data.map((j) => j.id)).toHaveLength(1);
+		await expectError(
+			await w.call(`/v1/admin/jobs/${done.data[0]?.id}/retry`, { method: "POST", token: admin() }),
+			409,
+			"conflict",
+		);
+		await expectError(
+			await w.call("/v1/admin/jobs/job_nope/retry", { method: "POST", token: admin() }),
+			404,
+			"not_found",
+		);
+		await expectError(
+			await w.call("/v1/admin/jobs/job_nope", { token: admin() }),
+			404,
+			"not_found",
+		);
+		await expectError(
+			await w.call("/v1/admin/jobs?status=stuck", { token: admin() }),
+			400,
+			"invalid_request",
+		);
+		const other = await userWithKey();
+		await expectError(
+			await w.call("/v1/admin/jobs", { token: other.key }),
+			403,
+			"insufficient_scope",
+		);
+		await expectError(
+			await w.call("/v1/admin/maintenance/run", { method: "POST", token: other.key }),
+			403,
+			"insufficient_scope",
+		);
+		await expectError(
+			await w.call("/v1/admin/maintenance/run", {
+				method: "POST",
+				token: admin(),
+				json: { user_id: user.id, extra: 1 },
+			}),
+			400,
+			"invalid_request",
+		);
+	});
+});
