@@ -18,16 +18,20 @@ import {
 	type Sealed,
 	seal,
 } from "../crypto/envelope.ts";
-import { credentials, oauthProviders } from "../db/schema.ts";
+import { credentials, managedProviderConfigs, oauthProviders } from "../db/schema.ts";
 import type { Services } from "../services.ts";
 import type { Job } from "./job.ts";
 
 /** The tables with sealed columns, by their SQL names. */
-export type SealedTableName = "credentials" | "oauth_providers";
+export type SealedTableName = "credentials" | "oauth_providers" | "managed_provider_configs";
 
-// Providers first: they are few, so a run that spends its batch budget on a large credentials
-// table still finishes them.
-const TABLES = { oauth_providers: oauthProviders, credentials } as const;
+// Providers (OAuth, then generic provisioners) first: they are few, so a run that spends its
+// batch budget on a large credentials table still finishes them.
+const TABLES = {
+	oauth_providers: oauthProviders,
+	managed_provider_configs: managedProviderConfigs,
+	credentials,
+} as const;
 
 export interface SealedRowSnapshot extends Sealed {
 	id: string;

@@ -2,13 +2,17 @@ import { and, eq } from "drizzle-orm";
 import { describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { openSecret } from "../../src/credentials/service.ts";
+import { randomBase62, randomBytes, toBase64 } from "../../src/crypto/encoding.ts";
+import { getKeyRing, open, seal } from "../../src/crypto/envelope.ts";
 import {
 	type CredentialRow,
 	credentials,
 	managedProviderConfigs,
 	managedProvisionings,
 } from "../../src/db/schema.ts";
+import { rewrapDataKeys } from "../../src/jobs/rewrap.ts";
 import { createLogger } from "../../src/log.ts";
+import { provisionerAad } from "../../src/managed/generic.ts";
 import { findManagedProvider, managedProviders } from "../../src/managed/registry.ts";
 import { createServices } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
@@ -257,5 +261,63 @@ describe("generic HTTP provisioner", () => {
 			404,
 			"not_found",
 		);
+	});
+
+	it("a key rotation re-wraps a provisioner's sealed secret onto the active key", async () => {
+		const old = `mp-old-${randomBase62(8)}`;
+		const active = testEnv.LATCHKEY_ENCRYPTION_ACTIVE_KEY as string;
+		const keys = JSON.parse(testEnv.LATCHKEY_ENCRYPTION_KEYS as string) as Record<string, string>;
+		const oldKey = toBase64(randomBytes(32));
+		const envWith = (ring: Record<string, string>, act: string) => ({
+			...testEnv,
+			LATCHKEY_ENCRYPTION_KEYS: JSON.stringify(ring),
+			LATCHKEY_ENCRYPTION_ACTIVE_KEY: act,
+		});
+		const id = freshId();
+		const secret = `whsec_${randomBase62(40)}`;
+		const sealed = await seal(
+			await getKeyRing(loadConfig(envWith({ [old]: oldKey }, old))),
+			secret,
+			provisionerAad(id),
+		);
+		const db = testDb();
+		try {
+			// Disabled, so no listing of the run provisions through it.
+			await db.db.insert(managedProviderConfigs).values({
+				id,
+				name: "Rotated",
+				provisionUrl: "http://127.0.0.1:9/provision",
+				deprovisionUrl: "http://127.0.0.1:9/deprovision",
+				enabled: false,
+				...sealed,
+			});
+			const rotated = createServices(
+				loadConfig(envWith({ ...keys, [old]: oldKey }, active)),
+				createLogger("error"),
+				new Timing(),
+			);
+			try {
+				await rewrapDataKeys(rotated.services);
+			} finally {
+				await rotated.dispose();
+			}
+			const [row] = await db.db
+				.select()
+				.from(managedProviderConfigs)
+				.where(eq(managedProviderConfigs.id, id));
+			expect(row?.keyId).toBe(active);
+			// The suite's own ring, without the old key, opens it now.
+			expect(
+				await open(
+					await getKeyRing(loadConfig(testEnv)),
+					row as NonNullable<typeof row>,
+					provisionerAad(id),
+					"test",
+				),
+			).toBe(secret);
+		} finally {
+			await db.db.delete(managedProviderConfigs).where(eq(managedProviderConfigs.id, id));
+			await db.end();
+		}
 	});
 });
