@@ -98,13 +98,21 @@ async function waitUntil(
 	deadline: number,
 	retryAfterS: () => number,
 ): Promise<void> {
-	let delay = 20;
+	let delay = POLL_FIRST_MS;
+	// The first look comes after a typical refresh's duration, not at once: with a herd waiting,
+	// every early poll is load on the very Redis and event loop the refresher needs.
+	await sleep(jitter(delay));
 	while (!(await done())) {
 		if (performance.now() >= deadline) throw refreshPending(retryAfterS());
-		await sleep(Math.min(delay, Math.max(deadline - performance.now(), 0)));
-		delay = Math.min(delay * 2, 250);
+		delay = Math.min(delay * 2, POLL_MAX_MS);
+		await sleep(Math.min(jitter(delay), Math.max(deadline - performance.now(), 0)));
 	}
 }
+
+const POLL_FIRST_MS = 100;
+const POLL_MAX_MS = 1_000;
+/** ±50 %: waiters that arrived together must not poll together. */
+const jitter = (ms: number) => Math.round(ms * (0.5 + Math.random()));
 
 /** Waits until no refresh runs or is pending for the credential (lock free, no intent). */
 export async function waitForRefresh(

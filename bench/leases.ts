@@ -1,0 +1,234 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import pg from "pg";
+import { startOAuthServer } from "../test/setup/oauth-server.ts";
+import {
+	makeSettle,
+	measureInterleaved,
+	printTable,
+	type Result,
+	type Scenario,
+	startInfraProcess,
+	startWorker,
+} from "./lib.ts";
+
+/**
+ * `npm run bench` (leases): the worker under `wrangler dev` against real Postgres and Redis (or
+ * the embedded engines, said loudly), a real authorization server (oidc-provider) for the OAuth
+ * credential, real HTTP. Prints, per lease, the Postgres round trips counted at the SQL bridge
+ * and the Redis calls the worker reports in Server-Timing; latency and throughput at c=1 and
+ * c=32 next to /health of the same run; and the thundering herd: 500 concurrent leases of an
+ * expired token, with the token-endpoint calls counted at the authorization server.
+ */
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,32").split(",").map(Number);
+const HERD = Number(process.env.BENCH_HERD ?? 500);
+
+const infra = await startInfraProcess();
+console.log(
+	`postgres: ${infra.postgres}, redis: ${infra.redis}, requests per scenario: ${REQUESTS}`,
+);
+const worker = await startWorker(infra.bindings).catch(async (err) => {
+	await infra.close();
+	throw err;
+});
+const oauth = await startOAuthServer({ redirectUris: [`${worker.url}/v1/oauth/callback`] });
+const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
+
+async function api<T>(
+	path: string,
+	init: RequestInit & { json?: unknown; token?: string } = {},
+): Promise<T> {
+	const headers = new Headers(init.headers);
+	if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+	if (init.json !== undefined) headers.set("content-type", "application/json");
+	const res = await fetch(`${worker.url}${path}`, {
+		...init,
+		headers,
+		body: init.json === undefined ? init.body : JSON.stringify(init.json),
+	});
+	if (!res.ok)
+		throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
+	return (await res.json()) as T;
+}
+
+const redisCalls = (res: Response) => {
+	const m = /(?:^|, )redis;dur=[\d.]+;desc="(\d+) calls?"/.exec(
+		res.headers.get("server-timing") ?? "",
+	);
+	return m ? Number(m[1]) : 0;
+};
+
+const accessTokensIssued = async (account: string) => {
+	const res = await fetch(`${oauth.tokensUrl}?account=${account}`);
+	return ((await res.json()) as Record<string, number>)["access_token.saved"] ?? 0;
+};
+
+const results: Result[] = [];
+const perLease: Record<string, { pg: number; redis: number }> = {};
+let herd: Record<string, number> = {};
+try {
+	const user = await api<{ id: string }>("/v1/admin/users", {
+		method: "POST",
+		token: admin,
+		json: { email: `bench-lease-${Date.now()}@example.com` },
+	});
+	const { key } = await api<{ key: string }>(`/v1/admin/users/${user.id}/api-keys`, {
+		method: "POST",
+		token: admin,
+		json: { name: "bench" },
+	});
+	const apiKey = await api<{ id: string }>("/v1/credentials", {
+		method: "POST",
+		token: key,
+		json: { provider: "bench", type: "api_key", api_key: `secret-${crypto.randomUUID()}` },
+	});
+
+	// An OAuth credential connected the way a user connects one.
+	await api("/v1/admin/providers/bench-idp", {
+		method: "PUT",
+		token: admin,
+		json: {
+			name: "Bench IdP",
+			authorize_url: oauth.authorizeUrl,
+			token_url: oauth.tokenUrl,
+			revoke_url: oauth.revokeUrl,
+			userinfo_url: oauth.userinfoUrl,
+			default_scopes: ["openid", "profile"],
+			scope_separator: " ",
+			pkce: true,
+			client_auth: "basic",
+			authorize_params: {},
+			client_id: oauth.clientId,
+			client_secret: oauth.clientSecret,
+		},
+	});
+	const account = `bench-${Date.now()}`;
+	const started = await api<{ authorization_url: string }>("/v1/oauth/bench-idp/authorize", {
+		method: "POST",
+		token: key,
+		json: {},
+	});
+	const driven = (await (
+		await fetch(oauth.driveUrl, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ authorization_url: started.authorization_url, username: account }),
+		})
+	).json()) as { redirect: string };
+	const back = new URL(driven.redirect);
+	const oauthCredential = await api<{ id: string }>("/v1/oauth/callback", {
+		method: "POST",
+		token: key,
+		json: { code: back.searchParams.get("code"), state: back.searchParams.get("state") },
+	});
+
+	const lease = (id: string) => () => ({
+		url: `${worker.url}/v1/credentials/${id}/leases`,
+		init: {
+			method: "POST",
+			headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+			body: JSON.stringify({ ttl_seconds: 60 }),
+		},
+	});
+	const scenarios: Scenario[] = [
+		{ name: "/health", request: () => ({ url: `${worker.url}/health` }) },
+		{ name: "lease: stored API key", request: lease(apiKey.id), expectStatus: 201 },
+		{ name: "lease: fresh OAuth token", request: lease(oauthCredential.id), expectStatus: 201 },
+	];
+	const settle = await makeSettle(worker.url);
+
+	// Round trips per lease, counted where they arrive (Postgres) or as the worker made them (Redis).
+	for (const s of scenarios.slice(1)) {
+		await settle();
+		const before = await infra.sqlStats();
+		const n = 50;
+		let redis = 0;
+		for (let i = 0; i < n; i++) {
+			const { url, init } = s.request(i);
+			const res = await fetch(url, init);
+			await res.arrayBuffer();
+			if (res.status !== 201) throw new Error(`${s.name}: ${res.status}`);
+			redis += redisCalls(res);
+		}
+		await settle();
+		const after = await infra.sqlStats();
+		perLease[s.name] = { pg: (after.requests - before.requests) / n, redis: redis / n };
+	}
+	console.log("Per lease:");
+	for (const [name, c] of Object.entries(perLease)) {
+		console.log(
+			`  ${name}: ${c.pg.toFixed(2)} Postgres round trips, ${c.redis.toFixed(2)} Redis calls`,
+		);
+	}
+
+	for (const c of CONCURRENCY) {
+		results.push(...(await measureInterleaved(scenarios, c, REQUESTS, { settle })));
+	}
+
+	// Thundering herd: the token has expired; HERD leases arrive at once.
+	await settle();
+	const db = new pg.Client({ connectionString: infra.databaseUrl });
+	await db.connect();
+	await db.query(
+		"update credentials set access_token_expires_at = now() - interval '1 minute', token_issued_at = now() - interval '61 minutes' where id = $1",
+		[oauthCredential.id],
+	);
+	await db.end();
+	const issuedBefore = await accessTokensIssued(account);
+	const latencies: number[] = [];
+	const tokens = new Set<string>();
+	let failures = 0;
+	const t0 = performance.now();
+	await Promise.all(
+		Array.from({ length: HERD }, async () => {
+			const { url, init } = lease(oauthCredential.id)();
+			const s = performance.now();
+			const res = await fetch(url, init);
+			const text = await res.text();
+			let body: { secret?: { access_token?: string } } = {};
+			try {
+				body = JSON.parse(text);
+			} catch {
+				// Counted as a failure below (e.g. wrangler restarting the worker mid-request).
+			}
+			latencies.push(performance.now() - s);
+			if (res.status !== 201 || !body.secret) failures++;
+			else if (body.secret?.access_token) tokens.add(body.secret.access_token);
+		}),
+	);
+	const seconds = (performance.now() - t0) / 1000;
+	latencies.sort((a, b) => a - b);
+	herd = {
+		leases: HERD,
+		provider_calls: (await accessTokensIssued(account)) - issuedBefore,
+		failures,
+		distinct_tokens: tokens.size,
+		p50_ms: Math.round(latencies[Math.floor(latencies.length / 2)] ?? 0),
+		p99_ms: Math.round(latencies[Math.ceil(latencies.length * 0.99) - 1] ?? 0),
+		seconds: Number(seconds.toFixed(2)),
+	};
+	console.log("Thundering herd (expired token):", herd);
+} finally {
+	await oauth.close();
+	await worker.stop();
+	await infra.close();
+}
+
+printTable(results, (r) =>
+	results.find((b) => b.name === "/health" && b.concurrency === r.concurrency),
+);
+mkdirSync("bench/results", { recursive: true });
+writeFileSync(
+	"bench/results/leases.json",
+	`${JSON.stringify(
+		{
+			at: new Date().toISOString(),
+			engines: { postgres: infra.postgres, redis: infra.redis },
+			per_lease: perLease,
+			herd,
+			results,
+		},
+		null,
+		2,
+	)}\n`,
+);
