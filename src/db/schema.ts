@@ -197,9 +197,7 @@ export const credentials = pgTable(
 			.on(t.accessTokenExpiresAt)
 			.where(sql`${t.type} = 'oauth2' and ${t.status} = 'active'`),
 		// One managed credential per user and provider, however many provisionings race.
-		uniqueIndex("credentials_managed_owner_idx")
-			.on(t.userId, t.provider)
-			.where(sql`${t.managed}`),
+		uniqueIndex("credentials_managed_owner_idx").on(t.userId, t.provider).where(sql`${t.managed}`),
 		index("credentials_system_idx").on(t.system).where(sql`${t.system}`),
 		index("credentials_key_id_idx").on(t.keyId),
 		index("credentials_legacy_aad_idx").on(t.id).where(sql`${t.aadVersion} < 2`),
@@ -309,10 +307,7 @@ export const jobs = pgTable(
 		kind: text("kind").$type<JobKind>().notNull(),
 		status: text("status").$type<JobStatus>().notNull().default("pending"),
 		/** What the job acts on (credential id, provider, external resource ids); never a secret. */
-		payload: jsonb("payload")
-			.$type<Record<string, unknown>>()
-			.notNull()
-			.default(sql`'{}'::jsonb`),
+		payload: jsonb("payload").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
 		attempts: integer("attempts").notNull().default(0),
 		maxAttempts: integer("max_attempts").notNull().default(8),
 		nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true, mode: "date" })
