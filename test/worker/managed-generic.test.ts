@@ -108,6 +108,14 @@ describe("generic HTTP provisioner", () => {
 				await db.end();
 			}
 
+			const providers = (await (
+				await call("/v1/providers?limit=100", { token: user.key })
+			).json()) as { data: { id: string; managed: boolean; name: string }[] };
+			expect(providers.data.find((p) => p.id === id)).toMatchObject({
+				managed: true,
+				name: "Fake platform",
+			});
+
 			const listing = await call("/v1/credentials", { token: user.key });
 			expect(listing.status).toBe(200);
 			const body = (await listing.json()) as {
