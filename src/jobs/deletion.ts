@@ -41,8 +41,13 @@ export const JOB_STATUSES = [
 export const CLAIM_LEASE_SECONDS = 300;
 /** Wall time after which a run claims nothing more; jobs already started finish. */
 export const DELETION_BUDGET_MS = 20_000;
-/** Jobs claimed and run at once: provider calls are I/O, so they overlap. */
+/** Jobs claimed and run at once: provider calls are I/O, so they overlap (6 connections max). */
 export const DELETION_CONCURRENCY = 5;
+/**
+ * Jobs per run, whatever the time left: a job costs about ten subrequests (SQL over HTTP counts
+ * too), and an invocation may make 10,000.
+ */
+export const DELETION_MAX_JOBS = 500;
 /** Users purged per statement, and statements per run. */
 export const PURGE_BATCH = 100;
 export const PURGE_MAX_BATCHES = 5;
@@ -579,8 +584,13 @@ export async function runDeletionWork(
 	result.enqueued = managed.rows.length + oauth.rows.length;
 	result.failed += await failLapsedLastAttempts(services, userIds);
 
-	while (performance.now() < deadline) {
-		const claimed = await claimJobs(services, runId, concurrency, userIds);
+	while (performance.now() < deadline && result.claimed < DELETION_MAX_JOBS) {
+		const claimed = await claimJobs(
+			services,
+			runId,
+			Math.min(concurrency, DELETION_MAX_JOBS - result.claimed),
+			userIds,
+		);
 		if (claimed.length === 0) break;
 		result.claimed += claimed.length;
 		result.taken_over += claimed.filter((j) => j.takenOver).length;
