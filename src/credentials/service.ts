@@ -195,6 +195,8 @@ export async function createCredential(
 			host: input.host ?? null,
 			metadata: input.metadata ?? {},
 			accessTokenExpiresAt: input.accessTokenExpiresAt ?? null,
+			// When this token was obtained, as far as Latchkey knows: its lifetime sets the lease margin.
+			tokenIssuedAt: input.type === "oauth2" ? now : null,
 			managed: input.managed ?? false,
 			system: input.system ?? false,
 			...sealed,
@@ -288,6 +290,14 @@ export async function updateCredential(
 			);
 		}
 		if (Object.keys(set).length === 0) return row;
+		if (row.type === "oauth2" && delta.secret && "access_token" in delta.secret) {
+			// A new access token (a reconnect, or one the user stored): a new lifetime, and any
+			// refresh backoff of the old one no longer applies.
+			set.tokenIssuedAt = services.now();
+			set.refreshFailures = 0;
+			set.refreshRetryAt = null;
+			set.refreshError = null;
+		}
 		set.version = row.version + 1;
 		set.updatedAt = services.now();
 		const [updated] = await services.db

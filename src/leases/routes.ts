@@ -94,11 +94,10 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const services = c.get("services");
-			const body = await optionalTtl(c);
 			const lease = await createLease(services, {
 				userId: userIdOf(c),
 				credentialId: c.req.valid("param").id,
-				ttlSeconds: body,
+				ttlSeconds: ttlOf(c.req.valid("json")),
 				liveCheck: liveCheckOf(c),
 				defer: (work) => c.executionCtx.waitUntil(work),
 			});
@@ -129,7 +128,7 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 			const renewed = await renewLease(c.get("services"), {
 				userId: userIdOf(c),
 				leaseId: c.req.valid("param").lease_id,
-				ttlSeconds: await optionalTtl(c),
+				ttlSeconds: ttlOf(c.req.valid("json")),
 			});
 			return c.json(renewed, 200);
 		},
@@ -164,9 +163,6 @@ const noStoreHeaders = z.object({
 });
 
 /** The TTL of an optional body: none at all means the default. */
-async function optionalTtl(c: {
-	req: { valid(target: "json"): unknown; header(name: string): string | undefined };
-}): Promise<number> {
-	const body = c.req.valid("json") as { ttl_seconds?: number } | undefined;
+function ttlOf(body: { ttl_seconds?: number } | undefined): number {
 	return body?.ttl_seconds ?? DEFAULT_LEASE_TTL_S;
 }

@@ -366,7 +366,7 @@ describe("refresh on lease", () => {
 	});
 
 	it("invalid_grant turns the credential reconnect_required; the dead token is never retried", async () => {
-		const { user, id } = await connected(PLAIN);
+		const { user, username, id } = await connected(PLAIN);
 		const old = await tokensOf(id);
 		// The user revoked the grant at the provider.
 		const revoked = await fetch(as.revokeUrl, {
@@ -389,6 +389,16 @@ describe("refresh on lease", () => {
 		expect(json.status).toBe("reconnect_required");
 		await expectError(await lease(user.key, id), 409, "reconnect_required");
 		expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
+
+		// Reconnecting the same account repairs the credential in place: leases work again.
+		expect(await connect(user.key, username, {}, PLAIN)).toBe(id);
+		const repaired = await row(id);
+		expect(repaired.status).toBe("active");
+		expect(repaired.tokenIssuedAt?.getTime()).toBeGreaterThan(Date.now() - 60_000);
+		const l = await leased(await lease(user.key, id));
+		expect((await introspect((l.secret as { access_token: string }).access_token)).active).toBe(
+			true,
+		);
 	});
 
 	it("provider down: a still-valid token is leased; an expired one is 502", async () => {
