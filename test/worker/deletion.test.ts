@@ -30,7 +30,7 @@ import { Timing } from "../../src/timing.ts";
 import { type AgentMailOrg, agentmailOrg } from "../setup/managed-control.ts";
 import { admin, userWithKey } from "./fixtures.ts";
 import { clockedApp, expectError, testDb, testEnv } from "./helpers.ts";
-import { connect, introspect, PROVIDER, providerBody, putProvider } from "./oauth-helpers.ts";
+import { connect, introspect, providerBody, putProvider } from "./oauth-helpers.ts";
 
 /**
  * Account deletion after the request: jobs, retries, claims, purge. Real Postgres, Redis and
@@ -39,6 +39,8 @@ import { connect, introspect, PROVIDER, providerBody, putProvider } from "./oaut
  * and every run here is scoped to its test's users, so it never touches another file's.
  */
 
+/** This file's own registration of the test server, so no other file's PUT can change it. */
+const PROVIDER = "testidp-deletion";
 const FUTURE = new Date(Date.now() + 10 * 365 * 86_400_000);
 const db = testDb();
 let unique = 0;
@@ -104,7 +106,7 @@ describe("deletion of a user with OAuth credentials, through the routes", () => 
 		const w = world();
 		const user = await userWithKey();
 		const name = accountName("e2e");
-		const credentialId = await connect(user.key, name);
+		const credentialId = await connect(user.key, name, {}, PROVIDER);
 		const tokens = await tokensOf(credentialId);
 		expect((await introspect(tokens.access_token)).active).toBe(true);
 
