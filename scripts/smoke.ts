@@ -80,6 +80,23 @@ async function flow(url: string, admin: string): Promise<void> {
 	const ids = new Set((listed.json.data as { id: string }[]).map((c) => c.id));
 	if (!writes.every((w) => ids.has(w.json.id as string))) fail("a written credential is missing");
 
+	// Twenty agent runs lease one credential at once: each gets its secret, one releases.
+	const target = writes[0]?.json as { id: string };
+	const leases = await Promise.all(
+		Array.from({ length: 20 }, () =>
+			call("POST", `/v1/credentials/${target.id}/leases`, key, { ttl_seconds: 60 }),
+		),
+	);
+	if (leases.some((l) => l.status !== 201)) fail("a concurrent lease failed");
+	const secret = (leases[0]?.json.secret ?? {}) as { type?: string; api_key?: string };
+	if (secret.type !== "api_key" || !secret.api_key?.startsWith("smoke_0_"))
+		fail("a lease returned the wrong secret");
+	expect(
+		"release a lease",
+		(await call("DELETE", `/v1/leases/${leases[0]?.json.lease_id}`, key)).status,
+		204,
+	);
+
 	expect("delete account", (await call("DELETE", "/v1/me", key)).status, 202);
 	expect("key after deletion", (await call("GET", "/v1/me", key)).status, 401);
 }
@@ -117,7 +134,7 @@ try {
 	const seconds = await waitReady(url, child);
 	await flow(url, admin);
 	console.log(
-		`smoke: OK — npm run dev ready in ${seconds.toFixed(1)} s; user, key, token, 30 concurrent writes with 10 exchanges, deletion`,
+		`smoke: OK — npm run dev ready in ${seconds.toFixed(1)} s; user, key, token, 30 concurrent writes with 10 exchanges, 20 concurrent leases, deletion`,
 	);
 } catch (err) {
 	console.error(`smoke: FAIL — ${(err as Error).message}`);
