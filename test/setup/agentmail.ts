@@ -32,7 +32,8 @@ import {
  *
  * Control endpoints (no auth; the org key URL-encoded in the path), used by the helpers in
  * test/setup/managed-control.ts:
- *   GET  /_control/orgs/{org}          → {pods, api_keys (with secrets), inboxes, calls}
+ *   GET  /_control/orgs/{org}          → {pods, api_keys (with secrets), inboxes, calls, held}
+ *                                       (`held`: requests a "hang" rule is holding now)
  *   POST /_control/orgs/{org}/rules    {rules: FailRule[]} (see fake-http.ts) → 204
  *   POST /_control/orgs/{org}/release  → {released}: lets held ("hang") requests go on
  *   POST /_control/orgs/{org}/pods     {client_id, name?} → Pod, made directly (e.g. someone
@@ -119,6 +120,7 @@ export async function startAgentMail(): Promise<{ url: string; close(): Promise<
 				api_keys: [...o.keys.values()],
 				inboxes: [...o.inboxes.values()],
 				calls: o.calls,
+				held: o.hung.length,
 			});
 		} else if (req.method === "POST" && action === "rules") {
 			const { rules } = JSON.parse(await readBody(req)) as { rules: FailRule[] };

@@ -43,6 +43,8 @@ export interface AgentMailState {
 	api_keys: { api_key_id: string; api_key: string; name: string; pod_id: string }[];
 	inboxes: { inbox_id: string; pod_id: string }[];
 	calls: FakeCall[];
+	/** Requests a "hang" rule is holding now. */
+	held: number;
 }
 
 const randomToken = (n = 12) =>

@@ -1,5 +1,5 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { openSecret } from "../../src/credentials/service.ts";
@@ -246,6 +246,41 @@ describe("AgentMail managed credentials", () => {
 		const second = await expectOneLiveKey(am, id);
 		expect(second.pod?.pod_id).toBe(first.pod?.pod_id);
 		expect(second.key?.api_key_id).not.toBe(first.key?.api_key_id);
+	});
+
+	it("an attempt that outlived its turn is fenced out: it stores nothing, and the next one cleans up its key", async () => {
+		const am = newOrg();
+		const { id, key } = await userWithKey();
+		await am.fail({ method: "POST", path: "/api-keys$", mode: "hang" });
+		const ctx = createExecutionContext();
+		const res = await worker.fetch(
+			new Request(`${BASE}/v1/credentials`, { headers: { authorization: `Bearer ${key}` } }),
+			{ ...testEnv, ...am.env },
+			ctx,
+		);
+		expect(res.status).toBe(200);
+		// Wait for the explicit signal that the key request is being held.
+		while ((await am.state()).held < 1) await scheduler.wait(10);
+		// A newer attempt took over meanwhile (as after a lost lock): the intent moved on.
+		const db = testDb();
+		try {
+			await db.db
+				.update(managedProvisionings)
+				.set({ attempts: sql`${managedProvisionings.attempts} + 1` })
+				.where(eq(managedProvisionings.userId, id));
+		} finally {
+			await db.end();
+		}
+		expect(await am.release()).toBe(1);
+		await waitOnExecutionContext(ctx);
+		const stale = (await am.state()).api_keys;
+		expect(stale).toHaveLength(1);
+		expect(await managedRows(id)).toHaveLength(0);
+		expect((await provisioning(id))?.resources).toMatchObject({ api_key_id: stale[0]?.api_key_id });
+
+		await list(key, am);
+		const { key: live } = await expectOneLiveKey(am, id);
+		expect(live?.api_key_id).not.toBe(stale[0]?.api_key_id);
 	});
 
 	it("managed credentials are read-only: PATCH and DELETE answer 403 credential_read_only", async () => {
