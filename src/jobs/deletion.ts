@@ -70,9 +70,6 @@ const MAX_ERROR_LENGTH = 500;
 const jobIdSql = (userId: SQL, kind: JobKind, target: SQL) =>
 	sql`'job_' || md5(${userId} || ${`:${kind}:`}::text || ${target})`;
 
-export const deprovisionJobId = (userId: string, provider: string) =>
-	jobIdSql(sql`${userId}::text`, "deprovision_managed", sql`${provider}::text`);
-
 /**
  * Statements that enqueue the missing deprovisioning jobs of users being deleted (of one user,
  * or of all), for the caller's batch: a managed job per provisioning intent (also one that

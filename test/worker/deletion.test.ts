@@ -15,6 +15,7 @@ import {
 	claimJobs,
 	type DeletionOptions,
 	finishJob,
+	pruneJobs,
 	runDeletionWork,
 } from "../../src/jobs/deletion.ts";
 import { createLogger } from "../../src/log.ts";
@@ -837,5 +838,38 @@ describe("admin job routes", () => {
 			400,
 			"invalid_request",
 		);
+	});
+});
+
+// Last in the file: pruning is not scoped to users, and it runs with a clock past every job above.
+describe("job retention", () => {
+	it("prunes finished jobs of purged users after LATCHKEY_JOB_RETENTION_DAYS, and keeps those of users not purged", async () => {
+		const w = world({
+			LATCHKEY_FAILED_JOB_RETENTION_HOURS: "8760",
+			LATCHKEY_JOB_MAX_ATTEMPTS: "1",
+		});
+		const ok = stubProvider("stub-prune", async () => ({ status: "deleted" }));
+		const broken = stubProvider("stub-prune-broken", async () => {
+			throw new ManagedProviderError("gone for good", true);
+		});
+		const find = async (s: Services, id: string) =>
+			(await ok.find(s, id)) ?? (await broken.find(s, id));
+		const purged = await userWithProvisioning("stub-prune", { thing_id: "p" });
+		const held = await userWithProvisioning("stub-prune-broken", { thing_id: "h" });
+		await deleteUser(w, purged.id);
+		await deleteUser(w, held.id);
+		expect(await run(w.services, [purged.id, held.id], { findProvider: find })).toMatchObject({
+			done: 1,
+			failed: 1,
+			purged_users: 1,
+		});
+		w.advance(29 * 86_400);
+		await pruneJobs(w.services);
+		expect(await jobsOf(purged.id)).toHaveLength(1);
+		w.advance(2 * 86_400);
+		expect(await pruneJobs(w.services)).toBeGreaterThanOrEqual(1);
+		expect(await jobsOf(purged.id)).toEqual([]);
+		// Its user still exists (the failed job holds the purge for a year): the job stays.
+		expect(await jobsOf(held.id)).toHaveLength(1);
 	});
 });
