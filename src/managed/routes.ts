@@ -6,6 +6,7 @@ import type { ManagedProviderConfigRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { bearerSecurity, errorResponses, json, listOf } from "../http/openapi.ts";
+import { decodeIdCursor, encodeIdCursor, ListQuery } from "../http/pagination.ts";
 import type { Services } from "../services.ts";
 import {
 	deleteProvisionerConfig,
@@ -92,17 +93,34 @@ export function registerManagedRoutes(app: OpenAPIHono<AppEnv>): void {
 			summary: "The generic HTTP provisioners (admin-configured managed providers)",
 			security: bearerSecurity,
 			middleware: adminOnly,
+			request: { query: ListQuery },
 			responses: {
 				200: {
 					description: "Every configured provisioner, enabled or not, by id; never a secret",
 					...json(listOf(ConfigSchema, "ManagedProviderList")),
 				},
-				...errorResponses(401, 403),
+				...errorResponses(400, 401, 403),
 			},
 		}),
 		async (c) => {
-			const rows = await listProvisionerConfigs(c.get("services"));
-			return c.json({ data: rows.map(toJson), next_cursor: null }, 200);
+			const { limit, cursor } = c.req.valid("query");
+			const after = cursor === undefined ? undefined : decodeIdCursor(cursor);
+			// The table is small (a few provisioners per deployment), so it is read whole.
+			// Sorted here, in code-point order, so the cursor comparison below agrees with it
+			// whatever the database's collation.
+			const rows = (await listProvisionerConfigs(c.get("services"))).sort((a, b) =>
+				a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
+			);
+			const rest = after === undefined ? rows : rows.filter((r) => r.id > after);
+			const page = rest.slice(0, limit);
+			const last = page[page.length - 1];
+			return c.json(
+				{
+					data: page.map(toJson),
+					next_cursor: rest.length > limit && last ? encodeIdCursor(last.id) : null,
+				},
+				200,
+			);
 		},
 	);
 

@@ -93,6 +93,20 @@ describe("generic HTTP provisioner", () => {
 				deprovision_url: gp.deprovisionUrl,
 				enabled: true,
 			});
+			// The list pages by id like every list.
+			let cursor: string | null = null;
+			const seen: string[] = [];
+			do {
+				const page = (await (
+					await call(`/v1/admin/managed-providers?limit=1${cursor ? `&cursor=${cursor}` : ""}`, {
+						token: admin(),
+					})
+				).json()) as { data: { id: string }[]; next_cursor: string | null };
+				seen.push(...page.data.map((p) => p.id));
+				cursor = page.next_cursor;
+			} while (cursor);
+			expect(seen).toContain(id);
+			expect(seen).toEqual([...seen].sort());
 			const got = await call(`/v1/admin/managed-providers/${id}`, { token: admin() });
 			expect(got.status).toBe(200);
 			expect(await got.text()).not.toContain(gp.secret);
