@@ -589,6 +589,43 @@ describe("AgentMail deprovisioning (against the AgentMail fake)", () => {
 		expect(((await held.json()) as { status: string }).status).toBe("deleting");
 	});
 
+	it("end to end through the routes: listing provisions the pod, DELETE /v1/me and one maintenance run delete it and purge the user", async () => {
+		const am = agentmailOrg(inject("agentmail").url);
+		const w = world(am.env);
+		const user = await userWithKey();
+		const listed = await w.call("/v1/credentials", { token: user.key });
+		expect(listed.status).toBe(200);
+		const managed = ((await listed.json()) as { data: { managed: boolean; id: string }[] }).data;
+		expect(managed.filter((c) => c.managed)).toHaveLength(1);
+		const podsBefore = (await am.state()).pods;
+		expect(podsBefore).toHaveLength(1);
+
+		expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+		const ran = await w.call("/v1/admin/maintenance/run", {
+			method: "POST",
+			token: admin(),
+			json: { user_id: user.id },
+		});
+		const summary = (await ran.json()) as { jobs: { name: string; result?: object }[] };
+		expect(summary.jobs.find((j) => j.name === "account-deletion")?.result).toMatchObject({
+			done: 1,
+			purged_users: 1,
+		});
+		const after = await am.state();
+		expect(after.pods).toEqual([]);
+		expect(after.api_keys).toEqual([]);
+		expect(
+			after.calls.filter(
+				(c) => c.method === "DELETE" && c.path === `/v0/pods/${podsBefore[0]?.pod_id}`,
+			),
+		).toHaveLength(1);
+		await expectError(
+			await w.call(`/v1/admin/users/${user.id}`, { token: admin() }),
+			404,
+			"not_found",
+		);
+	});
+
 	it("an AgentMail outage is retried with backoff until the pod is deleted", async () => {
 		const am = agentmailOrg(inject("agentmail").url);
 		const w = world(am.env);
