@@ -82,6 +82,8 @@ class AgentMailApi {
 				},
 				body: body === undefined ? undefined : JSON.stringify(body),
 				signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+				// The organization key must not follow a redirect to another host.
+				redirect: "manual",
 			});
 		} catch {
 			throw new ManagedProviderError(`AgentMail could not be reached (${what}).`);

@@ -98,6 +98,8 @@ async function send(
 			},
 			body,
 			signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+			// A signed request goes to the configured URL only, never where a redirect points.
+			redirect: "manual",
 		});
 	} catch {
 		throw new ManagedProviderError(`Provisioner ${row.id} could not be reached (${method}).`);
