@@ -306,6 +306,21 @@ describe("AgentMail managed credentials", () => {
 		);
 	});
 
+	it("a managed credential is leased like any api_key: the lease returns the pod-scoped key", async () => {
+		const am = newOrg();
+		const { id, key } = await userWithKey();
+		const [managed] = (await list(key, am)).data.filter((c) => c.managed);
+		const { key: live } = await expectOneLiveKey(am, id);
+		const res = await call(
+			`/v1/credentials/${managed?.id}/leases`,
+			{ method: "POST", token: key, json: { ttl_seconds: 60 } },
+			am.env,
+		);
+		expect(res.status).toBe(201);
+		const lease = (await res.json()) as { secret: Record<string, unknown> };
+		expect(lease.secret).toEqual({ type: "api_key", api_key: live?.api_key });
+	});
+
 	it("users who are not active get nothing provisioned", async () => {
 		const am = newOrg();
 		const { id } = await userWithKey();
