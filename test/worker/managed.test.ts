@@ -117,7 +117,23 @@ describe("AgentMail managed credentials", () => {
 		const again = await list(key, am);
 		expect(again.data.filter((c) => c.managed).map((c) => c.id)).toEqual([managed[0]?.id]);
 		expect((await am.state()).calls.length).toBe(calls);
-		expect(again.res.headers.get("server-timing")).toMatch(/(^|, )pg;dur=[\d.]+;desc="1 call"/);
+		const timing = again.res.headers.get("server-timing") ?? "";
+		expect(timing).toMatch(/(^|, )pg;dur=[\d.]+;desc="1 call"/);
+		// The marker pipeline is the only Redis call: no lock.
+		expect(timing).toMatch(/(^|, )redis;dur=[\d.]+;desc="1 call"/);
+
+		// A lost marker costs one Postgres batch that finds the credential; AgentMail is not asked.
+		const { services, dispose } = servicesFor(am);
+		const markerKey = (await managedKeys(services.config)).done(id);
+		try {
+			await services.redis.del(markerKey);
+			const restored = await list(key, am);
+			expect(restored.data.filter((c) => c.managed).map((c) => c.id)).toEqual([managed[0]?.id]);
+			expect((await am.state()).calls.length).toBe(calls);
+			expect(await services.redis.smembers(markerKey)).toEqual(["agentmail"]);
+		} finally {
+			await dispose();
+		}
 	});
 
 	it("20 concurrent listings by one user provision exactly one pod and one key", async () => {
