@@ -18,7 +18,7 @@ import { createServices } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { type ProvisionerTenant, provisionerTenant } from "../setup/managed-control.ts";
 import { admin, userWithKey } from "./fixtures.ts";
-import { call, expectError, testDb, testEnv } from "./helpers.ts";
+import { call, clockedApp, expectError, testDb, testEnv } from "./helpers.ts";
 
 const services = () => createServices(loadConfig(testEnv), createLogger("error"), new Timing());
 
@@ -242,6 +242,32 @@ describe("generic HTTP provisioner", () => {
 			404,
 			"not_found",
 		);
+	});
+
+	it("a crash after the backend made the account: the retry gets the same account by its idempotency key", async () => {
+		const user = await userWithKey();
+		const gp = await provisionerTenant(inject("provisioner").url, [user.id]);
+		const id = freshId();
+		const clock = clockedApp();
+		try {
+			expect((await putProvider(id, gp)).status).toBe(201);
+			await gp.fail({ method: "POST", mode: "drop_after" });
+			expect((await clock.call("/v1/credentials", { token: user.key })).status).toBe(200);
+			expect(await managedRow(user.id, id)).toBeUndefined();
+			expect((await gp.state()).accounts).toHaveLength(1);
+			clock.advance(6);
+			expect((await clock.call("/v1/credentials", { token: user.key })).status).toBe(200);
+			const state = await gp.state();
+			expect(state.accounts).toHaveLength(1);
+			const row = (await managedRow(user.id, id)) as CredentialRow;
+			expect(row.metadata).toEqual({ account_id: state.accounts[0]?.account_id });
+			const keys = new Set(
+				state.calls.filter((c) => c.method === "POST").map((c) => c.idempotency_key),
+			);
+			expect(keys).toEqual(new Set([`latchkey-${id}-${user.id}`]));
+		} finally {
+			await disable(id, gp);
+		}
 	});
 
 	it("admin input: built-in ids, a missing secret, bad URLs and non-admins are refused", async () => {
