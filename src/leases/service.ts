@@ -231,18 +231,34 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 				throw providerUnavailable(row);
 			}
 		}
-		const secret = await openSecret(services, row);
 		const end = leaseEnd(now, ttlMs, row.accessTokenExpiresAt);
 		const leaseId = newLeaseId(row.id);
-		const grant = await store.grant({
-			credentialId: row.id,
-			leaseId,
-			userId: request.userId,
-			now: now.getTime(),
-			leaseEnd: end.getTime(),
-			tokenExpiresAt: row.accessTokenExpiresAt?.getTime() ?? null,
-			version: row.version,
-		});
+		// Decryption overlaps the Redis round trip; a grant refused below wastes only CPU.
+		const [opened, grant] = await Promise.all([
+			openSecret(services, row).then(
+				(secret) => ({ ok: true as const, secret }),
+				(error: unknown) => ({ ok: false as const, error }),
+			),
+			store.grant({
+				credentialId: row.id,
+				leaseId,
+				userId: request.userId,
+				now: now.getTime(),
+				leaseEnd: end.getTime(),
+				tokenExpiresAt: row.accessTokenExpiresAt?.getTime() ?? null,
+				version: row.version,
+			}),
+		]);
+		if (!opened.ok) {
+			// No secret to hand out: the lease just recorded must not hold anything up.
+			if (grant.outcome === "ok") {
+				await store
+					.release({ credentialId: row.id, leaseId, userId: request.userId, now: now.getTime() })
+					.catch(() => {});
+			}
+			throw opened.error;
+		}
+		const { secret } = opened;
 		if (grant.outcome === "ok") {
 			touch(services, row, request.defer);
 			return {

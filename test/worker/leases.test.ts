@@ -7,6 +7,7 @@ import { needsRefresh, refreshMarginMs, requiredValidityMs } from "../../src/lea
 import { refreshExpiring } from "../../src/leases/proactive.ts";
 import { loadCredential } from "../../src/leases/refresh.ts";
 import { createLease, type Lease, releaseLease } from "../../src/leases/service.ts";
+import { leaseKeys } from "../../src/leases/store.ts";
 import { createLogger } from "../../src/log.ts";
 import { createServices, type Services } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
@@ -333,6 +334,30 @@ describe("leasing stored secrets", () => {
 		await expectError(await lease(pair.access_token, id), 401, "unauthorized");
 		await db.execute(sql`update api_keys set revoked_at = now() where user_id = ${userId}`);
 		await expectError(await lease(key, id), 401, "unauthorized");
+	});
+
+	it("a secret that fails to decrypt is an error naming the credential, and holds nothing", async () => {
+		const { key } = await userWithKey();
+		const id = await storeCredential(key, {
+			provider: "svc",
+			type: "api_key",
+			api_key: "k_tamper",
+		});
+		// Moved to another row's AAD: the bytes are intact but belong elsewhere.
+		const other = await storeCredential(key, {
+			provider: "svc",
+			type: "api_key",
+			api_key: "k_other",
+		});
+		const source = await row(other);
+		await db
+			.update(credentials)
+			.set({ ciphertext: source.ciphertext, dataKey: source.dataKey, keyId: source.keyId })
+			.where(eq(credentials.id, id));
+		const body = await expectError(await lease(key, id), 500, "decryption_failed");
+		expect(body.error.message).toContain(id);
+		expect(JSON.stringify(body)).not.toContain("k_other");
+		expect(await services.redis.zcard(leaseKeys(id).holders)).toBe(0);
 	});
 
 	it("answers 503 dependency_unavailable with Retry-After when Redis is unreachable", async () => {
