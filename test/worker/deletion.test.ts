@@ -200,6 +200,25 @@ describe("deletion of a user with OAuth credentials, through the routes", () => 
 	});
 });
 
+/** A deleted user with an imported OAuth credential whose provider's revocation endpoint is dead. */
+async function deletedWithDeadRevocation(w: ReturnType<typeof world>) {
+	const provider = `testidp-dead-${next()}`;
+	const registered = await putProvider(
+		provider,
+		providerBody({ revoke_url: "http://127.0.0.1:1/revoke" }),
+	);
+	expect(registered.status).toBe(200);
+	const user = await userWithKey();
+	const created = await w.call("/v1/credentials", {
+		method: "POST",
+		token: user.key,
+		json: { provider, type: "oauth2", access_token: "imported", refresh_token: "imported-rt" },
+	});
+	expect(created.status).toBe(201);
+	expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+	return { provider, user };
+}
+
 describe("retries", () => {
 	it("a refused revocation is retried after a jittered exponential backoff and succeeds once the provider answers", async () => {
 		const w = world();
@@ -244,19 +263,7 @@ describe("retries", () => {
 
 	it("exhausted attempts land in failed and hold the purge; an admin retry runs the job again", async () => {
 		const w = world({ LATCHKEY_JOB_MAX_ATTEMPTS: "2" });
-		const provider = `testidp-dead-${next()}`;
-		expect(
-			(await putProvider(provider, providerBody({ revoke_url: "http://127.0.0.1:1/revoke" })))
-				.status,
-		).toBe(200);
-		const user = await userWithKey();
-		const created = await w.call("/v1/credentials", {
-			method: "POST",
-			token: user.key,
-			json: { provider, type: "oauth2", access_token: "imported", refresh_token: "imported-rt" },
-		});
-		expect(created.status).toBe(201);
-		expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+		const { provider, user } = await deletedWithDeadRevocation(w);
 
 		expect(await run(w.services, [user.id])).toMatchObject({ retried: 1 });
 		w.advance(3600);
@@ -301,19 +308,7 @@ describe("retries", () => {
 
 	it("a failed job stops holding the purge once LATCHKEY_FAILED_JOB_RETENTION_HOURS have passed", async () => {
 		const w = world({ LATCHKEY_JOB_MAX_ATTEMPTS: "1", LATCHKEY_FAILED_JOB_RETENTION_HOURS: "24" });
-		const provider = `testidp-dead-${next()}`;
-		expect(
-			(await putProvider(provider, providerBody({ revoke_url: "http://127.0.0.1:1/revoke" })))
-				.status,
-		).toBe(200);
-		const user = await userWithKey();
-		const created = await w.call("/v1/credentials", {
-			method: "POST",
-			token: user.key,
-			json: { provider, type: "oauth2", access_token: "imported" },
-		});
-		expect(created.status).toBe(201);
-		expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+		const { user } = await deletedWithDeadRevocation(w);
 		expect(await run(w.services, [user.id])).toMatchObject({ failed: 1, purged_users: 0 });
 		w.advance(23 * 3600);
 		expect(await run(w.services, [user.id])).toMatchObject({ purged_users: 0 });
