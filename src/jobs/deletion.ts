@@ -592,9 +592,21 @@ export async function runDeletionWork(
 		result.claimed += claimed.length;
 		result.taken_over += claimed.filter((j) => j.takenOver).length;
 		const settled = await Promise.all(
-			claimed.map(async (job) =>
-				finishJob(services, job, runId, await attemptJob(services, job, find), random),
-			),
+			claimed.map(async (job) => {
+				const outcome = await attemptJob(services, job, find);
+				const settledAs = await finishJob(services, job, runId, outcome, random);
+				if (settledAs === "failed" && outcome.status !== "done") {
+					// One line per job that needs a human, for alerting; the error is secret-free.
+					services.logger.warn("deletion job failed", {
+						job_id: job.id,
+						user_id: job.userId,
+						kind: job.kind,
+						attempts: job.attempts,
+						error: outcome.error,
+					});
+				}
+				return settledAs;
+			}),
 		);
 		for (const s of settled) {
 			if (s === "lost") result.lost_claims += 1;

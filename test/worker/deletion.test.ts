@@ -1,5 +1,5 @@
 import { and, eq, inArray } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { openSecret } from "../../src/credentials/service.ts";
 import {
@@ -18,7 +18,7 @@ import {
 	pruneJobs,
 	runDeletionWork,
 } from "../../src/jobs/deletion.ts";
-import { createLogger } from "../../src/log.ts";
+import { createLogger, type LogLevel } from "../../src/log.ts";
 import { AGENTMAIL_ID, agentmailClientId, agentmailProvider } from "../../src/managed/agentmail.ts";
 import {
 	type DeprovisionOutcome,
@@ -65,18 +65,20 @@ interface JobJson {
 }
 
 /** An app and services sharing one clock the test moves; `env` alters the bindings. */
-function world(overrides: Record<string, string> = {}) {
+function world(overrides: Record<string, string> = {}, logLevel: LogLevel = "error") {
 	// Runs here are scoped to their own users, so they need not wait out the test bindings' delay.
 	const env = { LATCHKEY_PURGE_DELAY_SECONDS: "0", ...overrides };
 	const app = clockedApp(new Date(FUTURE.getTime() + Math.floor(Math.random() * 86_400_000)));
 	const config: Config = loadConfig({ ...testEnv, ...env });
-	const built = createServices(config, createLogger("error"), new Timing(), app.now);
+	const built = createServices(config, createLogger(logLevel), new Timing(), app.now);
 	disposers.push(built.dispose);
 	const call: typeof app.call = (path, init, override) =>
 		app.call(path, init, { ...env, ...override });
 	return { ...app, call, services: built.services };
 }
 const disposers: (() => Promise<void>)[] = [];
+
+afterEach(() => vi.restoreAllMocks());
 
 afterAll(async () => {
 	await Promise.all(disposers.map((d) => d()));
@@ -401,7 +403,11 @@ describe("managed deprovisioning (engine rules, with stub providers)", () => {
 	});
 
 	it("a permanent failure fails at once; an ownership mismatch fails and nothing is deleted", async () => {
-		const w = world();
+		const w = world({}, "warn");
+		const warnings: Record<string, unknown>[] = [];
+		vi.spyOn(console, "warn").mockImplementation((line: string) => {
+			warnings.push(JSON.parse(String(line)) as Record<string, unknown>);
+		});
 		const permanent = stubProvider("stub-permanent", async () => {
 			throw new ManagedProviderError("the account is closed", true, 403);
 		});
@@ -436,6 +442,14 @@ describe("managed deprovisioning (engine rules, with stub providers)", () => {
 		expect(job).toMatchObject({ status: "failed", attempts: 1 });
 		expect(job?.lastError).toMatch(/^ownership mismatch: r-theirs belongs to someone-else/);
 		expect(owned.get("r-theirs")).toBe("someone-else");
+		// Each failed job is logged once, for alerting.
+		const failedLines = warnings.filter((l) => l.msg === "deletion job failed");
+		expect(failedLines.map((l) => l.user_id).sort()).toEqual([a.id, b.id].sort());
+		expect(failedLines.find((l) => l.user_id === b.id)).toMatchObject({
+			kind: "deprovision_managed",
+			job_id: job?.id,
+			error: expect.stringMatching(/^ownership mismatch/),
+		});
 		// Failed is final: later runs do not call the provider again.
 		w.advance(24 * 3600);
 		expect(await run(w.services, [a.id, b.id], { findProvider: find })).toMatchObject({
