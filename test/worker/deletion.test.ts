@@ -184,6 +184,26 @@ describe("deletion of a user with OAuth credentials, through the routes", () => 
 		expect(await after.json()).toMatchObject({ status: "done", attempts: 1, last_error: null });
 	});
 
+	it("two DELETEs at once enqueue each job once", async () => {
+		const w = world();
+		const user = await userWithKey();
+		for (const token of ["gho_one", "gho_two"]) {
+			const created = await w.call("/v1/credentials", {
+				method: "POST",
+				token: user.key,
+				json: { provider: "github", type: "oauth2", access_token: token },
+			});
+			expect(created.status).toBe(201);
+		}
+		const answers = await Promise.all(
+			[0, 1].map(() => w.call(`/v1/admin/users/${user.id}`, { method: "DELETE", token: admin() })),
+		);
+		expect(answers.map((r) => r.status)).toEqual([202, 202]);
+		const rows = await jobsOf(user.id);
+		expect(rows.map((r) => r.kind)).toEqual(["revoke_oauth", "revoke_oauth"]);
+		expect(new Set(rows.map((r) => r.payload.credential_id)).size).toBe(2);
+	});
+
 	it("a provider without a revocation endpoint: the job is done, with a note saying so", async () => {
 		const w = world();
 		const user = await userWithKey();
