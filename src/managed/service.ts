@@ -105,6 +105,33 @@ async function rebuildMirrorDetached(services: Services): Promise<void> {
 	}
 }
 
+/**
+ * A member `<provider>@<unix ms>` of the marker set: the provider failed for this user and is
+ * not retried before that instant (by the injectable clock), so listings in the backoff cost no
+ * Postgres either. Provider ids are slugs, which never contain "@".
+ */
+const backoffMember = (provider: string, retryAt: number) => `${provider}@${retryAt}`;
+
+function backingOffInMarker(done: string[], provider: string, now: number): boolean {
+	const prefix = `${provider}@`;
+	return done.some((m) => m.startsWith(prefix) && Number(m.slice(prefix.length)) > now);
+}
+
+/** Records a failure's backoff in the marker set, replacing the provider's older ones. */
+async function markBackoff(
+	services: Services,
+	userId: string,
+	provider: string,
+	retryAt: number,
+	done: string[],
+) {
+	const key = (await managedKeys(services.config)).done(userId);
+	const stale = done.filter((m) => m.startsWith(`${provider}@`));
+	const pipe = services.redis.pipeline();
+	if (stale.length > 0) pipe.srem(key, ...stale);
+	await pipe.sadd(key, backoffMember(provider, retryAt)).expire(key, MARKER_TTL_SECONDS).exec();
+}
+
 async function markProvisioned(services: Services, userId: string, providers: string[]) {
 	if (providers.length === 0) return;
 	const key = (await managedKeys(services.config)).done(userId);
@@ -147,22 +174,25 @@ export async function ensureManagedCredentials(
 	background: (work: Promise<unknown>) => void,
 ): Promise<boolean> {
 	let missing: string[];
+	let done: string[];
 	try {
 		const keys = await managedKeys(services.config);
-		const [mirror, done] = await services.redis
+		const [mirror, markers] = await services.redis
 			.pipeline()
 			.smembers(keys.mirror)
 			.smembers(keys.done(userId))
 			.exec<[string[], string[]]>();
+		done = markers;
 		const wanted = await wantedProviders(services, mirror, background);
-		missing = wanted.filter((id) => !done.includes(id));
+		const now = services.now().getTime();
+		missing = wanted.filter((id) => !done.includes(id) && !backingOffInMarker(done, id, now));
 	} catch (err) {
 		logFailure(services, "managed provisioning check failed", userId, undefined, err);
 		return false;
 	}
 	if (missing.length === 0) return false;
 
-	const work = provisionMissing(services, userId, missing).catch((err) => {
+	const work = provisionMissing(services, userId, missing, done).catch((err) => {
 		logFailure(services, "managed provisioning failed", userId, undefined, err);
 		return false;
 	});
@@ -203,6 +233,7 @@ async function provisionMissing(
 	services: Services,
 	userId: string,
 	missing: string[],
+	markers: string[],
 ): Promise<boolean> {
 	const { db } = services;
 	// One round trip: the user (status, email), credentials already there (a lost marker), and
@@ -250,7 +281,7 @@ async function provisionMissing(
 			try {
 				const provider = await findManagedProvider(services, id);
 				if (!provider || !(await provider.available(services))) return false;
-				return await provisionOne(services, { id: user.id, email: user.email }, provider);
+				return await provisionOne(services, { id: user.id, email: user.email }, provider, markers);
 			} catch (err) {
 				logFailure(services, "managed provisioning failed", userId, id, err);
 				return false;
@@ -265,6 +296,7 @@ async function provisionOne(
 	services: Services,
 	user: ManagedUser,
 	provider: ManagedProvider,
+	markers: string[],
 ): Promise<boolean> {
 	const { db } = services;
 	const keys = await managedKeys(services.config);
@@ -384,6 +416,8 @@ async function provisionOne(
 			await setIntentStatus(services, user.id, provider.id, attempt, "failed", message).catch(
 				() => undefined,
 			);
+			const retryAt = services.now().getTime() + retryBackoffMs(attempt);
+			await markBackoff(services, user.id, provider.id, retryAt, markers).catch(() => undefined);
 		}
 		return false;
 	} finally {

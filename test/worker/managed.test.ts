@@ -163,10 +163,11 @@ describe("AgentMail managed credentials", () => {
 		expect(intent?.lastError).toContain("503");
 		expect(intent?.lastError).not.toContain(am.orgKey);
 
-		// Inside the backoff nothing is retried.
+		// Inside the backoff nothing is retried, and the marker says so: no Postgres beyond the list.
 		const before = (await am.state()).calls.length;
-		await list(key, am, clock.call);
+		const waiting = await list(key, am, clock.call);
 		expect((await am.state()).calls.length).toBe(before);
+		expect(waiting.res.headers.get("server-timing")).toMatch(/(^|, )pg;dur=[\d.]+;desc="1 call"/);
 
 		clock.advance(6);
 		const later = await list(key, am, clock.call);
