@@ -11,6 +11,7 @@ import {
 } from "../../src/db/schema.ts";
 import {
 	BACKOFF_BASE_SECONDS,
+	backoffSeconds,
 	CLAIM_LEASE_SECONDS,
 	claimJobs,
 	type DeletionOptions,
@@ -240,6 +241,15 @@ async function deletedWithDeadRevocation(w: ReturnType<typeof world>) {
 	expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
 	return { provider, user };
 }
+
+describe("backoff", () => {
+	it("doubles from a minute up to an hour, jittered between half and all of it", () => {
+		const low = (n: number) => backoffSeconds(n, () => 0);
+		const high = (n: number) => backoffSeconds(n, () => 0.999_999);
+		expect([1, 2, 3, 4, 5, 6, 7, 8].map(low)).toEqual([30, 60, 120, 240, 480, 960, 1800, 1800]);
+		expect([1, 2, 7, 8, 20].map((n) => Math.round(high(n)))).toEqual([60, 120, 3600, 3600, 3600]);
+	});
+});
 
 describe("retries", () => {
 	it("a refused revocation is retried after a jittered exponential backoff and succeeds once the provider answers", async () => {
