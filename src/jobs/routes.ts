@@ -62,7 +62,7 @@ const MaintenanceRequest = z
 	.strictObject({
 		user_id: OpaqueId.optional().openapi({
 			description:
-				"Run the account-deletion work of this user only (its jobs and purge); the other scheduled work runs as usual",
+				"Run the account deletion (its jobs and purge) and the proactive refresh of this user only; the other scheduled work runs as usual",
 		}),
 	})
 	.openapi("MaintenanceRequest");
@@ -80,7 +80,7 @@ const runRoute = createRoute({
 	tags: ["Admin"],
 	summary: "Run the scheduled work now",
 	description:
-		"Runs what the cron runs every minute (account deletion, session sweep, data-key re-wrap), each within its bounds, and answers what each did. Safe to run while the cron runs: jobs are claimed, never run twice at once.",
+		"Runs what the cron runs every minute (account deletion, session sweep, proactive OAuth refresh, data-key re-wrap), each within its bounds, and answers what each did. Safe to run while the cron runs: deletion jobs are claimed, never run twice at once.",
 	middleware: [...adminAuth()],
 	security: bearerSecurity,
 	request: { body: { ...json(MaintenanceRequest), required: false } },
