@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { startAgentMail } from "../test/setup/agentmail.ts";
 import { startOAuthServer } from "../test/setup/oauth-server.ts";
-import { startInfraProcess, startWorker } from "./lib.ts";
+import { apiClient, startInfraProcess, startWorker } from "./lib.ts";
 
 /**
  * `npx tsx bench/deprovision.ts`: how many deleted users one scheduled run gets through.
@@ -67,22 +67,7 @@ const worker = await startWorker({
 });
 const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
 
-async function api<T>(
-	path: string,
-	init: RequestInit & { json?: unknown; token?: string } = {},
-): Promise<T> {
-	const headers = new Headers(init.headers);
-	if (init.token) headers.set("authorization", `Bearer ${init.token}`);
-	if (init.json !== undefined) headers.set("content-type", "application/json");
-	const res = await fetch(`${worker.url}${path}`, {
-		...init,
-		headers,
-		body: init.json === undefined ? init.body : JSON.stringify(init.json),
-	});
-	if (!res.ok)
-		throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
-	return (await res.json()) as T;
-}
+const api = apiClient(worker.url);
 
 interface Summary {
 	duration_ms: number;

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import pg from "pg";
 import { startOAuthServer } from "../test/setup/oauth-server.ts";
 import {
+	apiClient,
 	makeSettle,
 	measureInterleaved,
 	printTable,
@@ -9,6 +10,7 @@ import {
 	type Scenario,
 	startInfraProcess,
 	startWorker,
+	timingCalls,
 } from "./lib.ts";
 
 /**
@@ -34,29 +36,9 @@ const worker = await startWorker(infra.bindings).catch(async (err) => {
 const oauth = await startOAuthServer({ redirectUris: [`${worker.url}/v1/oauth/callback`] });
 const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
 
-async function api<T>(
-	path: string,
-	init: RequestInit & { json?: unknown; token?: string } = {},
-): Promise<T> {
-	const headers = new Headers(init.headers);
-	if (init.token) headers.set("authorization", `Bearer ${init.token}`);
-	if (init.json !== undefined) headers.set("content-type", "application/json");
-	const res = await fetch(`${worker.url}${path}`, {
-		...init,
-		headers,
-		body: init.json === undefined ? init.body : JSON.stringify(init.json),
-	});
-	if (!res.ok)
-		throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
-	return (await res.json()) as T;
-}
+const api = apiClient(worker.url);
 
-const redisCalls = (res: Response) => {
-	const m = /(?:^|, )redis;dur=[\d.]+;desc="(\d+) calls?"/.exec(
-		res.headers.get("server-timing") ?? "",
-	);
-	return m ? Number(m[1]) : 0;
-};
+const redisCalls = (res: Response) => timingCalls(res, "redis");
 
 const accessTokensIssued = async (account: string) => {
 	const res = await fetch(`${oauth.tokensUrl}?account=${account}`);

@@ -222,3 +222,30 @@ export function printTable(results: Result[], baselineOf: (r: Result) => Result 
 	});
 	console.table(rows);
 }
+
+export type ApiInit = RequestInit & { json?: unknown; token?: string };
+
+/** A JSON client for the worker under test; any non-2xx answer throws with its body. */
+export function apiClient(baseUrl: string) {
+	return async function api<T>(path: string, init: ApiInit = {}): Promise<T> {
+		const headers = new Headers(init.headers);
+		if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+		if (init.json !== undefined) headers.set("content-type", "application/json");
+		const res = await fetch(`${baseUrl}${path}`, {
+			...init,
+			headers,
+			body: init.json === undefined ? init.body : JSON.stringify(init.json),
+		});
+		if (!res.ok)
+			throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
+		return (await res.json()) as T;
+	};
+}
+
+/** Calls of one Server-Timing metric the worker reports (e.g. `redis`). */
+export function timingCalls(res: Response, metric: string): number {
+	const m = new RegExp(`(?:^|, )${metric};dur=[\\d.]+;desc="(\\d+) calls?"`).exec(
+		res.headers.get("server-timing") ?? "",
+	);
+	return m ? Number(m[1]) : 0;
+}

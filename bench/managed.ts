@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { startAgentMail } from "../test/setup/agentmail.ts";
 import {
+	apiClient,
 	makeSettle,
 	measureInterleaved,
 	printTable,
@@ -8,6 +9,7 @@ import {
 	type Scenario,
 	startInfraProcess,
 	startWorker,
+	timingCalls,
 } from "./lib.ts";
 
 /**
@@ -39,29 +41,9 @@ const worker = await startWorker({
 });
 const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
 
-async function api<T>(
-	path: string,
-	init: RequestInit & { json?: unknown; token?: string } = {},
-): Promise<T> {
-	const headers = new Headers(init.headers);
-	if (init.token) headers.set("authorization", `Bearer ${init.token}`);
-	if (init.json !== undefined) headers.set("content-type", "application/json");
-	const res = await fetch(`${worker.url}${path}`, {
-		...init,
-		headers,
-		body: init.json === undefined ? init.body : JSON.stringify(init.json),
-	});
-	if (!res.ok)
-		throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
-	return (await res.json()) as T;
-}
+const api = apiClient(worker.url);
 
-const redisCalls = (res: Response) => {
-	const m = /(?:^|, )redis;dur=[\d.]+;desc="(\d+) calls?"/.exec(
-		res.headers.get("server-timing") ?? "",
-	);
-	return m ? Number(m[1]) : 0;
-};
+const redisCalls = (res: Response) => timingCalls(res, "redis");
 
 const agentmailCalls = async () => {
 	const res = await fetch(`${agentmail.url}/_control/orgs/${encodeURIComponent(orgKey)}`);

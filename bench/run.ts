@@ -3,6 +3,7 @@ import pg from "pg";
 import { generateKey } from "../src/auth/key-format.ts";
 import { benchCrypto } from "./crypto.ts";
 import {
+	apiClient,
 	makeSettle,
 	measureInterleaved,
 	printTable,
@@ -37,22 +38,7 @@ const worker = await startWorker(infra.bindings).catch(async (err) => {
 });
 const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
 
-async function api<T>(
-	path: string,
-	init: RequestInit & { json?: unknown; token?: string } = {},
-): Promise<T> {
-	const headers = new Headers(init.headers);
-	if (init.token) headers.set("authorization", `Bearer ${init.token}`);
-	if (init.json !== undefined) headers.set("content-type", "application/json");
-	const res = await fetch(`${worker.url}${path}`, {
-		...init,
-		headers,
-		body: init.json === undefined ? init.body : JSON.stringify(init.json),
-	});
-	if (!res.ok)
-		throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${await res.text()}`);
-	return (await res.json()) as T;
-}
+const api = apiClient(worker.url);
 
 const results: Result[] = [];
 const roundTrips: Record<string, { http: number; statements: number }> = {};
