@@ -47,7 +47,7 @@ const accessTokensIssued = async (account: string) => {
 
 const results: Result[] = [];
 const perLease: Record<string, { pg: number; redis: number }> = {};
-let herd: Record<string, number> = {};
+let herd: Record<string, number | string> = {};
 try {
 	const user = await api<{ id: string }>("/v1/admin/users", {
 		method: "POST",
@@ -147,8 +147,51 @@ try {
 		results.push(...(await measureInterleaved(scenarios, c, REQUESTS, { settle })));
 	}
 
-	// Thundering herd: the token has expired; HERD leases arrive at once.
-	await settle();
+	// Thundering herd: HERD leases arrive at once. First on the fresh token (the same burst with
+	// no refresh: the baseline), then on the token expired.
+	const burst = async (label: string) => {
+		await settle();
+		const issuedBefore = await accessTokensIssued(account);
+		const latencies: number[] = [];
+		const tokens = new Set<string>();
+		let failures = 0;
+		const failureCodes: Record<string, number> = {};
+		const t0 = performance.now();
+		await Promise.all(
+			Array.from({ length: HERD }, async () => {
+				const { url, init } = lease(oauthCredential.id)();
+				const s = performance.now();
+				const res = await fetch(url, init);
+				const text = await res.text();
+				let body: { secret?: { access_token?: string } } = {};
+				try {
+					body = JSON.parse(text);
+				} catch {
+					// Counted as a failure below (e.g. wrangler restarting the worker mid-request).
+				}
+				latencies.push(performance.now() - s);
+				if (res.status !== 201 || !body.secret) {
+					failures++;
+					const code = `${res.status} ${(body as { error?: { code?: string } }).error?.code ?? text.slice(0, 40)}`;
+					failureCodes[code] = (failureCodes[code] ?? 0) + 1;
+				} else if (body.secret?.access_token) tokens.add(body.secret.access_token);
+			}),
+		);
+		latencies.sort((a, b) => a - b);
+		const figures = {
+			leases: HERD,
+			provider_calls: (await accessTokensIssued(account)) - issuedBefore,
+			failures,
+			...(failures ? { failure_codes: JSON.stringify(failureCodes) } : {}),
+			distinct_tokens: tokens.size,
+			p50_ms: Math.round(latencies[Math.floor(latencies.length / 2)] ?? 0),
+			p99_ms: Math.round(latencies[Math.ceil(latencies.length * 0.99) - 1] ?? 0),
+			seconds: Number(((performance.now() - t0) / 1000).toFixed(2)),
+		};
+		console.log(`${label}:`, figures);
+		return figures;
+	};
+	const fresh = await burst("Burst of leases, fresh token (baseline)");
 	const db = new pg.Client({ connectionString: infra.databaseUrl });
 	await db.connect();
 	await db.query(
@@ -156,40 +199,13 @@ try {
 		[oauthCredential.id],
 	);
 	await db.end();
-	const issuedBefore = await accessTokensIssued(account);
-	const latencies: number[] = [];
-	const tokens = new Set<string>();
-	let failures = 0;
-	const t0 = performance.now();
-	await Promise.all(
-		Array.from({ length: HERD }, async () => {
-			const { url, init } = lease(oauthCredential.id)();
-			const s = performance.now();
-			const res = await fetch(url, init);
-			const text = await res.text();
-			let body: { secret?: { access_token?: string } } = {};
-			try {
-				body = JSON.parse(text);
-			} catch {
-				// Counted as a failure below (e.g. wrangler restarting the worker mid-request).
-			}
-			latencies.push(performance.now() - s);
-			if (res.status !== 201 || !body.secret) failures++;
-			else if (body.secret?.access_token) tokens.add(body.secret.access_token);
-		}),
-	);
-	const seconds = (performance.now() - t0) / 1000;
-	latencies.sort((a, b) => a - b);
+	const expired = await burst("Thundering herd, expired token");
 	herd = {
-		leases: HERD,
-		provider_calls: (await accessTokensIssued(account)) - issuedBefore,
-		failures,
-		distinct_tokens: tokens.size,
-		p50_ms: Math.round(latencies[Math.floor(latencies.length / 2)] ?? 0),
-		p99_ms: Math.round(latencies[Math.ceil(latencies.length * 0.99) - 1] ?? 0),
-		seconds: Number(seconds.toFixed(2)),
+		...expired,
+		baseline_p50_ms: fresh.p50_ms,
+		baseline_p99_ms: fresh.p99_ms,
+		p99_vs_baseline: Number((expired.p99_ms / Math.max(fresh.p99_ms, 1)).toFixed(2)),
 	};
-	console.log("Thundering herd (expired token):", herd);
 } finally {
 	await oauth.close();
 	await worker.stop();

@@ -122,6 +122,35 @@ return 1
 
 type Reply = [string, string | number];
 
+const shas = new Map<string, Promise<string>>();
+
+/** SHA-1 of a script, computed once per isolate rather than once per request. */
+function shaOf(script: string): Promise<string> {
+	let sha = shas.get(script);
+	if (!sha) {
+		sha = crypto.subtle
+			.digest("SHA-1", new TextEncoder().encode(script))
+			.then((d) => [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join(""));
+		shas.set(script, sha);
+	}
+	return sha;
+}
+
+/** EVALSHA, and EVAL once when this Redis has not seen the script yet (NOSCRIPT). */
+function scriptOf<T>(redis: Redis, script: string) {
+	return {
+		async exec(keys: string[], args: string[]): Promise<T> {
+			const sha = await shaOf(script);
+			try {
+				return (await redis.evalsha(sha, keys, args)) as T;
+			} catch (err) {
+				if (!(err instanceof Error) || !err.message.includes("NOSCRIPT")) throw err;
+				return (await redis.eval(script, keys, args)) as T;
+			}
+		},
+	};
+}
+
 /** A lock store that does not answer is a 503: neither the caller's fault nor the provider's. */
 export function lockStoreDown(cause: unknown): LatchkeyError {
 	return new LatchkeyError("dependency_unavailable", "The lease store (Redis) is unavailable.", {
@@ -154,13 +183,13 @@ export class LeaseStore {
 
 	constructor(private readonly redis: Redis) {
 		this.scripts = {
-			grant: redis.createScript<Reply>(GRANT),
-			renew: redis.createScript<Reply>(RENEW),
-			release: redis.createScript<string>(RELEASE),
-			endAll: redis.createScript<number>(END_ALL),
-			beginWrite: redis.createScript<[number, string]>(BEGIN_WRITE),
-			commitWrite: redis.createScript<number>(COMMIT_WRITE),
-			abandonWrite: redis.createScript<number>(ABANDON_WRITE),
+			grant: scriptOf<Reply>(redis, GRANT),
+			renew: scriptOf<Reply>(redis, RENEW),
+			release: scriptOf<string>(redis, RELEASE),
+			endAll: scriptOf<number>(redis, END_ALL),
+			beginWrite: scriptOf<[number, string]>(redis, BEGIN_WRITE),
+			commitWrite: scriptOf<number>(redis, COMMIT_WRITE),
+			abandonWrite: scriptOf<number>(redis, ABANDON_WRITE),
 		};
 	}
 
