@@ -21,6 +21,8 @@ const SECRET_VALUE_PATTERNS: [RegExp, string][] = [
 	[/\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, REDACTED], // JWTs
 	[/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, `$1 ${REDACTED}`],
 	[/\b(gh[pousr]_[A-Za-z0-9]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|ya29\.[A-Za-z0-9_-]+)/g, REDACTED],
+	// AgentMail API keys (the managed credentials Latchkey provisions).
+	[/\bam_[A-Za-z0-9_]{16,}/g, REDACTED],
 	[
 		/([?&](code|state|token|access_token|refresh_token|client_secret|api_key|password)=)[^&\s"]+/gi,
 		`$1${REDACTED}`,

@@ -37,6 +37,7 @@ describe("redact", () => {
 			"auth Bearer abc.def-ghi",
 			"url https://x/cb?code=SECRETCODE&state=S123",
 			'body {"access_token":"ya29.A0ARrdaM","token_type":"bearer"}',
+			"agentmail am_pod_k3Jd8sLq0ZxYw2VbNc4M",
 		].join("\n");
 		const out = redact(text) as string;
 		for (const secret of [
@@ -48,6 +49,7 @@ describe("redact", () => {
 			"SECRETCODE",
 			"S123",
 			"ya29.A0",
+			"am_pod_k3J",
 		]) {
 			expect(out).not.toContain(secret);
 		}
