@@ -167,6 +167,11 @@ const ConfigSchema = z
 		LATCHKEY_PURGE_DELAY_SECONDS: wholeNumber(0, 0, 30 * 86_400),
 		/** How long ended (revoked or expired) sessions and their refresh tokens are kept. */
 		LATCHKEY_SESSION_RETENTION_DAYS: wholeNumber(30, 1, 3650),
+		/**
+		 * How far ahead the scheduled run refreshes OAuth tokens (docs/leases.md); 0 turns the
+		 * proactive refresh off, leaving every refresh to the lease that needs it.
+		 */
+		LATCHKEY_PROACTIVE_REFRESH_SECONDS: wholeNumber(900, 0, 86_400),
 	})
 	.superRefine((cfg, ctx) => {
 		if (!(cfg.LATCHKEY_ENCRYPTION_ACTIVE_KEY in cfg.LATCHKEY_ENCRYPTION_KEYS)) {

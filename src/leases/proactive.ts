@@ -7,13 +7,13 @@ import { ensureFresh, loadCredential, type OAuthRow } from "./refresh.ts";
 
 /**
  * Refreshes OAuth tokens before anyone needs them: those that expire within the next 15 minutes
+ * (LATCHKEY_PROACTIVE_REFRESH_SECONDS)
  * and are not backing off after a failure, soonest first, in a bounded batch and time budget so
  * one cron run stays within the Workers CPU limit. It goes through the same single-flight lock
  * and fencing as a lease, and never waits for held leases (a token still held is left for the
  * next run or for the lease that needs it).
  */
 
-const HORIZON_MS = 15 * 60 * 1000;
 const BATCH = 50;
 const BUDGET_MS = 10_000;
 /** How long one refresh may wait for another isolate's refresh of the same credential. */
@@ -23,6 +23,8 @@ export async function refreshExpiring(
 	services: Services,
 	options: { batch?: number; budgetMs?: number; userIds?: readonly string[] } = {},
 ): Promise<Record<string, number>> {
+	const horizonMs = services.config.LATCHKEY_PROACTIVE_REFRESH_SECONDS * 1000;
+	if (horizonMs === 0) return { candidates: 0, refreshed: 0, held: 0, failed: 0, reconnect: 0 };
 	const now = services.now();
 	const started = performance.now();
 	const candidates = await services.db
@@ -32,7 +34,7 @@ export async function refreshExpiring(
 			and(
 				eq(credentials.type, "oauth2"),
 				eq(credentials.status, "active"),
-				lt(credentials.accessTokenExpiresAt, new Date(now.getTime() + HORIZON_MS)),
+				lt(credentials.accessTokenExpiresAt, new Date(now.getTime() + horizonMs)),
 				or(isNull(credentials.refreshRetryAt), lte(credentials.refreshRetryAt, now)),
 				options.userIds ? inArray(credentials.userId, [...options.userIds]) : undefined,
 			),
@@ -46,7 +48,7 @@ export async function refreshExpiring(
 			const row = await loadCredential(services, id);
 			if (row?.type !== "oauth2") continue;
 			const outcome = await ensureFresh(services, row as OAuthRow, {
-				ttlMs: HORIZON_MS,
+				ttlMs: horizonMs,
 				deadline: performance.now() + WAIT_MS,
 				waitForHolders: false,
 			});

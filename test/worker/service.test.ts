@@ -321,7 +321,9 @@ describe("scheduled", () => {
 			lines.push(String(line));
 		});
 		const ctx = createExecutionContext();
-		await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), testEnv, ctx);
+		// Proactive refresh off: on the shared database it would refresh tokens other files age.
+		const env = { ...testEnv, LATCHKEY_PROACTIVE_REFRESH_SECONDS: "0" };
+		await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), env, ctx);
 		await waitOnExecutionContext(ctx);
 		const summary = lines.map((l) => JSON.parse(l)).find((r) => r.msg === "maintenance run");
 		expect(summary).toMatchObject({ level: "info", cron: "*/5 * * * *", jobs: expect.any(Array) });
