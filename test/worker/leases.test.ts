@@ -12,7 +12,7 @@ import { createLogger } from "../../src/log.ts";
 import { createServices, type Services } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { admin, exchange, userWithKey } from "./fixtures.ts";
-import { call, expectError, testDb, testEnv } from "./helpers.ts";
+import { call, clockedApp, expectError, testDb, testEnv } from "./helpers.ts";
 import {
 	as,
 	connect,
@@ -266,6 +266,43 @@ describe("leasing stored secrets", () => {
 			410,
 			"lease_gone",
 		);
+	});
+
+	it("a lease that ran out is gone: renew and release answer 410", async () => {
+		const w = clockedApp();
+		const { key } = await userWithKey();
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_exp" });
+		const res = await w.call(`/v1/credentials/${id}/leases`, {
+			method: "POST",
+			token: key,
+			json: { ttl_seconds: 5 },
+		});
+		const l = await leased(res);
+		w.advance(6);
+		await expectError(
+			await w.call(`/v1/leases/${l.lease_id}/renew`, { method: "POST", token: key, json: {} }),
+			410,
+			"lease_gone",
+		);
+		await expectError(
+			await w.call(`/v1/leases/${l.lease_id}`, { method: "DELETE", token: key }),
+			410,
+			"lease_gone",
+		);
+	});
+
+	it("every user may lease a system credential", async () => {
+		const res = await call("/v1/admin/system-credentials", {
+			method: "POST",
+			token: admin(),
+			json: { provider: "shared-svc", type: "api_key", api_key: "sys_key_0001" },
+		});
+		expect(res.status).toBe(201);
+		const { id } = (await res.json()) as { id: string };
+		for (const { key } of [await userWithKey(), await userWithKey()]) {
+			const l = await leased(await lease(key, id));
+			expect(l.secret).toEqual({ type: "api_key", api_key: "sys_key_0001" });
+		}
 	});
 
 	it("a renewal past the token's expiry is 409 token_expiring", async () => {
