@@ -407,10 +407,3 @@ export function keyCheck(db: Database, keyId: string) {
 		},
 	};
 }
-
-/** Uncached re-check of a key by id, for requests that are about to return a secret. */
-export async function recheckKey(db: Database, keyId: string, now: Date): Promise<KeyCheck> {
-	const key = await loadKey(db, eq(apiKeys.id, keyId));
-	if (!key) return { ok: false, reason: "unknown" };
-	return judge(key, now);
-}

@@ -1,10 +1,9 @@
 import { eq } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
 import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Config } from "../config.ts";
 import { sha256, timingSafeEqualBytes } from "../crypto/hash.ts";
-import type { Database } from "../db/client.ts";
+import type { BatchedCheck, Database } from "../db/client.ts";
 import { type UserStatus, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
@@ -15,7 +14,6 @@ import {
 	assertLegacyNotSunset,
 	type KeyCheck,
 	keyCheck,
-	recheckKey,
 	touchKey,
 	verifyPresentedKey,
 } from "./api-keys.ts";
@@ -343,19 +341,13 @@ export function userIdOf(c: Context<AuthEnv>): string {
 	return userId;
 }
 
-/** A fresh credential check for the caller to run in its own batch; see AuthenticateOptions. */
-export interface LiveCheck {
-	query: BatchItem<"pg">;
-	/** Throws the refusal (as authenticate() would) when the credential may no longer act. */
-	assert(rows: unknown): void;
-}
-
 /**
  * The fresh check a route with `deferLiveCheck` owes, as one statement: the session with its key
- * and user, the key with its user, or the user alone. Null when authenticate() already checked
- * fresh, or for the admin token (which no database row can revoke).
+ * and user, the key with its user, or the user alone; `assert` throws the refusal authenticate()
+ * would have. Null when authenticate() already checked fresh, or for the admin token (which no
+ * database row can revoke).
  */
-export function liveCheckOf(c: Context<AuthEnv>): LiveCheck | null {
+export function liveCheckOf(c: Context<AuthEnv>): BatchedCheck | null {
 	if (c.get("credentialCheckedLive")) return null;
 	const principal = c.get("principal");
 	const services = c.get("services");
@@ -415,35 +407,12 @@ export function liveCheckOf(c: Context<AuthEnv>): LiveCheck | null {
  */
 export function requireLiveCredential(): MiddlewareHandler<AuthEnv> {
 	return async function requireLiveCredential(c, next) {
-		const principal = c.get("principal");
-		if (!principal) throw new Error("requireLiveCredential must run after authenticate()");
-		if (c.get("credentialCheckedLive")) return next();
-		const services = c.get("services");
-		const { db } = services;
-		const now = services.now();
-		if (principal.method === "access_token" && principal.sessionId && principal.userId) {
-			const jti = c.get("accessTokenJti") ?? "";
-			const ended = await sessionEnd(
-				db,
-				{ sessionId: principal.sessionId, userId: principal.userId, jti },
-				now,
-				true,
-			);
-			if (ended) throw refuse(sessionFailure(ended));
-		} else if (
-			(principal.method === "api_key" || principal.method === "legacy_key") &&
-			principal.keyId
-		) {
-			const check = await recheckKey(db, principal.keyId, now);
-			if (!check.ok) throw refuse(keyFailure(check));
-		} else if (principal.method === "external" && principal.userId) {
-			try {
-				await requireActiveUser(db, principal.userId, now, true);
-			} catch (err) {
-				throw err instanceof LatchkeyError ? refuse(err) : err;
-			}
+		if (!c.get("principal")) throw new Error("requireLiveCredential must run after authenticate()");
+		const check = liveCheckOf(c);
+		if (check) {
+			const [rows] = await c.get("services").db.batch([check.query]);
+			check.assert(rows);
 		}
-		c.set("credentialCheckedLive", true);
 		await next();
 	};
 }

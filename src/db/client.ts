@@ -6,6 +6,7 @@ import {
 	Pool,
 } from "@neondatabase/serverless";
 import type { ExtractTablesWithRelations } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import { drizzle as drizzleHttp, type NeonHttpDatabase } from "drizzle-orm/neon-http";
 import { drizzle as drizzleWs, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
@@ -133,4 +134,13 @@ export function createDb(
 			await pool?.end().catch(() => {});
 		},
 	};
+}
+
+/**
+ * A statement a caller runs inside its own batch (one round trip for it and the caller's reads),
+ * and the verdict on the rows it returned: `assert` throws when they refuse the request.
+ */
+export interface BatchedCheck {
+	query: BatchItem<"pg">;
+	assert(rows: unknown): void;
 }

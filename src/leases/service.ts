@@ -1,8 +1,8 @@
 import { and, eq, isNull, lt, or } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
 import type { SecretOf } from "../credentials/secrets.ts";
 import { findVisible, openSecret, visibleTo } from "../credentials/service.ts";
 import { randomBase62 } from "../crypto/encoding.ts";
+import type { BatchedCheck } from "../db/client.ts";
 import { type CredentialRow, credentials } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { Services } from "../services.ts";
@@ -43,16 +43,11 @@ export interface Lease {
 	secret: LeaseSecret;
 }
 
-/** The caller's fresh credential check, run in the same batch as the credential read. */
-export interface BatchedCheck {
-	query: BatchItem<"pg">;
-	assert(rows: unknown): void;
-}
-
 export interface LeaseRequest {
 	userId: string;
 	credentialId: string;
 	ttlSeconds: number;
+	/** The caller's fresh credential check, run in the same batch as the credential read. */
 	liveCheck?: BatchedCheck | null;
 	/** Runs work after the response (the Workers `waitUntil`); without it the work is awaited. */
 	defer?: (work: Promise<unknown>) => void;
