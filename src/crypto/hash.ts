@@ -23,9 +23,12 @@ function hmacKey(secret: string): Promise<CryptoKey> {
 	return key;
 }
 
+export async function hmacSha256Bytes(secret: string, data: string): Promise<Bytes> {
+	return new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(secret), utf8(data)));
+}
+
 export async function hmacSha256(secret: string, data: string): Promise<string> {
-	const sig = await crypto.subtle.sign("HMAC", await hmacKey(secret), utf8(data));
-	return toBase64Url(new Uint8Array(sig));
+	return toBase64Url(await hmacSha256Bytes(secret, data));
 }
 
 /** HMAC verification happens inside WebCrypto, which compares in constant time. */

@@ -149,7 +149,7 @@ function expectString(value: unknown, what: string): string {
 	return value;
 }
 
-/** Deletes the keys of a pod this provider made (or, with `all`, every key of the pod). */
+/** Deletes the keys of a pod that `match`. */
 async function deleteKeys(
 	am: AgentMailApi,
 	podId: string,

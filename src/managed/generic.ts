@@ -1,6 +1,7 @@
 import { and, asc, eq, sql } from "drizzle-orm";
-import { toHex, utf8 } from "../crypto/encoding.ts";
+import { toHex } from "../crypto/encoding.ts";
 import { getKeyRing, open, seal } from "../crypto/envelope.ts";
+import { hmacSha256Bytes } from "../crypto/hash.ts";
 import {
 	type CredentialRow,
 	credentials,
@@ -47,24 +48,13 @@ export const provisionerAad = (id: string) => JSON.stringify(["managed_provider"
 export const genericClientId = (providerId: string, userId: string) =>
 	`latchkey-${providerId}-${userId}`;
 
-async function hmacHex(secret: string, data: string): Promise<string> {
-	const key = await crypto.subtle.importKey(
-		"raw",
-		utf8(secret),
-		{ name: "HMAC", hash: "SHA-256" },
-		false,
-		["sign"],
-	);
-	return toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, utf8(data))));
-}
-
 /** The signature header value for a body sent at `unixSeconds`. */
 export async function signatureFor(
 	secret: string,
 	unixSeconds: number,
 	body: string,
 ): Promise<string> {
-	return `t=${unixSeconds},v1=${await hmacHex(secret, `${unixSeconds}.${body}`)}`;
+	return `t=${unixSeconds},v1=${toHex(await hmacSha256Bytes(secret, `${unixSeconds}.${body}`))}`;
 }
 
 async function openSecretOf(services: Services, row: ManagedProviderConfigRow): Promise<string> {
