@@ -1,5 +1,5 @@
-import { and, asc, eq, inArray, isNull, lt, lte, or } from "drizzle-orm";
-import { credentials } from "../db/schema.ts";
+import { and, asc, eq, inArray, isNull, lt, lte, notExists, or } from "drizzle-orm";
+import { credentials, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { Job } from "../jobs/job.ts";
 import type { Services } from "../services.ts";
@@ -37,6 +37,17 @@ export async function refreshExpiring(
 				lt(credentials.accessTokenExpiresAt, new Date(now.getTime() + horizonMs)),
 				or(isNull(credentials.refreshRetryAt), lte(credentials.refreshRetryAt, now)),
 				options.userIds ? inArray(credentials.userId, [...options.userIds]) : undefined,
+				// A deleting user's tokens are being revoked upstream: a refresh now could rotate the
+				// refresh token past the one the revocation job read, leaving the grant alive.
+				or(
+					isNull(credentials.userId),
+					notExists(
+						services.db
+							.select({ id: users.id })
+							.from(users)
+							.where(and(eq(users.id, credentials.userId), eq(users.status, "deleting"))),
+					),
+				),
 			),
 		)
 		.orderBy(asc(credentials.accessTokenExpiresAt))

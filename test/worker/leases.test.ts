@@ -674,6 +674,15 @@ describe("proactive refresh (scheduled)", () => {
 			expect((await tokensOf(id)).access_token).toBe(before.get(id)?.access_token);
 			expect(await refreshAttempts(before.get(id)?.refresh_token ?? "")).toBe(0);
 		}
+		// A deleting user's tokens are left alone: the deletion job revokes them upstream.
+		const leaving = await userWithKey();
+		const theirs = await connect(leaving.key, account("pro"), {}, PLAIN);
+		await age(theirs, 3000, 600);
+		await db.execute(sql`update users set status = 'deleting' where id = ${leaving.id}`);
+		expect(await refreshExpiring(services, { userIds: [leaving.id] })).toMatchObject({
+			candidates: 0,
+		});
+
 		// Once the lease is released, the next run refreshes the held one too.
 		await releaseLease(services, { userId: user.id, leaseId: lease.lease_id });
 		expect(await refreshExpiring(services, { userIds: [user.id] })).toMatchObject({ refreshed: 1 });
