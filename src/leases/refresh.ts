@@ -54,7 +54,7 @@ export type RefreshOutcome =
 	/** The row now holds tokens good for the lease (refreshed here or by someone else). */
 	| { kind: "fresh"; row: OAuthRow }
 	/** The refresh failed transiently or is backing off; the row's token may still be valid. */
-	| { kind: "transient"; row: OAuthRow; error?: LatchkeyError }
+	| { kind: "transient"; row: OAuthRow }
 	/** Held leases still hold the token; the proactive refresh leaves it for now. */
 	| { kind: "held"; row: OAuthRow };
 
@@ -241,7 +241,7 @@ async function refreshHoldingLock(
 				throw await markReconnect(services, row, "invalid_grant");
 			}
 			if (err instanceof LatchkeyError && err.code === "provider_unavailable") {
-				return { kind: "transient", row: await recordFailure(services, row), error: err };
+				return { kind: "transient", row: await recordFailure(services, row) };
 			}
 			throw err;
 		}

@@ -49,7 +49,7 @@ export interface LeaseRequest {
 	ttlSeconds: number;
 	/** The caller's fresh credential check, run in the same batch as the credential read. */
 	liveCheck?: BatchedCheck | null;
-	/** Runs work after the response (the Workers `waitUntil`); without it the work is awaited. */
+	/** Keeps work alive past the response (the Workers `waitUntil`); without it the work is not awaited. */
 	defer?: (work: Promise<unknown>) => void;
 	hooks?: RefreshHooks;
 }

@@ -171,7 +171,7 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
 export type GrantResult =
 	| { outcome: "ok" }
 	| { outcome: "queued"; retryInMs: number }
-	| { outcome: "stale"; generation: number };
+	| { outcome: "stale" };
 
 export type RenewResult =
 	| { outcome: "ok" }
@@ -217,7 +217,7 @@ export class LeaseStore {
 				],
 			);
 			if (outcome === "queued") return { outcome, retryInMs: Number(value) };
-			if (outcome === "stale") return { outcome, generation: Number(value) };
+			if (outcome === "stale") return { outcome };
 			return { outcome: "ok" };
 		});
 	}
