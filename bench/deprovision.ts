@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { startAgentMail } from "../test/setup/agentmail.ts";
 import { startOAuthServer } from "../test/setup/oauth-server.ts";
-import { apiClient, startInfraProcess, startWorker } from "./lib.ts";
+import { apiClient, benchUser, startInfraProcess, startWorker } from "./lib.ts";
 
 /**
  * `npx tsx bench/deprovision.ts`: how many deleted users one scheduled run gets through.
@@ -99,16 +99,7 @@ try {
 		await Promise.all(
 			Array.from({ length: Math.min(20, USERS - start) }, async (_, k) => {
 				const i = start + k;
-				const user = await api<{ id: string }>("/v1/admin/users", {
-					method: "POST",
-					token: admin,
-					json: { email: `bench-deprovision-${Date.now()}-${i}@example.com` },
-				});
-				const { key } = await api<{ key: string }>(`/v1/admin/users/${user.id}/api-keys`, {
-					method: "POST",
-					token: admin,
-					json: { name: "bench" },
-				});
+				const { key } = await benchUser(api, admin, `deprovision-${i}`);
 				await api("/v1/credentials", {
 					method: "POST",
 					token: key,

@@ -3,6 +3,7 @@ import pg from "pg";
 import { startOAuthServer } from "../test/setup/oauth-server.ts";
 import {
 	apiClient,
+	benchUser,
 	makeSettle,
 	measureInterleaved,
 	printTable,
@@ -49,16 +50,7 @@ const results: Result[] = [];
 const perLease: Record<string, { pg: number; redis: number }> = {};
 let herd: Record<string, number | string> = {};
 try {
-	const user = await api<{ id: string }>("/v1/admin/users", {
-		method: "POST",
-		token: admin,
-		json: { email: `bench-lease-${Date.now()}@example.com` },
-	});
-	const { key } = await api<{ key: string }>(`/v1/admin/users/${user.id}/api-keys`, {
-		method: "POST",
-		token: admin,
-		json: { name: "bench" },
-	});
+	const { key } = await benchUser(api, admin, "lease");
 	const apiKey = await api<{ id: string }>("/v1/credentials", {
 		method: "POST",
 		token: key,

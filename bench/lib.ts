@@ -249,3 +249,22 @@ export function timingCalls(res: Response, metric: string): number {
 	);
 	return m ? Number(m[1]) : 0;
 }
+
+/** A fresh user and an API key with every user scope, through the admin routes. */
+export async function benchUser(
+	api: ReturnType<typeof apiClient>,
+	admin: string,
+	label: string,
+): Promise<{ id: string; key: string }> {
+	const user = await api<{ id: string }>("/v1/admin/users", {
+		method: "POST",
+		token: admin,
+		json: { email: `bench-${label}-${Date.now()}-${crypto.randomUUID().slice(0, 8)}@example.com` },
+	});
+	const { key } = await api<{ key: string }>(`/v1/admin/users/${user.id}/api-keys`, {
+		method: "POST",
+		token: admin,
+		json: { name: "bench" },
+	});
+	return { id: user.id, key };
+}

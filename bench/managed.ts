@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { startAgentMail } from "../test/setup/agentmail.ts";
 import {
 	apiClient,
+	benchUser,
 	makeSettle,
 	measureInterleaved,
 	printTable,
@@ -54,16 +55,7 @@ const results: Result[] = [];
 let perListing: Record<string, number> = {};
 let provisioning: Record<string, number> = {};
 try {
-	const user = await api<{ id: string }>("/v1/admin/users", {
-		method: "POST",
-		token: admin,
-		json: { email: `bench-managed-${Date.now()}@example.com` },
-	});
-	const { key } = await api<{ key: string }>(`/v1/admin/users/${user.id}/api-keys`, {
-		method: "POST",
-		token: admin,
-		json: { name: "bench" },
-	});
+	const { key } = await benchUser(api, admin, "managed");
 	await api("/v1/credentials", {
 		method: "POST",
 		token: key,

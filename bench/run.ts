@@ -4,6 +4,7 @@ import { generateKey } from "../src/auth/key-format.ts";
 import { benchCrypto } from "./crypto.ts";
 import {
 	apiClient,
+	benchUser,
 	makeSettle,
 	measureInterleaved,
 	printTable,
@@ -43,16 +44,8 @@ const api = apiClient(worker.url);
 const results: Result[] = [];
 const roundTrips: Record<string, { http: number; statements: number }> = {};
 try {
-	const user = await api<{ id: string }>("/v1/admin/users", {
-		method: "POST",
-		token: admin,
-		json: { email: `bench-${Date.now()}@example.com` },
-	});
-	const { key } = await api<{ key: string }>(`/v1/admin/users/${user.id}/api-keys`, {
-		method: "POST",
-		token: admin,
-		json: { name: "bench" },
-	});
+	const user = await benchUser(api, admin, "main");
+	const { key } = user;
 	const pair = await api<{ access_token: string }>("/v1/auth/token", {
 		method: "POST",
 		json: { grant_type: "api_key", api_key: key },
@@ -61,18 +54,7 @@ try {
 	// Another user holding 200 credentials, for the listing scenario.
 	const holders: Record<number, string> = {};
 	for (const count of [200]) {
-		const holder = await api<{ id: string }>("/v1/admin/users", {
-			method: "POST",
-			token: admin,
-			json: { email: `bench-${count}-${Date.now()}@example.com` },
-		});
-		const holderKey = (
-			await api<{ key: string }>(`/v1/admin/users/${holder.id}/api-keys`, {
-				method: "POST",
-				token: admin,
-				json: { name: "bench" },
-			})
-		).key;
+		const holderKey = (await benchUser(api, admin, `holder-${count}`)).key;
 		for (let i = 0; i < count; i++) {
 			await api("/v1/credentials", {
 				method: "POST",
