@@ -1,4 +1,3 @@
-import { mkdirSync, writeFileSync } from "node:fs";
 import pg from "pg";
 import { startOAuthServer } from "../test/setup/oauth-server.ts";
 import {
@@ -6,9 +5,10 @@ import {
 	benchUser,
 	makeSettle,
 	measureInterleaved,
-	printTable,
+	printAgainst,
 	type Result,
 	type Scenario,
+	saveResults,
 	startInfraProcess,
 	startWorker,
 	timingCalls,
@@ -204,21 +204,9 @@ try {
 	await infra.close();
 }
 
-printTable(results, (r) =>
-	results.find((b) => b.name === "/health" && b.concurrency === r.concurrency),
-);
-mkdirSync("bench/results", { recursive: true });
-writeFileSync(
-	"bench/results/leases.json",
-	`${JSON.stringify(
-		{
-			at: new Date().toISOString(),
-			engines: { postgres: infra.postgres, redis: infra.redis },
-			per_lease: perLease,
-			herd,
-			results,
-		},
-		null,
-		2,
-	)}\n`,
-);
+printAgainst(results, "/health");
+saveResults("leases", infra, {
+	per_lease: perLease,
+	herd,
+	results,
+});

@@ -1,5 +1,5 @@
 import { fork } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../scripts/lib/net.ts";
 import {
@@ -267,4 +267,26 @@ export async function benchUser(
 		json: { name: "bench" },
 	});
 	return { id: user.id, key };
+}
+
+/** The table of every result next to `baseline` measured in the same run and concurrency. */
+export function printAgainst(results: Result[], baseline: string): void {
+	printTable(results, (r) =>
+		results.find((b) => b.name === baseline && b.concurrency === r.concurrency),
+	);
+}
+
+/** Writes `bench/results/<name>.json`: when, on which engines, and the bench's own figures. */
+export function saveResults(
+	name: string,
+	infra: Pick<BenchInfra, "postgres" | "redis">,
+	figures: Record<string, unknown>,
+): void {
+	mkdirSync("bench/results", { recursive: true });
+	const record = {
+		at: new Date().toISOString(),
+		engines: { postgres: infra.postgres, redis: infra.redis },
+		...figures,
+	};
+	writeFileSync(`bench/results/${name}.json`, `${JSON.stringify(record, null, 2)}\n`);
 }

@@ -1,13 +1,13 @@
-import { mkdirSync, writeFileSync } from "node:fs";
 import { startAgentMail } from "../test/setup/agentmail.ts";
 import {
 	apiClient,
 	benchUser,
 	makeSettle,
 	measureInterleaved,
-	printTable,
+	printAgainst,
 	type Result,
 	type Scenario,
+	saveResults,
 	startInfraProcess,
 	startWorker,
 	timingCalls,
@@ -122,21 +122,9 @@ try {
 	await infra.close();
 }
 
-printTable(results, (r) =>
-	results.find((b) => b.name === "/health/ready" && b.concurrency === r.concurrency),
-);
-mkdirSync("bench/results", { recursive: true });
-writeFileSync(
-	"bench/results/managed.json",
-	`${JSON.stringify(
-		{
-			at: new Date().toISOString(),
-			engines: { postgres: infra.postgres, redis: infra.redis },
-			first_listing: provisioning,
-			per_listing: perListing,
-			results,
-		},
-		null,
-		2,
-	)}\n`,
-);
+printAgainst(results, "/health/ready");
+saveResults("managed", infra, {
+	first_listing: provisioning,
+	per_listing: perListing,
+	results,
+});

@@ -1,4 +1,3 @@
-import { mkdirSync, writeFileSync } from "node:fs";
 import pg from "pg";
 import { generateKey } from "../src/auth/key-format.ts";
 import { benchCrypto } from "./crypto.ts";
@@ -7,9 +6,10 @@ import {
 	benchUser,
 	makeSettle,
 	measureInterleaved,
-	printTable,
+	printAgainst,
 	type Result,
 	type Scenario,
+	saveResults,
 	startInfraProcess,
 	startWorker,
 } from "./lib.ts";
@@ -173,21 +173,9 @@ try {
 
 // Every figure against /health of the same run and concurrency: the cost of the worker and of
 // wrangler's local proxy, with no I/O.
-printTable(results, (r) =>
-	results.find((b) => b.name === "/health" && b.concurrency === r.concurrency),
-);
-mkdirSync("bench/results", { recursive: true });
-writeFileSync(
-	"bench/results/latest.json",
-	`${JSON.stringify(
-		{
-			at: new Date().toISOString(),
-			engines: { postgres: infra.postgres, redis: infra.redis },
-			crypto_us: cryptoFigures,
-			pg_round_trips: roundTrips,
-			results,
-		},
-		null,
-		2,
-	)}\n`,
-);
+printAgainst(results, "/health");
+saveResults("latest", infra, {
+	crypto_us: cryptoFigures,
+	pg_round_trips: roundTrips,
+	results,
+});
