@@ -6,7 +6,6 @@ import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, errorResponses, IdParam, idParam, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
-import { inactiveUserError } from "../user-status.ts";
 import { getChangeableUser } from "../users/service.ts";
 import {
 	assertLegacyNotSunset,
@@ -30,7 +29,12 @@ import {
 } from "./middleware.ts";
 import type { Principal } from "./principal.ts";
 import { SCOPES } from "./scopes.ts";
-import { refreshSession, revokeByRefreshToken, startSession } from "./sessions.ts";
+import {
+	inactiveUserGrantError,
+	refreshSession,
+	revokeByRefreshToken,
+	startSession,
+} from "./sessions.ts";
 
 const ScopeEnum = z.enum(SCOPES);
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -170,7 +174,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 				}
 				const check = await verifyPresentedKey(services.db, body.api_key, now, true);
 				if (!check?.ok) {
-					if (check?.reason === "inactive_user") throw inactiveUserError(check.userStatus);
+					if (check?.reason === "inactive_user") throw inactiveUserGrantError(check.userStatus);
 					throw new LatchkeyError("invalid_grant", "Invalid API key.");
 				}
 				if (check.key.kind === "legacy") assertLegacyNotSunset(services.config, now);

@@ -12,7 +12,7 @@ import {
 	users,
 } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import { inactiveUserError } from "../user-status.ts";
+import { type InactiveStatus, inactiveUserError } from "../user-status.ts";
 import {
 	type CachedSession,
 	invalidateSession,
@@ -54,6 +54,17 @@ function keyStillValid(row: Pick<ApiKeyRow, "revokedAt" | "expiresAt">, now: Dat
 
 const invalidGrant = (message: string) =>
 	new LatchkeyError("invalid_grant", message, { hint: "Exchange an API key for a new session." });
+
+/**
+ * The token endpoint's refusal of a user who may not act. A suspension can be lifted, so it keeps
+ * its 403 `user_suspended`; an account being deleted (or gone) has made the key or refresh token
+ * bad for good, and API.md answers a bad one with 401 `invalid_grant` whatever made it bad.
+ */
+export function inactiveUserGrantError(status: InactiveStatus): LatchkeyError {
+	const refusal = inactiveUserError(status);
+	if (refusal.code === "user_suspended") return refusal;
+	return new LatchkeyError("invalid_grant", refusal.message, { hint: refusal.hint });
+}
 
 /**
  * Mints a refresh token plus its access token, both ending no later than the session, and
@@ -180,7 +191,7 @@ export async function refreshSession(
 		const { token, session, key } = row;
 		// The user's status first: a suspension also ends the session, and the caller should
 		// hear the reason that will not go away by exchanging a key again.
-		if (row.userStatus !== "active") return { error: inactiveUserError(row.userStatus) };
+		if (row.userStatus !== "active") return { error: inactiveUserGrantError(row.userStatus) };
 		if (session.revokedAt) return { error: invalidGrant("The session has been revoked.") };
 		if (session.expiresAt <= now)
 			return { error: invalidGrant("The session has reached its 30-day limit.") };

@@ -1,6 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { createDb } from "../../src/db/client.ts";
+import type { Pool } from "@neondatabase/serverless";
+import { createDb, type TxDatabase } from "../../src/db/client.ts";
 import { createApp } from "../../src/http/app.ts";
 import worker from "../../src/index.ts";
 
@@ -106,4 +107,76 @@ export async function expectError(
 		throw new Error("error.request_id must equal the X-Request-Id header");
 	}
 	return body;
+}
+
+/**
+ * A transaction of the test's own on the worker's WebSocket path, open until `release`: it lets
+ * a test prove that concurrent requests really overlapped instead of hoping they did. Lock (or
+ * write) what the requests contend for, fire them, `waitForBlocked(n)` until n backends queue
+ * behind this transaction, then `release` and let them race.
+ */
+export interface Holder {
+	/** Runs a statement inside the held transaction. */
+	query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+	/**
+	 * Resolves once at least `count` backends wait, directly or through another waiter, on this
+	 * transaction's locks; throws after `timeoutMs`, naming how many it saw.
+	 */
+	waitForBlocked(count: number, timeoutMs?: number): Promise<void>;
+	/** Ends the transaction (commit, or rollback) and closes its connections. */
+	release(how?: "commit" | "rollback"): Promise<void>;
+}
+
+const BLOCKED_BEHIND = `
+	with recursive blocked(pid) as (
+		select pid from pg_stat_activity where $1::int = any(pg_blocking_pids(pid))
+		union
+		select a.pid from pg_stat_activity a join blocked b on b.pid = any(pg_blocking_pids(a.pid))
+	)
+	select count(*)::int as n from blocked`;
+
+export async function holdTransaction(): Promise<Holder> {
+	const handle = testDb();
+	// The driver's own pool, configured for the test bridges like the worker's.
+	const pool = (handle.txDb() as TxDatabase & { $client: Pool }).$client;
+	const client = await pool.connect();
+	let released = false;
+	try {
+		await client.query("begin");
+		const { rows } = await client.query<{ pid: number }>("select pg_backend_pid() as pid");
+		const pid = rows[0]?.pid;
+		if (pid === undefined) throw new Error("holdTransaction: no backend pid");
+		return {
+			async query<T>(text: string, params: unknown[] = []) {
+				return (await client.query(text, params)).rows as T[];
+			},
+			async waitForBlocked(count: number, timeoutMs = 10_000) {
+				const deadline = Date.now() + timeoutMs;
+				let seen = 0;
+				// Polled on the pool's other connection: inside the held transaction the statistics
+				// views would show one snapshot for its whole life.
+				while (Date.now() < deadline) {
+					const result = await pool.query<{ n: number }>(BLOCKED_BEHIND, [pid]);
+					seen = result.rows[0]?.n ?? 0;
+					if (seen >= count) return;
+					await new Promise((resolve) => setTimeout(resolve, 20));
+				}
+				throw new Error(`expected ${count} backends blocked behind the test's lock, saw ${seen}`);
+			},
+			async release(how: "commit" | "rollback" = "commit") {
+				if (released) return;
+				released = true;
+				try {
+					await client.query(how);
+				} finally {
+					client.release();
+					await handle.end();
+				}
+			},
+		};
+	} catch (err) {
+		client.release();
+		await handle.end();
+		throw err;
+	}
 }

@@ -24,7 +24,15 @@ import {
 	type TokenPairJson,
 	userWithKey,
 } from "./fixtures.ts";
-import { call, clockedApp, expectError, randomIp, testDb, testEnv } from "./helpers.ts";
+import {
+	call,
+	clockedApp,
+	expectError,
+	holdTransaction,
+	randomIp,
+	testDb,
+	testEnv,
+} from "./helpers.ts";
 
 const signingKeys = () => (JSON.parse(testEnv.LATCHKEY_JWT_SIGNING_KEYS) as { keys: JWK[] }).keys;
 
@@ -141,6 +149,45 @@ describe("access tokens", () => {
 		expect(
 			(await call("/v1/whoami", { token: await forge({ ...base, exp: now - 10 }) })).status,
 		).toBe(200);
+	});
+
+	it("that claim admin in a valid signature get no admin route: the scope is stripped (403)", async () => {
+		const { id, key } = await userWithKey(["credentials:read", "keys:write"]);
+		const pair = await exchange(key);
+		const now = Math.floor(Date.now() / 1000);
+		// Signed with the service's own key for a live session: only the claim is out of bounds.
+		const token = await forge({
+			sub: id,
+			sid: decodeJwt(pair.access_token).sid,
+			scope: "admin credentials:read keys:write",
+			jti: `jti-${crypto.randomUUID()}`,
+			iss: testEnv.LATCHKEY_PUBLIC_URL,
+			aud: "latchkey",
+			iat: now,
+			exp: now + 600,
+		});
+		const who = await call("/v1/whoami", { token });
+		expect(who.status).toBe(200);
+		expect(((await who.json()) as { scopes: string[] }).scopes.sort()).toEqual([
+			"credentials:read",
+			"keys:write",
+		]);
+		const attempts: [string, string, unknown?][] = [
+			["/v1/admin/users", "GET"],
+			["/v1/admin/users", "POST", { email: `stripped-${crypto.randomUUID()}@example.com` }],
+			[`/v1/admin/users/${id}`, "PATCH", { name: "promoted" }],
+			[`/v1/admin/users/${id}/api-keys`, "POST", { name: "escalated" }],
+			[
+				"/v1/admin/system-credentials",
+				"POST",
+				{ provider: "p", type: "api_key", api_key: "sk-escalated" },
+			],
+		];
+		for (const [path, method, json] of attempts) {
+			const res = await call(path, { method, token, json });
+			expect(res.status, `${method} ${path}`).toBe(403);
+			await expectError(res, 403, "insufficient_scope");
+		}
 	});
 
 	it("survive a signing-key rotation", async () => {
@@ -284,6 +331,53 @@ describe("refresh tokens", () => {
 		expect(live).toHaveLength(1);
 	});
 
+	it("two presentations proven to overlap: both succeed, the later as the retry, one pair stays live", async () => {
+		const { key } = await userWithKey();
+		const first = await exchange(key);
+		const sid = decodeJwt(first.access_token).sid as string;
+		// Both requests queue on the token's row behind the test's lock, so they are in flight
+		// at the same time and only the refresh path's own row lock can order them.
+		const holder = await holdTransaction();
+		let pending: Promise<Response[]>;
+		try {
+			await holder.query("select id from refresh_tokens where session_id = $1 for update", [sid]);
+			pending = Promise.all([refresh(first.refresh_token), refresh(first.refresh_token)]);
+			await holder.waitForBlocked(2);
+		} finally {
+			await holder.release();
+		}
+		const results = await pending;
+		// API.md: a second presentation within 30 s, while the first use's successor is unused,
+		// is a retry: it succeeds and invalidates the pair of the first use.
+		expect(results.map((r) => r.status)).toEqual([200, 200]);
+		const pairs = await Promise.all(results.map(async (r) => (await r.json()) as TokenPairJson));
+		expect(pairs[0]?.refresh_token).not.toBe(pairs[1]?.refresh_token);
+
+		const handle = testDb();
+		const rows = await handle.db
+			.select()
+			.from(refreshTokens)
+			.where(eq(refreshTokens.sessionId, sid));
+		await handle.end();
+		const live = rows.filter((r) => !r.usedAt && !r.invalidatedAt);
+		const invalidated = rows.filter((r) => r.invalidatedAt);
+		// Without the row lock both would have taken the first-use branch: two live successors,
+		// a forked session.
+		expect(rows).toHaveLength(3);
+		expect(live).toHaveLength(1);
+		expect(invalidated).toHaveLength(1);
+		// The live pair acts; the invalidated pair's access token is refused by a write.
+		const liveJti = live[0]?.accessJti;
+		for (const pair of pairs) {
+			const patch = await call("/v1/me", {
+				method: "PATCH",
+				token: pair.access_token,
+				json: { name: "racer" },
+			});
+			expect(patch.status).toBe(decodeJwt(pair.access_token).jti === liveJti ? 200 : 401);
+		}
+	});
+
 	it("a session ends 30 days after the key exchange, whatever the rotations", async () => {
 		const clock = clockedApp();
 		const { key } = await userWithKey();
@@ -348,6 +442,36 @@ describe("refresh tokens", () => {
 		).toBe(204);
 		await expectError(await refresh(pair.refresh_token), 401, "invalid_grant");
 	});
+
+	for (const [label, remove] of [
+		[
+			"DELETE /v1/me",
+			(_id: string, pair: TokenPairJson) =>
+				call("/v1/me", { method: "DELETE", token: pair.access_token }),
+		],
+		[
+			"DELETE /v1/admin/users/{id}",
+			(id: string) => call(`/v1/admin/users/${id}`, { method: "DELETE", token: admin() }),
+		],
+	] as const) {
+		it(`after ${label}, the session's refresh token is 401 invalid_grant`, async () => {
+			const { id, key } = await userWithKey();
+			const pair = await exchange(key);
+			expect((await remove(id, pair)).status).toBe(202);
+			// API.md: a bad token at the token endpoint is invalid_grant, whatever made it bad; the
+			// account's end is said in the message.
+			const body = await expectError(await refresh(pair.refresh_token), 401, "invalid_grant");
+			expect(body.error.message).toMatch(/being deleted/);
+			await expectError(
+				await call("/v1/auth/token", {
+					method: "POST",
+					json: { grant_type: "api_key", api_key: key },
+				}),
+				401,
+				"invalid_grant",
+			);
+		});
+	}
 
 	it("bad grants are 401 invalid_grant, bad bodies 400", async () => {
 		await expectError(
