@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { hostMatches } from "../../src/credentials/secrets.ts";
@@ -9,7 +9,7 @@ import { createLogger } from "../../src/log.ts";
 import { createServices } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { admin, CREDENTIAL_KEYS, userWithKey } from "./fixtures.ts";
-import { call, expectError, testDb, testEnv } from "./helpers.ts";
+import { call, expectError, holdTransaction, testDb, testEnv } from "./helpers.ts";
 
 const planted = () => `PLANTED-${crypto.randomUUID()}`;
 
@@ -233,6 +233,114 @@ describe("credentials CRUD", () => {
 		} finally {
 			await dispose();
 		}
+	});
+
+	it("patches proven to overlap all apply, each bumping the version once", async () => {
+		const { key } = await userWithKey();
+		const created = await storeApiKey(key);
+		const path = `/v1/credentials/${created.id}`;
+		const titles = ["o-a", "o-b", "o-c"];
+		// The row lock holds every writer's guarded UPDATE until all three have read version 1
+		// and are waiting to write it: each must lose to the others and retry, not overwrite.
+		const holder = await holdTransaction();
+		let pending: Promise<Response[]>;
+		try {
+			await holder.query("select id from credentials where id = $1 for update", [created.id]);
+			pending = Promise.all(
+				titles.map((title) => call(path, { method: "PATCH", token: key, json: { title } })),
+			);
+			await holder.waitForBlocked(3);
+		} finally {
+			await holder.release();
+		}
+		const results = await pending;
+		expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+		const bodies = await Promise.all(
+			results.map(async (r) => (await r.json()) as { version: number; title: string }),
+		);
+		expect(bodies.map((b) => b.version).sort()).toEqual([2, 3, 4]);
+		const row = await db(
+			async (d) => (await d.select().from(credentials).where(eq(credentials.id, created.id)))[0],
+		);
+		expect(row?.version).toBe(4);
+		// The row holds what the writer that got version 4 wrote.
+		expect(row?.title).toBe(bodies.find((b) => b.version === 4)?.title);
+	});
+
+	it("a write that loses every one of its three attempts is 409 version_conflict and changes nothing", async () => {
+		const { key } = await userWithKey();
+		const original = planted();
+		const res = await call("/v1/credentials", {
+			method: "POST",
+			token: key,
+			json: { provider: "p", type: "api_key", title: "before", api_key: original },
+		});
+		expect(res.status).toBe(201);
+		const { id } = (await res.json()) as { id: string };
+		// A trigger on this row alone discards the guarded UPDATE, exactly what a writer that got
+		// in first does to it (no row matches), and counts the attempts.
+		const suffix = id.slice(5).toLowerCase();
+		const fn = `lk_test_lose_${suffix}`;
+		const counter = `lk_test_attempts_${suffix}`;
+		const trigger = `lk_test_lose_${suffix}`;
+		let response: Response;
+		await db((d) => d.execute(sql.raw(`create sequence ${counter}`)));
+		try {
+			await db((d) =>
+				d.execute(
+					sql.raw(
+						`create function ${fn}() returns trigger language plpgsql as $$ begin perform nextval('${counter}'); return null; end $$`,
+					),
+				),
+			);
+			await db((d) =>
+				d.execute(
+					sql.raw(
+						`create trigger ${trigger} before update on credentials for each row when (old.id = '${id}') execute function ${fn}()`,
+					),
+				),
+			);
+			response = await call(`/v1/credentials/${id}`, {
+				method: "PATCH",
+				token: key,
+				json: { title: "after", api_key: planted() },
+			});
+		} finally {
+			await db((d) => d.execute(sql.raw(`drop trigger if exists ${trigger} on credentials`)));
+			await db((d) => d.execute(sql.raw(`drop function if exists ${fn}()`)));
+		}
+		const [{ attempts } = { attempts: 0 }] = await db(
+			async (d) =>
+				(await d.execute(sql.raw(`select last_value::int as attempts from ${counter}`))).rows as {
+					attempts: number;
+				}[],
+		);
+		await db((d) => d.execute(sql.raw(`drop sequence ${counter}`)));
+		await expectError(response, 409, "version_conflict");
+		expect(attempts).toBe(3);
+		// Nothing was lost or half-written: the row, its version and its secret are as before.
+		const row = await db(
+			async (d) => (await d.select().from(credentials).where(eq(credentials.id, id)))[0],
+		);
+		expect(row).toMatchObject({ title: "before", version: 1 });
+		const { services: s, dispose } = createServices(
+			loadConfig(testEnv),
+			createLogger("error"),
+			new Timing(),
+		);
+		try {
+			expect(await openSecret(s, row as NonNullable<typeof row>)).toEqual({ api_key: original });
+		} finally {
+			await dispose();
+		}
+		// Once nobody races it, the same change applies.
+		const retried = await call(`/v1/credentials/${id}`, {
+			method: "PATCH",
+			token: key,
+			json: { title: "after" },
+		});
+		expect(retried.status).toBe(200);
+		expect(await retried.json()).toMatchObject({ title: "after", version: 2 });
 	});
 
 	it("deletes own credentials; another user's are 404 everywhere", async () => {
