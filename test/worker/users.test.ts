@@ -1,6 +1,8 @@
+import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { toBase64Url, utf8 } from "../../src/crypto/encoding.ts";
 import { hmacSha256 } from "../../src/crypto/hash.ts";
+import { users } from "../../src/db/schema.ts";
 import { encodeCursor } from "../../src/http/pagination.ts";
 import {
 	createUnsubscribeToken,
@@ -8,7 +10,7 @@ import {
 	verifyUnsubscribeToken,
 } from "../../src/users/unsubscribe.ts";
 import { admin, createKey, createUser, userWithKey } from "./fixtures.ts";
-import { call, expectError, testEnv } from "./helpers.ts";
+import { call, expectError, holdTransaction, testDb, testEnv } from "./helpers.ts";
 
 interface UserJson {
 	id: string;
@@ -321,6 +323,39 @@ describe("admin: create users", () => {
 			),
 		);
 		expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409]);
+	});
+
+	it("creations with the same e-mail proven to overlap: one 201, the others 409, one row", async () => {
+		const email = uniqueEmail("overlap");
+		// An uncommitted row with the address makes every creation wait on the unique index, so
+		// all three are past any lookup they might do before they insert; rolled back, they race.
+		const holder = await holdTransaction();
+		let pending: Promise<Response[]>;
+		try {
+			await holder.query("insert into users (id, email) values ($1, $2)", [
+				`usr_hold${crypto.randomUUID().replace(/-/g, "").slice(0, 16)}`,
+				email,
+			]);
+			pending = Promise.all(
+				[email, email.toUpperCase(), ` ${email}`].map((e) =>
+					call("/v1/admin/users", { method: "POST", token: admin(), json: { email: e } }),
+				),
+			);
+			await holder.waitForBlocked(3);
+		} finally {
+			await holder.release("rollback");
+		}
+		const results = await pending;
+		expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409]);
+		for (const r of results) if (r.status === 409) await expectError(r, 409, "email_conflict");
+		const created = (await results.find((r) => r.status === 201)?.json()) as UserJson;
+		const handle = testDb();
+		const rows = await handle.db
+			.select({ id: users.id })
+			.from(users)
+			.where(sql`lower(${users.email}) = ${email}`);
+		await handle.end();
+		expect(rows).toEqual([{ id: created.id }]);
 	});
 
 	it("rejects bad bodies with 400", async () => {
