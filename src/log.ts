@@ -24,9 +24,11 @@ const SECRET_VALUE_PATTERNS: [RegExp, string][] = [
 	// AgentMail API keys (the managed credentials Latchkey provisions).
 	[/\bam_[A-Za-z0-9_]{16,}/g, REDACTED],
 	[
-		/([?&](code|state|token|access_token|refresh_token|client_secret|api_key|password)=)[^&\s"]+/gi,
+		/([?&](code|state|connect_id|token|access_token|refresh_token|client_secret|api_key|password)=)[^&\s"]+/gi,
 		`$1${REDACTED}`,
 	],
+	// A parked OAuth connection's one-time id, in the path that finishes it.
+	[/(\/v1\/oauth\/connections\/)[^/?#\s"]+/g, `$1${REDACTED}`],
 	[/\b((pass(word|wd)?|secret|token|api_?key)\s*[=:]\s*)[^\s&",;]+/gi, `$1${REDACTED}`],
 	[
 		/("(access_token|refresh_token|id_token|client_secret|password|api_key|secret)"\s*:\s*")[^"]*"/gi,
