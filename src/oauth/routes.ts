@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { html } from "hono/html";
+import type { HtmlEscapedString } from "hono/utils/html";
 import {
 	type AuthEnv,
 	authenticate,
@@ -18,6 +19,12 @@ import { bearerSecurity, ErrorSchema, errorResponses, json, listOf } from "../ht
 import { decodeIdCursor, encodeIdCursor, ListQuery } from "../http/pagination.ts";
 import { managedProviders } from "../managed/registry.ts";
 import type { Services } from "../services.ts";
+import {
+	CONNECT_ID_PATTERN,
+	CONNECT_TTL_SECONDS,
+	finishConnection,
+	parkConnection,
+} from "./connect.ts";
 import type { EffectiveProvider } from "./providers.ts";
 import { listProviders, putProvider } from "./registry.ts";
 import { type ConnectedAccount, finishAuthorization, startAuthorization } from "./service.ts";
@@ -117,7 +124,7 @@ const AuthorizeSchema = z
 		}),
 		return_to: z.string().max(2048).optional().openapi({
 			description:
-				"Where GET /v1/oauth/callback redirects afterwards with `credential_id=` or `error=`. Its origin must be allowed.",
+				"Where GET /v1/oauth/callback redirects afterwards with a one-time `connect_id=` (finish with POST /v1/oauth/connections/{connect_id}) or `error=`. Its origin must be allowed.",
 		}),
 	})
 	.openapi("AuthorizeRequest");
@@ -182,7 +189,12 @@ function toConfigJson(p: EffectiveProvider) {
 }
 
 /** A page the browser lands on when the connection was started without a return_to. */
-function resultPage(c: Context<AppEnv>, status: 200 | 400 | 502, title: string, message: string) {
+function resultPage(
+	c: Context<AppEnv>,
+	status: 200 | 400 | 502,
+	title: string,
+	body: string | HtmlEscapedString | Promise<HtmlEscapedString>,
+) {
 	c.header(
 		"Content-Security-Policy",
 		"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
@@ -193,7 +205,7 @@ function resultPage(c: Context<AppEnv>, status: 200 | 400 | 502, title: string, 
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}</style></head>
-<body><h1>${title}</h1><p>${message}</p></body>
+<body><h1>${title}</h1>${typeof body === "string" ? html`<p>${body}</p>` : body}</body>
 </html>
 `,
 		status,
@@ -277,16 +289,16 @@ const callbackGetRoute = createRoute({
 	path: "/v1/oauth/callback",
 	tags: ["OAuth"],
 	summary: "Where the provider sends the user back (no authentication: the state names the user)",
-	description:
-		"Exchanges the code and stores the credential, then redirects to the request's return_to with `credential_id=` or `error=` (e.g. `access_denied`: nothing was stored). Without a return_to, answers a short HTML page. An unknown, expired or replayed state is a 400 `invalid_state` in JSON.",
+	description: `Exchanges the code and **parks** the provider's answer (sealed, single use, ${CONNECT_TTL_SECONDS / 60} minutes): nothing is stored on the account yet, since whoever logged in at the provider may not be the user who started. Then redirects to the request's return_to with a one-time \`connect_id=\`, which the user who started finishes with POST /v1/oauth/connections/{connect_id}, or with \`error=\` (e.g. \`access_denied\`: nothing was parked). Without a return_to, answers a short HTML page giving the connect_id and that POST. An unknown, expired or replayed state is a 400 \`invalid_state\` in JSON.`,
 	request: { query: CallbackQuery },
 	responses: {
 		302: {
-			description: "To return_to with `credential_id=` or `error=`",
+			description: "To return_to with `connect_id=` or `error=`",
 			headers: z.object({ Location: z.string() }),
 		},
 		200: {
-			description: "Connected (no return_to)",
+			description:
+				"Parked (no return_to): a page giving the connect_id and how to finish. Not yet connected.",
 			content: { "text/html": { schema: z.string() } },
 		},
 		400: {
@@ -314,6 +326,30 @@ const callbackPostRoute = createRoute({
 	responses: {
 		201: { description: "The stored credential", ...json(CredentialSchema) },
 		...errorResponses(400, 401, 403, 404, 502),
+	},
+});
+
+const ConnectId = z
+	.string()
+	.regex(CONNECT_ID_PATTERN, "not a connect_id")
+	.openapi({
+		param: { name: "connect_id", in: "path" },
+		description: "The one-time id GET /v1/oauth/callback gave the browser",
+		example: "4f9QbX2mT7aLkP0sVd1eR8nY3cW6hJ5u",
+	});
+
+const finalizeRoute = createRoute({
+	method: "post",
+	path: "/v1/oauth/connections/{connect_id}",
+	tags: ["OAuth"],
+	summary: "Finish a browser connection: store the account parked by GET /v1/oauth/callback",
+	description: `Only with a token of the user who started the connection (POST /v1/oauth/{provider}/authorize), so that a provider login made in somebody else's browser never lands on that user's account. Stores the account like the callback used to: a scope upgrade (credential_id) or a reconnect of the same provider account with a superset of scopes updates that credential in place. Single use. An unknown, expired (${CONNECT_TTL_SECONDS / 60} minutes after the callback) or already used connect_id is 404 \`not_found\`, and so is another user's, which stays usable by its owner. When the account cannot be stored, its tokens are revoked at the provider.`,
+	security: bearerSecurity,
+	middleware: userWrite,
+	request: { params: z.object({ connect_id: ConnectId }) },
+	responses: {
+		201: { description: "The stored credential", ...json(CredentialSchema) },
+		...errorResponses(401, 403, 404, 409, 503),
 	},
 });
 
@@ -412,22 +448,32 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			});
 		}
 		const record = await consumeState(services, state);
+		// This request carries no credential: it comes from whichever browser logged in at the
+		// provider. So the account is parked for the user who started, not stored.
 		const outcome = await finishAuthorization(
 			services,
 			state,
 			record,
 			new URL(c.req.url).searchParams,
-			keepAsCredential(services),
+			(account) => parkConnection(services, account),
 		);
 		c.header("Cache-Control", "no-store");
 		if (record.return_to) {
 			const target = outcome.ok
-				? withParams(record.return_to, { credential_id: outcome.credentialId })
+				? withParams(record.return_to, { connect_id: outcome.kept.connectId })
 				: withParams(record.return_to, { error: outcome.error });
 			return c.redirect(target, 302);
 		}
 		if (outcome.ok) {
-			return resultPage(c, 200, "Account connected", "You can close this window.");
+			const { connectId } = outcome.kept;
+			return resultPage(
+				c,
+				200,
+				"One more step",
+				html`<p>The provider has answered. Nothing is stored yet: to finish, the application that started this connection sends, within ${CONNECT_TTL_SECONDS / 60} minutes and with the token of the Latchkey user who started it:</p>
+<pre><code>POST /v1/oauth/connections/${connectId}</code></pre>
+<p>If you did not start this yourself, close this window and give this code to no one.</p>`,
+			);
 		}
 		return resultPage(
 			c,
@@ -442,6 +488,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		const userId = userIdOf(c);
 		const { code, state, iss } = c.req.valid("json");
 		const record = await consumeState(services, state, { userId });
+		// Bound already: consumeState refused a state that is not this caller's.
 		const outcome = await finishAuthorization(
 			services,
 			state,
@@ -450,8 +497,25 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			keepAsCredential(services),
 		);
 		if (!outcome.ok) throw outcome.failure;
-		const row = await findVisible(services, userId, outcome.credentialId);
+		const row = await findVisible(services, userId, outcome.kept.id);
 		// Like every response holding one credential, it carries the ETag of that version.
+		return c.json(toCredentialJson(row), 201, { ...NO_STORE, ETag: etagOf(row) });
+	});
+
+	// The authenticated half of a browser connect. When the console exists, a console session of
+	// the same user in the completing browser may finalize directly (API.md): the GET callback
+	// would then check that session's cookie against the state's user and call finishConnection
+	// itself, sparing the extra POST; without such a session it stays as it is here.
+	authed.openapi(finalizeRoute, async (c) => {
+		const services = c.get("services");
+		const userId = userIdOf(c);
+		const saved = await finishConnection(
+			services,
+			c.req.valid("param").connect_id,
+			userId,
+			keepAsCredential(services),
+		);
+		const row = await findVisible(services, userId, saved.id);
 		return c.json(toCredentialJson(row), 201, { ...NO_STORE, ETag: etagOf(row) });
 	});
 }

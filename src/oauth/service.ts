@@ -418,30 +418,32 @@ export async function startAuthorization(
 	return { authorizationUrl: url.href, state, expiresAt };
 }
 
-export type CallbackOutcome =
-	| { ok: true; credentialId: string; created: boolean }
+export type CallbackOutcome<T> =
+	/** `kept`: what `keep` made of the account (a stored credential, or a parked connection). */
+	| { ok: true; kept: T }
 	/** `error` is what a browser is redirected with: the provider's code, or Latchkey's. */
 	| { ok: false; error: string; failure: LatchkeyError };
 
-const failed = (failure: LatchkeyError, error: string = failure.code): CallbackOutcome => ({
-	ok: false,
+const failed = (failure: LatchkeyError, error: string = failure.code) => ({
+	ok: false as const,
 	error,
 	failure,
 });
 
 /**
  * Completes an authorization whose state was consumed: checks the authorization response,
- * exchanges the code and hands the account to `keep`, which stores it. Failures the user or
- * provider caused come back as an outcome (the state is spent either way, so the caller decides
- * how to report them); failures of Latchkey's own storage are thrown.
+ * exchanges the code and hands the account to `keep` (which stores it, or parks it until the
+ * user who started claims it: see connect.ts). Failures the user or provider caused come back as
+ * an outcome (the state is spent either way, so the caller decides how to report them); failures
+ * of Latchkey's own storage are thrown.
  */
-export async function finishAuthorization(
+export async function finishAuthorization<T>(
 	services: Services,
 	state: string,
 	record: OAuthStateRecord,
 	callbackParams: URLSearchParams,
-	keep: (account: ConnectedAccount) => Promise<{ id: string; created: boolean }>,
-): Promise<CallbackOutcome> {
+	keep: (account: ConnectedAccount) => Promise<T>,
+): Promise<CallbackOutcome<T>> {
 	let provider: EffectiveProvider;
 	try {
 		provider = await resolveProvider(services, record.provider);
@@ -504,7 +506,7 @@ export async function finishAuthorization(
 
 	const username = await fetchUsername(services, provider, tokens.accessToken);
 	try {
-		const saved = await keep({
+		const kept = await keep({
 			userId: record.user_id,
 			provider: provider.id,
 			username,
@@ -512,9 +514,9 @@ export async function finishAuthorization(
 			...(record.credential_id ? { credentialId: record.credential_id } : {}),
 			title: username ? `${provider.name} (${username})` : provider.name,
 		});
-		return { ok: true, credentialId: saved.id, created: saved.created };
+		return { ok: true, kept };
 	} catch (err) {
-		// Nothing was stored, so nothing may stay live upstream: give the fresh tokens back.
+		// Nothing was kept, so nothing may stay live upstream: give the fresh tokens back.
 		await revokeUpstream(services, provider.id, {
 			accessToken: tokens.accessToken,
 			refreshToken: tokens.refreshToken,

@@ -80,7 +80,24 @@ export function callbackPath(redirect: URL): string {
 	return `${redirect.pathname}${redirect.search}`;
 }
 
-/** authorize → log in at the provider → GET callback → the credential id from return_to. */
+/** The one-time connect_id a GET callback redirected to return_to with. */
+export function connectIdOf(callback: Response): string {
+	expect(callback.status).toBe(302);
+	const location = new URL(callback.headers.get("location") ?? "");
+	expect(location.searchParams.has("credential_id")).toBe(false);
+	const id = location.searchParams.get("connect_id");
+	if (!id) throw new Error(`no connect_id in ${location.href}`);
+	return id;
+}
+
+/** The second half of a browser connect: the user who started it claims the parked result. */
+export const finalize = (key: string, connectId: string, via: Caller = call) =>
+	via(`/v1/oauth/connections/${encodeURIComponent(connectId)}`, { method: "POST", token: key });
+
+/**
+ * authorize → log in at the provider → GET callback → POST /v1/oauth/connections/{connect_id}
+ * with the same user's key → the credential id.
+ */
 export async function connect(
 	key: string,
 	username: string,
@@ -88,12 +105,10 @@ export async function connect(
 	provider = PROVIDER,
 ): Promise<string> {
 	const started = await authorize(key, { return_to: RETURN_TO, ...body }, provider);
-	const res = await call(callbackPath(await drive(started.authorization_url, username)));
-	expect(res.status).toBe(302);
-	const location = new URL(res.headers.get("location") ?? "");
-	const id = location.searchParams.get("credential_id");
-	if (!id) throw new Error(`connect: no credential_id in ${location.href}`);
-	return id;
+	const callback = await call(callbackPath(await drive(started.authorization_url, username)));
+	const res = await finalize(key, connectIdOf(callback));
+	if (res.status !== 201) throw new Error(`connect: ${res.status} ${await res.text()}`);
+	return ((await res.json()) as { id: string }).id;
 }
 
 /** RFC 7662 introspection with the client's own credentials. */

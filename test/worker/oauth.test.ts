@@ -14,7 +14,9 @@ import {
 	authorize,
 	callbackPath,
 	connect,
+	connectIdOf,
 	drive,
+	finalize,
 	introspect,
 	PROVIDER,
 	providerBody,
@@ -247,9 +249,9 @@ describe("provider registry", () => {
 		const back = await call(
 			callbackPath(await drive(started.authorization_url, "enterprise-user")),
 		);
-		expect(back.status).toBe(302);
-		const id = new URL(back.headers.get("location") ?? "").searchParams.get("credential_id");
-		expect((await credential(key, id ?? "")).provider).toBe("slack");
+		const finished = await finalize(key, connectIdOf(back));
+		expect(finished.status).toBe(201);
+		expect(((await finished.json()) as CredentialJson).provider).toBe("slack");
 
 		// Only the client: every field left out is the built-in value again.
 		const reset = await putProvider("slack", { client_id: "slack-client", client_secret: secret });
@@ -377,7 +379,7 @@ describe("authorize", () => {
 });
 
 describe("callback", () => {
-	it("GET: exchanges the code, stores the credential and redirects to return_to", async () => {
+	it("GET: exchanges the code, parks the account and redirects to return_to with a connect_id; the owner's POST stores it", async () => {
 		const { key } = await userWithKey();
 		const started = await authorize(key, { return_to: RETURN_TO });
 		const redirect = await drive(started.authorization_url, "alice");
@@ -388,9 +390,12 @@ describe("callback", () => {
 		const location = new URL(res.headers.get("location") ?? "");
 		expect(`${location.origin}${location.pathname}`).toBe("https://app.example.com/connected");
 		expect(location.searchParams.get("tab")).toBe("integrations");
-		const id = location.searchParams.get("credential_id") ?? "";
-		expect(id).not.toBe("");
+		const connectId = connectIdOf(res);
+		expect(await oauthCredentials(key)).toEqual([]);
 
+		const finished = await finalize(key, connectId);
+		expect(finished.status).toBe(201);
+		const { id } = (await finished.json()) as CredentialJson;
 		const cred = await credential(key, id);
 		expect(cred).toMatchObject({
 			provider: PROVIDER,
@@ -404,15 +409,17 @@ describe("callback", () => {
 		expect(expiresIn).toBeLessThanOrEqual(3600_000);
 	});
 
-	it("GET without return_to answers a small page with its own CSP", async () => {
+	it("GET without return_to answers a small page with its own CSP saying how to finish", async () => {
 		const { key } = await userWithKey();
 		const started = await authorize(key);
 		const res = await call(callbackPath(await drive(started.authorization_url, "alice")));
 		expect(res.status).toBe(200);
 		expect(res.headers.get("content-type")).toContain("text/html");
 		expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
-		expect(await res.text()).toContain("Account connected");
-		expect(await oauthCredentials(key)).toHaveLength(1);
+		const page = await res.text();
+		expect(page).toContain("POST /v1/oauth/connections/");
+		expect(page).not.toContain("Account connected");
+		expect(await oauthCredentials(key)).toEqual([]);
 	});
 
 	it("POST: a front end's redirect completes with 201 and the credential, no secret in it", async () => {
@@ -469,8 +476,9 @@ describe("callback", () => {
 		expect(query.get("client_id")).toBe(as.postClientId);
 		expect(query.has("code_challenge")).toBe(false);
 		const callback = await call(callbackPath(await drive(started.authorization_url, "rita")));
-		const id = new URL(callback.headers.get("location") ?? "").searchParams.get("credential_id");
-		expect((await credential(key, id ?? "")).username).toBe("rita");
+		const finished = await finalize(key, connectIdOf(callback));
+		expect(finished.status).toBe(201);
+		expect(((await finished.json()) as CredentialJson).username).toBe("rita");
 	});
 
 	it("a scope upgrade (credential_id) keeps the id and adds the scopes", async () => {
@@ -487,7 +495,9 @@ describe("callback", () => {
 			"openid profile email",
 		);
 		const res = await call(callbackPath(await drive(started.authorization_url, "dave")));
-		expect(new URL(res.headers.get("location") ?? "").searchParams.get("credential_id")).toBe(id);
+		const finished = await finalize(key, connectIdOf(res));
+		expect(finished.status).toBe(201);
+		expect(((await finished.json()) as CredentialJson).id).toBe(id);
 		const upgraded = await credential(key, id);
 		expect([...upgraded.scopes].sort()).toEqual(["email", "openid", "profile"]);
 		expect(await oauthCredentials(key)).toHaveLength(1);
@@ -530,8 +540,9 @@ describe("callback", () => {
 		const { key } = await userWithKey();
 		const started = await authorize(key, { return_to: RETURN_TO });
 		const path = callbackPath(await drive(started.authorization_url, "heidi"));
-		expect((await call(path)).status).toBe(302);
+		const connectId = connectIdOf(await call(path));
 		await expectError(await call(path), 400, "invalid_state");
+		expect((await finalize(key, connectId)).status).toBe(201);
 		expect(await oauthCredentials(key)).toHaveLength(1);
 	});
 
@@ -561,9 +572,10 @@ describe("callback", () => {
 		const stalePath = callbackPath(await drive(stale.authorization_url, "judy"));
 
 		clock.advance(599);
-		expect((await clock.call(freshPath)).status).toBe(302);
+		const connectId = connectIdOf(await clock.call(freshPath));
 		clock.advance(2);
 		await expectError(await clock.call(stalePath), 400, "invalid_state");
+		expect((await finalize(key, connectId, clock.call)).status).toBe(201);
 		expect(await oauthCredentials(key)).toHaveLength(1);
 	});
 
@@ -576,6 +588,7 @@ describe("callback", () => {
 		expect(res.status).toBe(302);
 		const location = new URL(res.headers.get("location") ?? "");
 		expect(location.searchParams.get("error")).toBe("access_denied");
+		expect(location.searchParams.has("connect_id")).toBe(false);
 		expect(location.searchParams.has("credential_id")).toBe(false);
 		// The provider's free text is not passed on.
 		expect(location.searchParams.has("error_description")).toBe(false);
@@ -765,6 +778,7 @@ describe("tokens at the provider", () => {
 		expect(res.status).toBe(302);
 		const location = new URL(res.headers.get("location") ?? "");
 		expect(location.searchParams.get("error")).toBe("user_suspended");
+		expect(location.searchParams.get("connect_id")).toBeNull();
 		expect(location.searchParams.get("credential_id")).toBeNull();
 		// The tokens the exchange minted were handed back to the provider.
 		const ledger = (await (await fetch(`${as.tokensUrl}?account=sybil`)).json()) as Record<
