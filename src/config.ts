@@ -172,6 +172,22 @@ const ConfigSchema = z
 		 * proactive refresh off, leaving every refresh to the lease that needs it.
 		 */
 		LATCHKEY_PROACTIVE_REFRESH_SECONDS: wholeNumber(900, 0, 86_400),
+		/**
+		 * The proactive refresh leaves alone tokens nobody has leased for this long: a
+		 * short-lived token of an abandoned credential is not refreshed forever.
+		 */
+		LATCHKEY_PROACTIVE_REFRESH_IDLE_SECONDS: wholeNumber(7 * 86_400, 60, 365 * 86_400),
+		/** At most this many proactive refreshes per user per scheduled run (fairness). */
+		LATCHKEY_PROACTIVE_REFRESH_PER_USER: wholeNumber(5, 1, 1000),
+		/**
+		 * Leases per principal (an API key and the sessions obtained from it): a token bucket of
+		 * this size, refilled at LATCHKEY_LEASE_RATE_PER_SECOND. The default admits a herd of 500
+		 * leases at once. 0 turns the limit off.
+		 */
+		LATCHKEY_LEASE_BURST: wholeNumber(500, 0, 1_000_000),
+		LATCHKEY_LEASE_RATE_PER_SECOND: wholeNumber(50, 1, 1_000_000),
+		/** Live leases one credential may have at once (a system credential counts all users'). */
+		LATCHKEY_MAX_LEASES_PER_CREDENTIAL: wholeNumber(1000, 1, 100_000),
 	})
 	.superRefine((cfg, ctx) => {
 		if (!(cfg.LATCHKEY_ENCRYPTION_ACTIVE_KEY in cfg.LATCHKEY_ENCRYPTION_KEYS)) {

@@ -299,6 +299,9 @@ export async function updateCredential(
 			set.refreshError = null;
 		}
 		set.version = row.version + 1;
+		// Only a write of the secret fences an in-flight refresh (docs/leases.md); a title,
+		// metadata or scope edit leaves the tokens a refresh may be about to write alone.
+		if (delta.secret !== undefined) set.tokenVersion = row.tokenVersion + 1;
 		set.updatedAt = services.now();
 		const [updated] = await services.db
 			.update(credentials)

@@ -176,6 +176,12 @@ export const credentials = pgTable(
 		aadVersion: integer("aad_version").notNull().default(1),
 		/** Optimistic concurrency: every write checks and bumps it. */
 		version: integer("version").notNull().default(1),
+		/**
+		 * Bumped only by writes of the secret (a refresh, a reconnect, a PATCH of secret fields).
+		 * A refresh is fenced on this, not on `version`: an edit of the title or metadata while a
+		 * refresh is in flight must not discard the tokens that refresh obtained.
+		 */
+		tokenVersion: integer("token_version").notNull().default(1),
 		...timestamps,
 		lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
 		/**

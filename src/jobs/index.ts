@@ -1,4 +1,4 @@
-import { proactiveRefreshJob } from "../leases/proactive.ts";
+import { proactiveRefreshJob, stashRecoveryJob } from "../leases/proactive.ts";
 import { findManagedProvider } from "../managed/registry.ts";
 import type { Services } from "../services.ts";
 import { runDeletionWork } from "./deletion.ts";
@@ -30,7 +30,14 @@ export const deletionJob: Job = {
  * What every scheduled run does, in order; each job bounds its own work (docs/operations.md).
  * Deletion first: it has the tightest promise to keep (revoking a deleted user's tokens).
  */
-export const jobs: Job[] = [deletionJob, sessionSweepJob, proactiveRefreshJob, rewrapJob];
+export const jobs: Job[] = [
+	deletionJob,
+	sessionSweepJob,
+	// Before the proactive refresh: a stashed answer holds the only live refresh token.
+	stashRecoveryJob,
+	proactiveRefreshJob,
+	rewrapJob,
+];
 
 export async function runJobs(
 	services: Services,

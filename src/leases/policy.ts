@@ -37,22 +37,49 @@ export function requiredValidityMs(ttlMs: number, lifetimeMs: number): number {
 	return Math.min(ttlMs + margin, lifetimeMs - margin);
 }
 
+/**
+ * Whether a lease of `ttlMs` must refresh the token first. For a provider whose refresh kills
+ * the previous access token (`invalidates`), only the token's own margin counts: such a refresh
+ * makes every new lease wait, and a TTL one caller chose must never make another caller wait.
+ * Its leases end where the margin begins instead (tokenLimit).
+ */
 export function needsRefresh(
 	times: TokenTimes,
 	fallbackIssuedAt: Date,
 	now: Date,
 	ttlMs: number,
+	invalidates = false,
 ): boolean {
 	const lifetime = tokenLifetimeMs(times, fallbackIssuedAt);
 	if (lifetime === null || !times.expiresAt) return false;
 	const left = times.expiresAt.getTime() - now.getTime();
+	if (invalidates) return left < refreshMarginMs(lifetime);
 	return left < requiredValidityMs(ttlMs, lifetime);
 }
 
-/** The lease's end: its TTL, cut to the token's expiry when the token ends first. */
-export function leaseEnd(now: Date, ttlMs: number, tokenExpiresAt: Date | null): Date {
+/**
+ * The latest end a lease (or renewal) of this token may have: the token's expiry; for a provider
+ * whose refresh invalidates the token, the start of its refresh margin, so that when the margin
+ * comes no lease holds it and the refresh waits for nobody. Once inside the margin (a refresh
+ * failed or backs off and the old token is leased anyway) it is the expiry again.
+ */
+export function tokenLimit(
+	times: TokenTimes,
+	fallbackIssuedAt: Date,
+	now: Date,
+	invalidates: boolean,
+): Date | null {
+	if (!times.expiresAt) return null;
+	const lifetime = tokenLifetimeMs(times, fallbackIssuedAt);
+	if (!invalidates || lifetime === null) return times.expiresAt;
+	const marginStart = times.expiresAt.getTime() - refreshMarginMs(lifetime);
+	return marginStart > now.getTime() ? new Date(marginStart) : times.expiresAt;
+}
+
+/** The lease's end: its TTL, cut to the token's limit when that comes first. */
+export function leaseEnd(now: Date, ttlMs: number, limit: Date | null): Date {
 	const end = now.getTime() + ttlMs;
-	if (tokenExpiresAt && tokenExpiresAt.getTime() < end) return tokenExpiresAt;
+	if (limit && limit.getTime() < end) return limit;
 	return new Date(end);
 }
 

@@ -1,11 +1,10 @@
 import { Lock } from "@upstash/lock";
 import type { Redis as NodeRedis } from "@upstash/redis";
-import { and, eq } from "drizzle-orm";
+import { and, eq, ne, sql } from "drizzle-orm";
 import { openSecret, sealSecret } from "../credentials/service.ts";
 import { getKeyRing, open, seal } from "../crypto/envelope.ts";
 import { type CredentialRow, credentials } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import { resolveProvider } from "../oauth/registry.ts";
 import { type OAuthTokenSet, refreshAccessToken } from "../oauth/service.ts";
 import type { Services } from "../services.ts";
 import { needsRefresh, refreshBackoffMs } from "./policy.ts";
@@ -14,16 +13,17 @@ import { LeaseStore, leaseKeys, lockStoreDown } from "./store.ts";
 /**
  * The refresh engine: one refresh per credential at a time across every isolate, however many
  * leases ask (single flight on the @upstash/lock lock); the tokens it writes are fenced by the
- * row's `version`; a rotated refresh token survives a failed database write in a sealed Redis
- * stash; a refresh that would invalidate leased tokens waits for those leases (writer intent).
- * See docs/leases.md for the state machine.
+ * row's `token_version` (only another token write can fence a refresh, never an edit of the
+ * title or metadata); a rotated refresh token survives a failed database write in a sealed Redis
+ * stash that the scheduled worker also recovers; a refresh that would invalidate leased tokens
+ * waits for those leases (writer intent). See docs/leases.md for the state machine and its
+ * invariants.
  */
 
-/** The refresh lock's lease; extended while a refresh waits or runs (whole seconds: see extend). */
+/** The refresh lock's lease; extended while a refresh waits or runs. */
 const LOCK_LEASE_MS = 15_000;
-const LOCK_EXTEND_MS = 10_000;
-/** How long the provider's answer is kept, sealed, until the database has it. */
-const STASH_TTL_MS = 60 * 60 * 1000;
+/** How long the provider's answer is kept, sealed, until the database has it: many cron runs. */
+export const STASH_TTL_MS = 24 * 60 * 60 * 1000;
 /** Added to the writer intent's life beyond the last held lease, so a refresher can finish. */
 const WRITER_SLACK_MS = LOCK_LEASE_MS;
 
@@ -37,12 +37,14 @@ export interface RefreshHooks {
 	waitingForRefresh?(reason: "lock" | "writer"): void;
 	/** Just before the token endpoint is called. */
 	beforeProviderCall?(): void | Promise<void>;
-	/** The provider answered; the database write comes next. */
+	/** The provider answered; the stash and the database write come next. */
 	afterProviderCall?(): void | Promise<void>;
 }
 
 export interface RefreshOptions {
 	ttlMs: number;
+	/** The provider's refresh kills the previous access token (writer priority applies). */
+	invalidates: boolean;
 	/** Real time (performance.now()) after which waiting gives up with 503 refresh_pending. */
 	deadline: number;
 	/** Proactive refreshes never wait for held leases: they try again on the next run. */
@@ -84,12 +86,20 @@ export async function loadCredential(
 	return row ?? null;
 }
 
-const stashAad = (credentialId: string, baseVersion: number) =>
-	JSON.stringify(["refresh_stash", credentialId, baseVersion]);
+async function loadOAuth(services: Services, id: string): Promise<OAuthRow> {
+	const row = await loadCredential(services, id);
+	if (row?.type !== "oauth2") throw notFound();
+	return row as OAuthRow;
+}
 
-interface StashedTokens {
-	baseVersion: number;
-	sealed: { ciphertext: string; dataKey: string; keyId: string };
+/** The stash is bound to the credential and the token version it refreshed from. */
+const stashAad = (credentialId: string, tokenVersion: number) =>
+	JSON.stringify(["refresh_stash", credentialId, tokenVersion]);
+
+interface StashedAnswer extends Omit<OAuthTokenSet, "expiresAt"> {
+	expiresAt: string | null;
+	/** When the provider answered: the token's issue time, whenever the answer is written. */
+	obtainedAt: string;
 }
 
 /** Polls (with backoff) until `done()` or the deadline; `done` is one Redis call. */
@@ -128,6 +138,33 @@ export async function waitForRefresh(
 }
 
 /**
+ * Takes the refresh lock as `holder`. The REST client retries a request whose reply was lost;
+ * its second SET NX then fails against the first one's success, so a refused acquisition checks
+ * whether the lock is in fact ours before waiting on it.
+ */
+async function acquireLock(
+	services: Services,
+	store: LeaseStore,
+	credentialId: string,
+	holder: string,
+): Promise<boolean> {
+	const lock = new Lock({
+		id: leaseKeys(credentialId).lock,
+		// The lock library is typed against the Node entry of @upstash/redis; same client class.
+		redis: services.redis as unknown as NodeRedis,
+		lease: LOCK_LEASE_MS,
+		retry: { attempts: 1, delay: 0 },
+	});
+	let acquired: boolean;
+	try {
+		acquired = await lock.acquire({ uuid: holder });
+	} catch (err) {
+		throw lockStoreDown(err);
+	}
+	return acquired || (await store.holdsLock(credentialId, holder));
+}
+
+/**
  * Makes sure the credential's token is good for a lease of `ttlMs`, refreshing it at most once
  * across all concurrent callers. Whoever takes the lock re-reads the row and refreshes only if
  * it still needs it; the others wait for the lock to go and read what it wrote.
@@ -138,26 +175,14 @@ export async function ensureFresh(
 	options: RefreshOptions,
 ): Promise<RefreshOutcome> {
 	const store = new LeaseStore(services.redis);
-	const lock = new Lock({
-		id: leaseKeys(initial.id).lock,
-		// The lock library is typed against the Node entry of @upstash/redis; same client class.
-		redis: services.redis as unknown as NodeRedis,
-		lease: LOCK_LEASE_MS,
-		retry: { attempts: 1, delay: 0 },
-	});
 	let row = initial;
 	for (;;) {
-		let acquired: boolean;
-		try {
-			acquired = await lock.acquire();
-		} catch (err) {
-			throw lockStoreDown(err);
-		}
-		if (acquired) {
+		const holder = crypto.randomUUID();
+		if (await acquireLock(services, store, row.id, holder)) {
 			try {
-				return await refreshHoldingLock(services, store, lock, row.id, options);
+				return await refreshHoldingLock(services, store, holder, row.id, options);
 			} finally {
-				await lock.release().catch((err: unknown) =>
+				await store.releaseLock(row.id, holder).catch((err: unknown) =>
 					// The lock then lapses by its lease; nothing to undo.
 					services.logger.warn("refresh lock release failed", {
 						credential_id: row.id,
@@ -168,24 +193,49 @@ export async function ensureFresh(
 		}
 		options.hooks?.waitingForRefresh?.("lock");
 		await waitForRefresh(store, row.id, options.deadline);
-		const reread = await loadCredential(services, row.id);
-		if (reread?.type !== "oauth2") throw notFound();
-		row = reread as OAuthRow;
+		row = await loadOAuth(services, row.id);
 		if (row.status === "reconnect_required") throw reconnectRequired(row);
-		if (!stillNeedsRefresh(services, row, options.ttlMs)) return { kind: "fresh", row };
+		if (!stillNeedsRefresh(services, row, options)) return { kind: "fresh", row };
 		// The refresher failed and recorded a backoff: nobody calls the provider until it passes.
 		if (backingOff(services, row)) return { kind: "transient", row };
 	}
 }
 
+/**
+ * Writes back a stash the database never got, holding the lock; the scheduled worker's way in
+ * (a lease finds stashes itself). Skips a credential whose lock is held: that holder recovers it.
+ */
+export async function recoverStash(
+	services: Services,
+	credentialId: string,
+): Promise<"written" | "dropped" | "none" | "busy"> {
+	const store = new LeaseStore(services.redis);
+	const holder = crypto.randomUUID();
+	if (!(await acquireLock(services, store, credentialId, holder))) return "busy";
+	try {
+		const row = await loadCredential(services, credentialId);
+		if (row?.type !== "oauth2") {
+			await store.dropStash(credentialId, -1);
+			return "dropped";
+		}
+		const before = await store.readStash(credentialId);
+		if (!before) return "none";
+		const written = await applyStash(services, store, row as OAuthRow);
+		return written ? "written" : "dropped";
+	} finally {
+		await store.releaseLock(credentialId, holder).catch(() => {});
+	}
+}
+
 const notFound = () => new LatchkeyError("not_found", "No such credential.");
 
-function stillNeedsRefresh(services: Services, row: CredentialRow, ttlMs: number): boolean {
+function stillNeedsRefresh(services: Services, row: CredentialRow, options: RefreshOptions) {
 	return needsRefresh(
 		{ expiresAt: row.accessTokenExpiresAt, issuedAt: row.tokenIssuedAt },
 		row.updatedAt,
 		services.now(),
-		ttlMs,
+		options.ttlMs,
+		options.invalidates,
 	);
 }
 
@@ -196,47 +246,44 @@ function backingOff(services: Services, row: CredentialRow): boolean {
 async function refreshHoldingLock(
 	services: Services,
 	store: LeaseStore,
-	lock: Lock,
+	holder: string,
 	credentialId: string,
 	options: RefreshOptions,
 ): Promise<RefreshOutcome> {
 	// Re-read under the lock: another isolate may have refreshed since this request read the row.
-	const current = await loadCredential(services, credentialId);
-	if (current?.type !== "oauth2") throw notFound();
-	const row = current as OAuthRow;
+	let row = await loadOAuth(services, credentialId);
+	// A provider answer that reached Redis but not the database: write it back before anything
+	// else, even over `reconnect_required` (a refresher that presented the rotated-away token set
+	// that; these tokens are the live ones). A recovered token that has since expired is then
+	// refreshed like any other, with the recovered refresh token.
+	row = (await applyStash(services, store, row)) ?? row;
 	if (row.status === "reconnect_required") throw reconnectRequired(row);
-	if (!stillNeedsRefresh(services, row, options.ttlMs)) return { kind: "fresh", row };
+	if (!stillNeedsRefresh(services, row, options)) return { kind: "fresh", row };
+	if (backingOff(services, row)) return { kind: "transient", row };
 
-	// A provider answer that reached Redis but not the database (the write failed): use it, the
-	// old refresh token may already be dead.
-	const recovered = await recoverStash(services, store, row);
-	let tokens: OAuthTokenSet;
-	const writer = crypto.randomUUID();
-	if (recovered) {
-		tokens = recovered;
-		services.logger.info("refresh recovered from stash", { credential_id: row.id });
-	} else {
-		if (backingOff(services, row)) return { kind: "transient", row };
-		const secret = await openSecret(services, row);
-		if (!secret.refresh_token) {
-			// Nothing to refresh with: usable until it expires, then only a reconnect helps.
-			if (row.accessTokenExpiresAt && row.accessTokenExpiresAt <= services.now()) {
-				throw await markReconnect(services, row, "no_refresh_token");
-			}
-			return { kind: "transient", row };
+	const secret = await openSecret(services, row);
+	if (!secret.refresh_token) {
+		// Nothing to refresh with: usable until it expires, then only a reconnect helps.
+		if (row.accessTokenExpiresAt && row.accessTokenExpiresAt <= services.now()) {
+			throw await markReconnect(services, row, "no_refresh_token");
 		}
-		const provider = await resolveProvider(services, row.provider);
-		if (provider.refreshInvalidatesAccessToken) {
-			const drained = await drainHolders(services, store, lock, row, writer, options);
-			if (!drained) return { kind: "held", row };
-		}
-		const heartbeat = keepLock(services, lock, row.id);
+		return { kind: "transient", row };
+	}
+	const intent = `${holder}|${row.tokenVersion}`;
+	if (options.invalidates) {
+		const drained = await drainHolders(services, store, holder, row, options);
+		if (drained === "held") return { kind: "held", row };
+		if (drained === "superseded") return { kind: "fresh", row: await loadOAuth(services, row.id) };
+	}
+	// The lock and the intent both outlive the refresh they guard, however slow the provider.
+	const heartbeat = keepAlive(services, store, row.id, holder, options.invalidates ? intent : null);
+	try {
+		let tokens: OAuthTokenSet;
 		try {
 			await options.hooks?.beforeProviderCall?.();
 			tokens = await refreshAccessToken(services, row.provider, secret.refresh_token);
 		} catch (err) {
-			heartbeat.stop();
-			await store.abandonWrite(row.id, writer).catch(() => {});
+			if (options.invalidates) await store.abandonWrite(row.id, intent).catch(() => {});
 			if (err instanceof LatchkeyError && err.code === "reconnect_required") {
 				throw await markReconnect(services, row, "invalid_grant");
 			}
@@ -245,65 +292,118 @@ async function refreshHoldingLock(
 			}
 			throw err;
 		}
-		heartbeat.stop();
+		const obtainedAt = services.now();
 		await options.hooks?.afterProviderCall?.();
-		// Before the database write: a rotated refresh token must outlive a failed write.
-		await stashTokens(services, store, row, tokens);
+		return { kind: "fresh", row: await keepTokens(services, store, row, tokens, obtainedAt) };
+	} finally {
+		heartbeat.stop();
 	}
-	const written = await writeTokens(services, row, tokens);
-	if (!written) {
-		// Fenced: someone whose lock had not expired wrote newer tokens; theirs stand.
-		await store.dropStash(row.id);
-		await store.abandonWrite(row.id, writer);
-		const latest = await loadCredential(services, row.id);
-		if (!latest) throw notFound();
-		return { kind: "fresh", row: latest as OAuthRow };
-	}
-	await store.commitWrite(row.id, writer, written.version);
-	return { kind: "fresh", row: written };
 }
+
+/**
+ * The provider has answered (and, if it rotates, killed the old refresh token): from here the
+ * answer must reach the database or stay in the stash. The stash is a safety net, never a gate:
+ * if sealing it into Redis fails the database write still goes ahead.
+ */
+async function keepTokens(
+	services: Services,
+	store: LeaseStore,
+	row: OAuthRow,
+	tokens: OAuthTokenSet,
+	obtainedAt: Date,
+): Promise<OAuthRow> {
+	const stashed = await stashTokens(services, store, row, tokens, obtainedAt).then(
+		() => true,
+		(err: unknown) => {
+			services.logger.warn("refresh stash not written; writing the database regardless", {
+				credential_id: row.id,
+				error_name: err instanceof Error ? err.name : typeof err,
+			});
+			return false;
+		},
+	);
+	let written: OAuthRow | null;
+	try {
+		written = await writeTokens(services, row, tokens, obtainedAt);
+	} catch (err) {
+		if (!stashed) {
+			// The one moment tokens can be lost: say so loudly, with what an operator needs.
+			services.logger.error(
+				"refresh tokens at risk: neither the stash nor the database took them",
+				{
+					credential_id: row.id,
+					error_name: err instanceof Error ? err.name : typeof err,
+				},
+			);
+		}
+		throw err;
+	}
+	if (!written) {
+		// Fenced: a newer token write (another refresh, a reconnect, a PATCH of the secret) landed
+		// since this refresh read the row; those tokens stand and this answer is spent.
+		// Committing the newer version clears an intent and a stash of the older one.
+		const latest = await loadOAuth(services, row.id);
+		await commit(services, store, latest);
+		return latest;
+	}
+	await commit(services, store, written);
+	return written;
+}
+
+/** Redis learns of the write: intent done, older tokens no longer granted, stash spent. */
+async function commit(services: Services, store: LeaseStore, written: OAuthRow): Promise<void> {
+	await store.commitWrite(written.id, written.tokenVersion).catch((err: unknown) =>
+		// The tokens are safe in the database; the intent lapses by its TTL and the stash is
+		// recognised as stale by its version.
+		services.logger.warn("refresh commit not recorded in Redis", {
+			credential_id: written.id,
+			error_name: err instanceof Error ? err.name : typeof err,
+		}),
+	);
+}
+
+type Drain = "drained" | "held" | "superseded";
 
 /**
  * Writer priority for providers whose refresh kills the old access token: announce the refresh
  * (new leases queue behind it), then wait until every unexpired lease of the old token has
- * ended. A crashed holder blocks no longer than its lease's TTL. False when the caller does not
- * wait (proactive refresh) and leases are held.
+ * ended. A crashed holder blocks no longer than its lease's TTL. A caller that does not wait
+ * (the proactive refresh) leaves a token that leases hold, and any intent, as they are.
  */
 async function drainHolders(
 	services: Services,
 	store: LeaseStore,
-	lock: Lock,
+	holder: string,
 	row: OAuthRow,
-	writer: string,
 	options: RefreshOptions,
-): Promise<boolean> {
+): Promise<Drain> {
 	let lastExtend = performance.now();
 	let delay = 20;
 	let announced = false;
 	for (;;) {
 		const now = services.now().getTime();
-		const { holders, lastLeaseEnd } = await store.beginWrite({
+		const state = await store.beginWrite({
 			credentialId: row.id,
-			writer,
+			writer: holder,
+			tokenVersion: row.tokenVersion,
 			now,
 			slackMs: WRITER_SLACK_MS,
+			announce: options.waitForHolders,
 		});
-		if (holders === 0) return true;
-		if (!options.waitForHolders) {
-			await store.abandonWrite(row.id, writer);
-			return false;
-		}
+		if (state.superseded) return "superseded";
+		if (state.holders === 0) return "drained";
+		if (!options.waitForHolders) return "held";
 		if (!announced) {
-			options.hooks?.waitingForHolders?.(holders);
+			options.hooks?.waitingForHolders?.(state.holders);
 			announced = true;
 		}
 		if (performance.now() >= options.deadline) {
 			// The intent stays (it lapses after the last holder): new leases keep queueing, and the
 			// first request after the drain refreshes.
-			throw refreshPending((lastLeaseEnd - now) / 1000);
+			throw refreshPending((state.lastLeaseEnd - now) / 1000);
 		}
 		if (performance.now() - lastExtend > LOCK_LEASE_MS / 3) {
-			await lock.extend(LOCK_EXTEND_MS).catch(() => false);
+			await store.extendLock(row.id, holder, LOCK_LEASE_MS).catch(() => false);
 			lastExtend = performance.now();
 		}
 		await sleep(delay);
@@ -311,15 +411,25 @@ async function drainHolders(
 	}
 }
 
-/** Extends the lock while the provider call runs, so a slow provider does not lose it. */
-function keepLock(services: Services, lock: Lock, credentialId: string) {
+/** Extends the lock (and the writer intent, if any) while the refresh runs. */
+function keepAlive(
+	services: Services,
+	store: LeaseStore,
+	credentialId: string,
+	holder: string,
+	intent: string | null,
+) {
 	let stopped = false;
 	let timer: ReturnType<typeof setTimeout> | undefined;
 	const tick = () => {
 		timer = setTimeout(async () => {
 			if (stopped) return;
-			const ok = await lock.extend(LOCK_EXTEND_MS).catch(() => false);
-			if (!ok) services.logger.warn("refresh lock not extended", { credential_id: credentialId });
+			const [locked] = await Promise.all([
+				store.extendLock(credentialId, holder, LOCK_LEASE_MS).catch(() => false),
+				intent ? store.extendWrite(credentialId, intent, WRITER_SLACK_MS).catch(() => false) : true,
+			]);
+			if (!locked)
+				services.logger.warn("refresh lock not extended", { credential_id: credentialId });
 			tick();
 		}, LOCK_LEASE_MS / 3);
 	};
@@ -337,55 +447,88 @@ async function stashTokens(
 	store: LeaseStore,
 	row: OAuthRow,
 	tokens: OAuthTokenSet,
+	obtainedAt: Date,
 ): Promise<void> {
 	const ring = await getKeyRing(services.config);
-	const sealed = await seal(
-		ring,
-		JSON.stringify({ ...tokens, expiresAt: tokens.expiresAt?.toISOString() ?? null }),
-		stashAad(row.id, row.version),
+	const answer: StashedAnswer = {
+		...tokens,
+		expiresAt: tokens.expiresAt?.toISOString() ?? null,
+		obtainedAt: obtainedAt.toISOString(),
+	};
+	const sealed = await seal(ring, JSON.stringify(answer), stashAad(row.id, row.tokenVersion));
+	await store.stash(
+		row.id,
+		row.tokenVersion,
+		JSON.stringify(sealed),
+		services.now().getTime(),
+		STASH_TTL_MS,
 	);
-	const value: StashedTokens = { baseVersion: row.version, sealed };
-	await store.stash(row.id, JSON.stringify(value), STASH_TTL_MS);
 }
 
-async function recoverStash(
+/**
+ * Writes a stashed provider answer over the token version it was obtained from. Null when there
+ * is none for this version (a stash of another version is stale and dropped).
+ */
+async function applyStash(
 	services: Services,
 	store: LeaseStore,
 	row: OAuthRow,
-): Promise<OAuthTokenSet | null> {
-	const raw = await store.readStash(row.id);
-	if (!raw) return null;
+): Promise<OAuthRow | null> {
+	const stash = await store.readStash(row.id);
+	if (!stash) return null;
+	if (stash.tokenVersion !== row.tokenVersion) {
+		// A newer token write landed after it (a reconnect, or the write the stash guarded).
+		await store.dropStash(row.id, stash.tokenVersion);
+		return null;
+	}
+	let answer: StashedAnswer;
 	try {
-		const stashed = JSON.parse(raw) as StashedTokens;
-		// Based on another version: the row moved on (a reconnect, or a write that did land).
-		if (stashed.baseVersion !== row.version) {
-			await store.dropStash(row.id);
-			return null;
-		}
 		const ring = await getKeyRing(services.config);
-		const plain = JSON.parse(
-			await open(ring, stashed.sealed, stashAad(row.id, row.version), `refresh stash of ${row.id}`),
-		) as Omit<OAuthTokenSet, "expiresAt"> & { expiresAt: string | null };
-		return { ...plain, expiresAt: plain.expiresAt ? new Date(plain.expiresAt) : null };
+		answer = JSON.parse(
+			await open(
+				ring,
+				JSON.parse(stash.sealed),
+				stashAad(row.id, row.tokenVersion),
+				`refresh stash of ${row.id}`,
+			),
+		) as StashedAnswer;
 	} catch (err) {
 		services.logger.warn("refresh stash unreadable", {
 			credential_id: row.id,
 			error_name: err instanceof Error ? err.name : typeof err,
 		});
-		await store.dropStash(row.id);
+		await store.dropStash(row.id, stash.tokenVersion);
 		return null;
 	}
+	const tokens: OAuthTokenSet = {
+		...answer,
+		expiresAt: answer.expiresAt ? new Date(answer.expiresAt) : null,
+	};
+	const written = await writeTokens(services, row, tokens, new Date(answer.obtainedAt));
+	if (!written) {
+		const latest = await loadOAuth(services, row.id);
+		await commit(services, store, latest);
+		return latest;
+	}
+	services.logger.info("refresh recovered from stash", { credential_id: row.id });
+	await commit(services, store, written);
+	return written;
 }
 
-/** The fenced write: only over the version the refresh started from. Null when fenced off. */
+/**
+ * The fenced write: only over the token version the refresh started from, so an edit of the
+ * title or metadata meanwhile does not fence it, and any newer token write does. It also lands
+ * over `reconnect_required` set from that same version (by someone who presented the
+ * refresh token this answer rotated away). Null when fenced off.
+ */
 async function writeTokens(
 	services: Services,
 	row: OAuthRow,
 	tokens: OAuthTokenSet,
+	obtainedAt: Date,
 ): Promise<OAuthRow | null> {
 	const current = await openSecret(services, row);
 	const refresh = tokens.refreshToken ?? current.refresh_token;
-	const now = services.now();
 	const sealed = await sealSecret(services, row, {
 		access_token: tokens.accessToken,
 		token_type: tokens.tokenType || current.token_type || "Bearer",
@@ -396,22 +539,33 @@ async function writeTokens(
 		.set({
 			...sealed,
 			accessTokenExpiresAt: tokens.expiresAt,
-			tokenIssuedAt: now,
+			tokenIssuedAt: obtainedAt,
 			// Providers that restate scopes on refresh say what the token now carries.
 			...(tokens.scopes.length ? { scopes: tokens.scopes } : {}),
 			status: "active",
 			refreshFailures: 0,
 			refreshRetryAt: null,
 			refreshError: null,
-			version: row.version + 1,
-			updatedAt: now,
+			version: sql`${credentials.version} + 1`,
+			tokenVersion: row.tokenVersion + 1,
+			updatedAt: services.now(),
 		})
-		.where(and(eq(credentials.id, row.id), eq(credentials.version, row.version)))
+		.where(
+			and(
+				eq(credentials.id, row.id),
+				eq(credentials.tokenVersion, row.tokenVersion),
+				ne(credentials.status, "revoked"),
+			),
+		)
 		.returning();
 	return (updated as OAuthRow | undefined) ?? null;
 }
 
-/** A definitive refusal: the credential needs the user, and is never retried with this token. */
+/**
+ * A definitive refusal: the credential needs the user, and is never retried with this token.
+ * The token version stays: a refresher that obtained the rotated tokens from this same version
+ * can still write them (the refusal was of the token it rotated away).
+ */
 async function markReconnect(
 	services: Services,
 	row: OAuthRow,
@@ -422,10 +576,10 @@ async function markReconnect(
 		.set({
 			status: "reconnect_required",
 			refreshError: reason,
-			version: row.version + 1,
+			version: sql`${credentials.version} + 1`,
 			updatedAt: services.now(),
 		})
-		.where(and(eq(credentials.id, row.id), eq(credentials.version, row.version)));
+		.where(and(eq(credentials.id, row.id), eq(credentials.tokenVersion, row.tokenVersion)));
 	return reconnectRequired(row);
 }
 
@@ -440,7 +594,7 @@ async function recordFailure(services: Services, row: OAuthRow): Promise<OAuthRo
 			refreshRetryAt: retryAt,
 			refreshError: "provider_unavailable",
 		})
-		.where(eq(credentials.id, row.id))
+		.where(and(eq(credentials.id, row.id), eq(credentials.tokenVersion, row.tokenVersion)))
 		.returning();
 	return (updated as OAuthRow | undefined) ?? row;
 }

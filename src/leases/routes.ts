@@ -25,6 +25,21 @@ const TtlBody = z
 	})
 	.strict();
 
+/** Renewal: no default, so that "no TTL asked for" is visible (it never shortens the lease). */
+const RenewBody = z
+	.object({
+		ttl_seconds: z
+			.number()
+			.int()
+			.min(1)
+			.max(MAX_LEASE_TTL_S)
+			.optional()
+			.openapi({
+				description: `Seconds, 1–${MAX_LEASE_TTL_S}. Absent: now + ${DEFAULT_LEASE_TTL_S} s or the current end, whichever is later.`,
+			}),
+	})
+	.strict();
+
 const Timestamp = z.string().openapi({ format: "date-time" });
 
 const SecretSchema = z
@@ -66,6 +81,7 @@ const LeaseParam = idParam("lease_id", "lease_4f9QbX2mT7aLkP0sVd1e_Zr8YcQw2mNb5L
 
 /** Optional body: a lease request may send none at all. */
 const optionalJson = { ...json(TtlBody), required: false } as const;
+const optionalRenewJson = { ...json(RenewBody), required: false } as const;
 
 export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 	const authed = app as unknown as OpenAPIHono<AuthEnv>;
@@ -78,7 +94,7 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 			summary:
 				"Lease a credential's secret for an agent run (refreshing an OAuth token first if needed)",
 			description:
-				"The only way a secret leaves Latchkey. An OAuth2 token is refreshed first when it expires before the lease's end plus min(5 minutes, a quarter of its lifetime); however many leases ask at once, one refresh reaches the provider. A token too short-lived to cover the TTL is leased with `expires_at` cut to its expiry. For providers whose refresh invalidates the previous access token, a refresh waits for the leases holding it to end and new leases queue behind it (503 `refresh_pending` with Retry-After if that takes longer than about 25 s).",
+				"The only way a secret leaves Latchkey. An OAuth2 token is refreshed first when it expires before the lease's end plus min(5 minutes, a quarter of its lifetime); however many leases ask at once, one refresh reaches the provider. A token too short-lived to cover the TTL is leased with `expires_at` cut to its expiry. For providers whose refresh invalidates the previous access token, only the token's own margin starts a refresh (never the TTL a caller asks for), and leases end where that margin begins, so the refresh waits for no lease; should one still hold the token, the refresh waits for it and new leases queue behind it (503 `refresh_pending` with Retry-After if that takes longer than about 25 s). 429 `rate_limited` with Retry-After when the caller's key has used its lease rate (default: 500 at once, then 50 a second) or the credential has as many live leases as it may (default 1000).",
 			security: bearerSecurity,
 			// The fresh check of the caller's key or session runs in one batch with the credential read.
 			middleware: [
@@ -89,13 +105,15 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 			request: { params: IdParam, body: optionalJson },
 			responses: {
 				201: { description: "Leased", headers: noStoreHeaders, ...json(LeaseSchema) },
-				...errorResponses(400, 401, 403, 404, 409, 502, 503),
+				...errorResponses(400, 401, 403, 404, 409, 429, 502, 503),
 			},
 		}),
 		async (c) => {
 			const services = c.get("services");
+			const principal = c.get("principal");
 			const lease = await createLease(services, {
 				userId: userIdOf(c),
+				principal: principal.keyId ? `key:${principal.keyId}` : `user:${userIdOf(c)}`,
 				credentialId: c.req.valid("param").id,
 				ttlSeconds: ttlOf(c.req.valid("json")),
 				liveCheck: liveCheckOf(c),
@@ -112,10 +130,10 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 			tags: ["Leases"],
 			summary: "Extend a lease",
 			description:
-				"409 `token_expiring` when the leased token cannot cover the renewal or a refresh is waiting for it: release and lease again. 410 `lease_gone` after expiry, release or the credential's deletion.",
+				"Sets the lease's end to now + `ttl_seconds`. Without `ttl_seconds` (no body, or none in it) the end becomes now + 60 s or stays where it is, whichever is later: a renewal never shortens a lease unless `ttl_seconds` asks for it. 409 `token_expiring` when the leased token cannot cover the renewal (for providers whose refresh invalidates the previous token, leases end where its refresh margin begins) or a refresh is waiting for it: release and lease again. 410 `lease_gone` after expiry, release or the credential's deletion (the lease's record is kept 5 minutes past its end; after that, 404).",
 			security: bearerSecurity,
 			middleware: [authenticate(), requireUser(), requireScope("credentials:use")],
-			request: { params: LeaseParam, body: optionalJson },
+			request: { params: LeaseParam, body: optionalRenewJson },
 			responses: {
 				200: {
 					description: "Renewed",
@@ -128,7 +146,8 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 			const renewed = await renewLease(c.get("services"), {
 				userId: userIdOf(c),
 				leaseId: c.req.valid("param").lease_id,
-				ttlSeconds: ttlOf(c.req.valid("json")),
+				// No TTL asked for: the renewal may not shorten the lease.
+				ttlSeconds: c.req.valid("json")?.ttl_seconds,
 			});
 			return c.json(renewed, 200);
 		},

@@ -3,10 +3,11 @@ import type { SecretOf } from "../credentials/secrets.ts";
 import { findVisible, openSecret, visibleTo } from "../credentials/service.ts";
 import { randomBase62 } from "../crypto/encoding.ts";
 import type { BatchedCheck } from "../db/client.ts";
-import { type CredentialRow, credentials } from "../db/schema.ts";
+import { type CredentialRow, credentials, oauthProviders } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
+import { builtinProvider } from "../oauth/providers.ts";
 import type { Services } from "../services.ts";
-import { leaseEnd, needsRefresh } from "./policy.ts";
+import { DEFAULT_LEASE_TTL_S, leaseEnd, needsRefresh, tokenLimit } from "./policy.ts";
 import {
 	ensureFresh,
 	type OAuthRow,
@@ -14,7 +15,7 @@ import {
 	refreshPending,
 	waitForRefresh,
 } from "./refresh.ts";
-import { LeaseStore } from "./store.ts";
+import { type GrantResult, LeaseStore } from "./store.ts";
 
 /**
  * Leases: the only way a secret leaves Latchkey. A lease names the credential, ends at a fixed
@@ -45,6 +46,8 @@ export interface Lease {
 
 export interface LeaseRequest {
 	userId: string;
+	/** Whom the lease rate limit counts: `key:<id>` (a key and its sessions); default the user. */
+	principal?: string;
 	credentialId: string;
 	ttlSeconds: number;
 	/** The caller's fresh credential check, run in the same batch as the credential read. */
@@ -85,34 +88,69 @@ const providerUnavailable = (row: CredentialRow) =>
 		{ hint: "Retry later; the refresh is retried with backoff." },
 	);
 
-/** The credential, and the caller's fresh credential check, in one round trip. */
+interface LeaseRead {
+	row: CredentialRow;
+	/** Whether the provider's refresh kills the previous access token (writer priority). */
+	invalidates: boolean;
+}
+
+type ReadRow = { row: CredentialRow; invalidates: boolean | null };
+
+/**
+ * The credential with its provider's refresh behaviour, and the caller's fresh credential check,
+ * in one round trip.
+ */
 async function readForLease(
 	services: Services,
 	userId: string,
 	credentialId: string,
 	liveCheck: BatchedCheck | null | undefined,
-): Promise<CredentialRow> {
+): Promise<LeaseRead> {
 	const { db } = services;
 	const read = db
-		.select()
+		.select({ row: credentials, invalidates: oauthProviders.refreshInvalidatesAccessToken })
 		.from(credentials)
+		.leftJoin(oauthProviders, eq(oauthProviders.id, credentials.provider))
 		.where(and(eq(credentials.id, credentialId), visibleTo(userId)))
 		.limit(1);
-	let rows: CredentialRow[];
+	let rows: ReadRow[];
 	if (liveCheck) {
-		const [checked, found] = (await db.batch([liveCheck.query, read])) as [
-			unknown,
-			CredentialRow[],
-		];
+		const [checked, found] = (await db.batch([liveCheck.query, read])) as [unknown, ReadRow[]];
 		// Refused callers learn nothing about the credential, not even whether it exists.
 		liveCheck.assert(checked);
 		rows = found;
 	} else {
 		rows = await read;
 	}
-	const row = rows[0];
-	if (!row) throw notFound();
-	return row;
+	const found = rows[0];
+	if (!found) throw notFound();
+	const { row } = found;
+	// A built-in provider without an admin row keeps the behaviour it ships with.
+	const invalidates =
+		row.type === "oauth2" &&
+		(found.invalidates ?? builtinProvider(row.provider)?.refreshInvalidatesAccessToken ?? false);
+	return { row, invalidates };
+}
+
+/** A grant refused by a limit: 429 with when to come back, naming the limit that refused it. */
+function limitError(services: Services, grant: GrantResult & { retryInMs: number }, id: string) {
+	const retryAfter = Math.max(1, Math.ceil(grant.retryInMs / 1000));
+	if (grant.outcome === "full") {
+		const max = services.config.LATCHKEY_MAX_LEASES_PER_CREDENTIAL;
+		return new LatchkeyError(
+			"rate_limited",
+			`Credential ${id} already has ${max} live leases, the most it may have at once.`,
+			{
+				retryAfter,
+				hint: `Release leases you no longer use (DELETE /v1/leases/{lease_id}); the limit is LATCHKEY_MAX_LEASES_PER_CREDENTIAL (${max}).`,
+			},
+		);
+	}
+	const { LATCHKEY_LEASE_BURST: burst, LATCHKEY_LEASE_RATE_PER_SECOND: rate } = services.config;
+	return new LatchkeyError("rate_limited", "Too many lease requests from this principal.", {
+		retryAfter,
+		hint: `Wait for the seconds in Retry-After; one key may take ${burst} leases at once and ${rate} a second after that (LATCHKEY_LEASE_BURST, LATCHKEY_LEASE_RATE_PER_SECOND).`,
+	});
 }
 
 function secretView(row: CredentialRow, secret: SecretOf[keyof SecretOf]): LeaseSecret {
@@ -202,17 +240,25 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 	const store = new LeaseStore(services.redis);
 	const ttlMs = request.ttlSeconds * 1000;
 	const deadline = performance.now() + LEASE_WAIT_MS;
-	let row = await readForLease(services, request.userId, request.credentialId, request.liveCheck);
+	const read = await readForLease(
+		services,
+		request.userId,
+		request.credentialId,
+		request.liveCheck,
+	);
+	const { invalidates } = read;
+	let { row } = read;
 	let triedRefresh = false;
 	for (let round = 0; round < MAX_ROUNDS; round++) {
 		let now = services.now();
 		assertLeasable(row, now);
 		if (row.type === "oauth2") {
 			const times = { expiresAt: row.accessTokenExpiresAt, issuedAt: row.tokenIssuedAt };
-			if (!triedRefresh && needsRefresh(times, row.updatedAt, now, ttlMs)) {
+			if (!triedRefresh && needsRefresh(times, row.updatedAt, now, ttlMs, invalidates)) {
 				triedRefresh = true;
 				const outcome = await ensureFresh(services, row as OAuthRow, {
 					ttlMs,
+					invalidates,
 					deadline,
 					waitForHolders: true,
 					hooks: request.hooks,
@@ -226,7 +272,13 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 				throw providerUnavailable(row);
 			}
 		}
-		const end = leaseEnd(now, ttlMs, row.accessTokenExpiresAt);
+		const limit = tokenLimit(
+			{ expiresAt: row.accessTokenExpiresAt, issuedAt: row.tokenIssuedAt },
+			row.updatedAt,
+			now,
+			invalidates,
+		);
+		const end = leaseEnd(now, ttlMs, limit);
 		const leaseId = newLeaseId(row.id);
 		// Decryption overlaps the Redis round trip; a grant refused below wastes only CPU.
 		const [opened, grant] = await Promise.all([
@@ -238,10 +290,16 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 				credentialId: row.id,
 				leaseId,
 				userId: request.userId,
+				principal: request.principal ?? `user:${request.userId}`,
 				now: now.getTime(),
 				leaseEnd: end.getTime(),
-				tokenExpiresAt: row.accessTokenExpiresAt?.getTime() ?? null,
-				version: row.version,
+				tokenLimit: limit?.getTime() ?? null,
+				tokenVersion: row.tokenVersion,
+				rate: {
+					burst: services.config.LATCHKEY_LEASE_BURST,
+					perSecond: services.config.LATCHKEY_LEASE_RATE_PER_SECOND,
+				},
+				maxLeases: services.config.LATCHKEY_MAX_LEASES_PER_CREDENTIAL,
 			}),
 		]);
 		if (!opened.ok) {
@@ -264,6 +322,9 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 				secret: secretView(row, secret),
 			};
 		}
+		if (grant.outcome === "full" || grant.outcome === "limited") {
+			throw limitError(services, grant, row.id);
+		}
 		if (grant.outcome === "queued") {
 			// A refresh waits for the holders of this token; new leases wait for its result.
 			request.hooks?.waitingForRefresh?.("writer");
@@ -276,24 +337,29 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 	throw refreshPending(1);
 }
 
+/**
+ * Extends a lease to now + `ttlSeconds`. Without an explicit TTL (the default, 60 s) a renewal
+ * never ends the lease sooner than it already ends.
+ */
 export async function renewLease(
 	services: Services,
-	input: { userId: string; leaseId: string; ttlSeconds: number },
+	input: { userId: string; leaseId: string; ttlSeconds?: number },
 ): Promise<{ expires_at: string }> {
 	const credentialId = credentialOfLease(input.leaseId);
 	if (!credentialId) throw leaseNotFound();
 	const now = services.now().getTime();
-	const end = now + input.ttlSeconds * 1000;
+	const end = now + (input.ttlSeconds ?? DEFAULT_LEASE_TTL_S) * 1000;
 	const result = await new LeaseStore(services.redis).renew({
 		credentialId,
 		leaseId: input.leaseId,
 		userId: input.userId,
 		now,
 		leaseEnd: end,
+		explicit: input.ttlSeconds !== undefined,
 	});
 	switch (result.outcome) {
 		case "ok":
-			return { expires_at: new Date(end).toISOString() };
+			return { expires_at: new Date(result.leaseEnd).toISOString() };
 		case "unknown":
 			throw leaseNotFound();
 		case "gone":
@@ -301,8 +367,8 @@ export async function renewLease(
 		case "expiring":
 			throw new LatchkeyError(
 				"token_expiring",
-				result.tokenExpiresAt !== null && result.tokenExpiresAt < end
-					? `The leased token expires at ${new Date(result.tokenExpiresAt).toISOString()}, before the renewal would end.`
+				result.tokenLimit !== null && result.tokenLimit < end
+					? `The leased token can be leased until ${new Date(result.tokenLimit).toISOString()}, before the renewal would end.`
 					: "The leased token is about to be refreshed; the lease cannot be extended.",
 			);
 	}

@@ -492,12 +492,31 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 		return c;
 	}
 
+	/**
+	 * An invalidating provider's token inside its refresh margin (lifetime 120 s, margin 30 s,
+	 * 20 s left) that a lease holds anyway: the refresh was backing off when it was leased (so it
+	 * was leased to its expiry), and the backoff has just passed.
+	 */
+	async function heldInMargin(s: Services, now: number) {
+		const c = await connected(INVALIDATING);
+		await age(c.id, 100, 20, now);
+		await db
+			.update(credentials)
+			.set({ refreshRetryAt: new Date(now + 60_000), refreshFailures: 1 })
+			.where(eq(credentials.id, c.id));
+		const held = await createLease(s, { userId: c.user.id, credentialId: c.id, ttlSeconds: 10 });
+		await db
+			.update(credentials)
+			.set({ refreshRetryAt: null, refreshFailures: 0 })
+			.where(eq(credentials.id, c.id));
+		return { ...c, held };
+	}
+
 	it("an invalidating refresh waits for held leases, and new leases queue behind it", async () => {
 		const { services: s, dispose, clock } = clockedServices();
 		try {
-			const { user, id } = await shortLived(INVALIDATING, clock.t);
+			const { user, id, held } = await heldInMargin(s, clock.t);
 			const old = await tokensOf(id);
-			const held = await createLease(s, { userId: user.id, credentialId: id, ttlSeconds: 20 });
 			expect(held.secret).toMatchObject({ access_token: old.access_token });
 
 			const writerWaits = barrier();
@@ -512,8 +531,9 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 			const queued = createLease(s, {
 				userId: user.id,
 				credentialId: id,
-				ttlSeconds: 20,
-				hooks: { waitingForRefresh: (why) => why === "writer" && readerQueued.open() },
+				ttlSeconds: 5,
+				// Inside the margin it waits on the refresher's lock; outside, on its intent.
+				hooks: { waitingForRefresh: () => readerQueued.open() },
 			});
 			await readerQueued.promise;
 			// Nothing reached the provider while the old token is held.
@@ -533,9 +553,8 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 	it("a crashed holder (never released) blocks the refresh only until its TTL", async () => {
 		const { services: s, dispose, clock } = clockedServices();
 		try {
-			const { user, id } = await shortLived(INVALIDATING, clock.t);
+			const { user, id } = await heldInMargin(s, clock.t);
 			const old = await tokensOf(id);
-			await createLease(s, { userId: user.id, credentialId: id, ttlSeconds: 20 });
 			const writerWaits = barrier();
 			const refreshing = createLease(s, {
 				userId: user.id,
@@ -545,7 +564,7 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 			});
 			await writerWaits.promise;
 			expect(await refreshAttempts(old.refresh_token ?? "")).toBe(0);
-			clock.t += 21_000;
+			clock.t += 11_000;
 			const fresh = await refreshing;
 			expect((fresh.secret as { access_token: string }).access_token).not.toBe(old.access_token);
 			expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
@@ -657,18 +676,29 @@ describe("proactive refresh (scheduled)", () => {
 			.update(credentials)
 			.set({ refreshRetryAt: new Date(Date.now() + 60_000), refreshFailures: 1 })
 			.where(eq(credentials.id, backingOff));
-		// 400 s left: a 60 s lease needs no refresh (360 s), but it expires within 15 minutes.
-		await age(held, 3200, 400);
+		// Inside its margin (200 s left of 3600) and still held, by a lease granted while its
+		// refresh was backing off; the backoff has passed since.
+		await age(held, 3400, 200);
+		await db
+			.update(credentials)
+			.set({ refreshRetryAt: new Date(Date.now() + 60_000), refreshFailures: 1 })
+			.where(eq(credentials.id, held));
 		const lease = await createLease(services, {
 			userId: user.id,
 			credentialId: held,
 			ttlSeconds: 60,
 		});
+		await db
+			.update(credentials)
+			.set({ refreshRetryAt: null, refreshFailures: 0 })
+			.where(eq(credentials.id, held));
 		const before = new Map<string, Awaited<ReturnType<typeof tokensOf>>>();
 		for (const id of [soon, later, backingOff, held]) before.set(id, await tokensOf(id));
 
 		const result = await refreshExpiring(services, { userIds: [user.id] });
 		expect(result).toMatchObject({ candidates: 2, refreshed: 1, held: 1 });
+		// Leaving a held token alone leaves Redis alone too: no writer intent of its own.
+		expect(await services.redis.exists(leaseKeys(held).writer)).toBe(0);
 		expect((await tokensOf(soon)).access_token).not.toBe(before.get(soon)?.access_token);
 		for (const id of [later, backingOff, held]) {
 			expect((await tokensOf(id)).access_token).toBe(before.get(id)?.access_token);
