@@ -1,6 +1,8 @@
 import { eq } from "drizzle-orm";
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
+import { userAccessRevocations } from "../../src/auth/api-keys.ts";
+import { revokeSessionsWhere } from "../../src/auth/sessions.ts";
 import { apiKeys, sessions, users } from "../../src/db/schema.ts";
 import { admin, createKeyJson, createUser, type TokenPairJson } from "./fixtures.ts";
 import { clockedApp, expectError, testDb } from "./helpers.ts";
@@ -13,6 +15,7 @@ import { clockedApp, expectError, testDb } from "./helpers.ts";
  */
 
 type Clock = ReturnType<typeof clockedApp>;
+type Db = ReturnType<typeof testDb>["db"];
 
 async function setup(clock: Clock) {
 	const user = await createUser();
@@ -267,4 +270,145 @@ describe("what the policy costs, in Postgres round trips", () => {
 			expect(pgRoundTrips(write)).toBe(2); // the credential read now, then the update
 		}
 	});
+});
+
+describe("ends that must reach writes and leases at once: deletion and key rolls", () => {
+	/** setup(), plus a credential of the user and a lease of it with the session's access token. */
+	async function withCredential(clock: Clock) {
+		const s = await setup(clock);
+		const created = await clock.call("/v1/credentials", {
+			method: "POST",
+			token: s.key.key,
+			json: { provider: "p", type: "api_key", api_key: `secret-${crypto.randomUUID()}` },
+		});
+		expect(created.status).toBe(201);
+		const { id } = (await created.json()) as { id: string };
+		const lease = () =>
+			clock.call(`/v1/credentials/${id}/leases`, {
+				method: "POST",
+				token: s.pair.access_token,
+				json: { ttl_seconds: 60 },
+			});
+		expect((await lease()).status).toBe(201);
+		return { ...s, lease };
+	}
+	type WithCredential = Awaited<ReturnType<typeof withCredential>>;
+
+	async function expectSessionDead(clock: Clock, s: WithCredential, message: RegExp) {
+		await expectWritesRefused(clock, s.pair.access_token, message);
+		const lease = await expectRefused(await s.lease(), "lease");
+		expect(lease.error.message).toMatch(message);
+		await expectRefused(await clock.call("/v1/me", { token: s.pair.access_token }), "GET");
+		await expectError(await refreshWith(clock, s.pair.refresh_token), 401, "invalid_grant");
+	}
+
+	const ends: [string, RegExp, (clock: Clock, s: WithCredential) => Promise<Response>, number][] = [
+		[
+			"DELETE /v1/me",
+			/being deleted/,
+			(clock, s) => clock.call("/v1/me", { method: "DELETE", token: s.manager.key }),
+			202,
+		],
+		[
+			"DELETE /v1/admin/users/{id}",
+			/being deleted/,
+			(clock, s) =>
+				clock.call(`/v1/admin/users/${s.user.id}`, { method: "DELETE", token: admin() }),
+			202,
+		],
+		[
+			"rolling its key with grace 0",
+			/API key/,
+			(clock, s) =>
+				clock.call(`/v1/api-keys/${s.key.id}/roll`, {
+					method: "POST",
+					token: s.manager.key,
+					json: { grace_seconds: 0 },
+				}),
+			201,
+		],
+	];
+
+	for (const [label, message, end, status] of ends) {
+		it(`${label}: the session's access token is refused at once by writes and leases`, async () => {
+			const clock = clockedApp();
+			const s = await withCredential(clock);
+			expect((await end(clock, s)).status).toBe(status);
+			await expectSessionDead(clock, s, message);
+		});
+	}
+
+	it("rolling its key with a grace: its sessions act through the grace and die at its end", async () => {
+		const clock = clockedApp();
+		const s = await withCredential(clock);
+		const rolled = await clock.call(`/v1/api-keys/${s.key.id}/roll`, {
+			method: "POST",
+			token: s.manager.key,
+			json: { grace_seconds: 60 },
+		});
+		expect(rolled.status).toBe(201);
+		const token = s.pair.access_token;
+		clock.advance(59);
+		const write = await clock.call("/v1/me", { method: "PATCH", token, json: { name: "grace" } });
+		expect(write.status).toBe(200);
+		expect((await s.lease()).status).toBe(201);
+		clock.advance(1);
+		await expectSessionDead(clock, s, /API key/);
+		// The key that replaced it starts sessions as usual.
+		const next = (await rolled.json()) as { key: string };
+		const exchanged = await clock.call("/v1/auth/token", {
+			method: "POST",
+			json: { grant_type: "api_key", api_key: next.key },
+		});
+		expect(exchanged.status).toBe(200);
+	});
+	/**
+	 * The same ends made by another isolate, straight in the database: this isolate's cache
+	 * still holds the session as good, so only a fresh read can refuse the write and the lease.
+	 */
+	const elsewhere: [string, RegExp, (db: Db, s: WithCredential, at: Date) => Promise<unknown>][] = [
+		[
+			"its user deleted",
+			/being deleted/,
+			(db, s, at) =>
+				db.batch([
+					db.update(users).set({ status: "deleting" }).where(eq(users.id, s.user.id)),
+					...userAccessRevocations(db, s.user.id, at),
+				]),
+		],
+		[
+			"its key rolled with grace 0",
+			/API key/,
+			(db, s, at) =>
+				db.batch([
+					db.update(apiKeys).set({ revokedAt: at }).where(eq(apiKeys.id, s.key.id)),
+					revokeSessionsWhere(db, eq(sessions.apiKeyId, s.key.id), at, "key_rolled"),
+				]),
+		],
+		[
+			"its key's roll grace run out",
+			/API key/,
+			(db, s, at) => db.update(apiKeys).set({ expiresAt: at }).where(eq(apiKeys.id, s.key.id)),
+		],
+	];
+
+	for (const [label, message, change] of elsewhere) {
+		it(`${label} in another isolate: writes and leases are refused at once, past this isolate's cache`, async () => {
+			const clock = clockedApp();
+			const s = await withCredential(clock);
+			const handle = testDb();
+			try {
+				await change(handle.db, s, new Date(clock.now().getTime() - 1));
+			} finally {
+				await handle.end();
+			}
+			// Proof that the cache still says yes: a read rides it.
+			expect((await clock.call("/v1/me", { token: s.pair.access_token })).status).toBe(200);
+			// The lease first: what a fresh check reads refreshes the cache, so after it the writes
+			// below would find the session ended in the cache too.
+			const lease = await expectRefused(await s.lease(), "lease");
+			expect(lease.error.message).toMatch(message);
+			await expectWritesRefused(clock, s.pair.access_token, message);
+		});
+	}
 });
