@@ -337,6 +337,41 @@ describe("API keys", () => {
 		await expectError(bad, 400, "invalid_request");
 	});
 
+	it("every response that shows a key is no-store: creation, admin creation, roll", async () => {
+		const { id, key } = await userWithKey();
+		const created = await call("/v1/api-keys", {
+			method: "POST",
+			token: key,
+			json: { name: "shown once" },
+		});
+		expect(created.status).toBe(201);
+		const { id: createdId } = (await created.clone().json()) as { id: string };
+		const responses: [string, Response][] = [
+			["POST /v1/api-keys", created],
+			[
+				"POST /v1/admin/users/{id}/api-keys",
+				await call(`/v1/admin/users/${id}/api-keys`, {
+					method: "POST",
+					token: admin(),
+					json: { name: "by admin" },
+				}),
+			],
+			[
+				"POST /v1/api-keys/{id}/roll",
+				await call(`/v1/api-keys/${createdId}/roll`, {
+					method: "POST",
+					token: key,
+					json: { grace_seconds: 60 },
+				}),
+			],
+		];
+		for (const [label, res] of responses) {
+			expect(res.status, label).toBe(201);
+			expect(((await res.json()) as { key: string }).key, label).toMatch(/^lk_/);
+			expect(res.headers.get("cache-control"), label).toBe("no-store");
+		}
+	});
+
 	it("another user's key is a 404 for every key route", async () => {
 		const a = await userWithKey();
 		const b = await userWithKey();
