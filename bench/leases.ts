@@ -25,12 +25,20 @@ import {
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,32").split(",").map(Number);
 const HERD = Number(process.env.BENCH_HERD ?? 500);
+/** Live leases whose Redis footprint is measured. */
+const MEMORY_LEASES = Number(process.env.BENCH_MEMORY_LEASES ?? 2000);
 
 const infra = await startInfraProcess();
 console.log(
 	`postgres: ${infra.postgres}, redis: ${infra.redis}, requests per scenario: ${REQUESTS}`,
 );
-const worker = await startWorker(infra.bindings).catch(async (err) => {
+// The bench measures speed, so the per-key lease rate and the per-credential cap are lifted:
+// thousands of 60 s leases of one credential within a minute would otherwise (rightly) be 429.
+const worker = await startWorker({
+	...infra.bindings,
+	LATCHKEY_LEASE_BURST: "0",
+	LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000",
+}).catch(async (err) => {
 	await infra.close();
 	throw err;
 });
@@ -49,6 +57,7 @@ const accessTokensIssued = async (account: string) => {
 const results: Result[] = [];
 const perLease: Record<string, { pg: number; redis: number }> = {};
 let herd: Record<string, number | string> = {};
+let memory: Record<string, number> = {};
 try {
 	const { key } = await benchUser(api, admin, "lease");
 	const apiKey = await api<{ id: string }>("/v1/credentials", {
@@ -96,6 +105,74 @@ try {
 		json: { code: back.searchParams.get("code"), state: back.searchParams.get("state") },
 	});
 
+	/**
+	 * What a lease leaves in Redis: used_memory before and after MEMORY_LEASES live leases of one
+	 * credential, after they are released (the records stay 5 minutes, for the 410), and the
+	 * longest any of those keys still has to live. Asked through the same REST bridge the worker
+	 * uses.
+	 */
+	const redisCommand = async <T>(...command: (string | number)[]): Promise<T> => {
+		const res = await fetch(infra.bindings.UPSTASH_REDIS_REST_URL as string, {
+			method: "POST",
+			headers: { authorization: `Bearer ${infra.bindings.UPSTASH_REDIS_REST_TOKEN}` },
+			body: JSON.stringify(command),
+		});
+		return ((await res.json()) as { result: T }).result;
+	};
+	const usedMemory = async () => {
+		const info = await redisCommand<string>("INFO", "memory");
+		return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? Number.NaN);
+	};
+	const leaseMemory = async (credentialId: string) => {
+		const taken: string[] = [];
+		const before = await usedMemory();
+		for (let i = 0; i < MEMORY_LEASES; i += 50) {
+			const batch = await Promise.all(
+				Array.from({ length: 50 }, async () => {
+					const { url, init } = lease(credentialId)();
+					const res = await fetch(url, init);
+					if (res.status !== 201) throw new Error(`memory lease: ${res.status}`);
+					return ((await res.json()) as { lease_id: string }).lease_id;
+				}),
+			);
+			taken.push(...batch);
+		}
+		const live = await usedMemory();
+		const tag = `{${credentialId}}`;
+		const oneRecord = await redisCommand<number>(
+			"MEMORY",
+			"USAGE",
+			`lk:lease:${tag}:l:${taken[0]}`,
+		);
+		for (let i = 0; i < taken.length; i += 50) {
+			await Promise.all(
+				taken.slice(i, i + 50).map((id) =>
+					fetch(`${worker.url}/v1/leases/${id}`, {
+						method: "DELETE",
+						headers: { authorization: `Bearer ${key}` },
+					}).then((r) => r.arrayBuffer()),
+				),
+			);
+		}
+		const released = await usedMemory();
+		let longestTtlMs = 0;
+		for (const id of taken.slice(0, 50)) {
+			longestTtlMs = Math.max(
+				longestTtlMs,
+				await redisCommand<number>("PTTL", `lk:lease:${tag}:l:${id}`),
+			);
+		}
+		const holders = await redisCommand<number>("ZCARD", `lk:lease:${tag}:holders`);
+		return {
+			leases: MEMORY_LEASES,
+			bytes_per_live_lease: Math.round((live - before) / MEMORY_LEASES),
+			memory_usage_of_one_record: oneRecord,
+			bytes_per_lease_after_release: Math.round((released - before) / MEMORY_LEASES),
+			holders_left_after_release: holders,
+			longest_ttl_left_s: Math.round(longestTtlMs / 1000),
+		};
+	};
+
 	const lease = (id: string) => () => ({
 		url: `${worker.url}/v1/credentials/${id}/leases`,
 		init: {
@@ -134,6 +211,9 @@ try {
 			`  ${name}: ${c.pg.toFixed(2)} Postgres round trips, ${c.redis.toFixed(2)} Redis calls`,
 		);
 	}
+
+	memory = await leaseMemory(apiKey.id);
+	console.log("Redis memory of lease bookkeeping:", memory);
 
 	for (const c of CONCURRENCY) {
 		results.push(...(await measureInterleaved(scenarios, c, REQUESTS, { settle })));
@@ -208,5 +288,6 @@ printAgainst(results, "/health");
 saveResults("leases", infra, {
 	per_lease: perLease,
 	herd,
+	memory,
 	results,
 });
