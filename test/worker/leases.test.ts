@@ -1,7 +1,7 @@
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
-import { openSecret, updateCredential } from "../../src/credentials/service.ts";
+import { openSecret } from "../../src/credentials/service.ts";
 import { type CredentialRow, credentials, sessions } from "../../src/db/schema.ts";
 import { needsRefresh, refreshMarginMs, requiredValidityMs } from "../../src/leases/policy.ts";
 import { refreshExpiring } from "../../src/leases/proactive.ts";
@@ -95,6 +95,12 @@ async function row(id: string): Promise<CredentialRow & { type: "oauth2" }> {
 
 async function tokensOf(id: string) {
 	return openSecret(services, await row(id));
+}
+
+/** Every refresh test ends here: the stored refresh token is the provider's live one. */
+async function expectLive(id: string) {
+	const { refresh_token } = await tokensOf(id);
+	expect((await introspect(refresh_token ?? "")).active).toBe(true);
 }
 
 /** Ages a stored token: obtained `issuedAgoS` ago, expiring in `expiresInS` (real clock). */
@@ -420,6 +426,7 @@ describe("refresh on lease", () => {
 		expect(tokens.size).toBe(1);
 		expect(tokens.has(old.access_token)).toBe(false);
 		expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
+		await expectLive(id);
 		expect((await ledger(username))["access_token.saved"]).toBe(issued + 1);
 		// The rotated refresh token was stored; the presented one is dead at the provider.
 		const now = await tokensOf(id);
@@ -545,6 +552,7 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 			expect(token).not.toBe(old.access_token);
 			expect((afterQueue.secret as { access_token: string }).access_token).toBe(token);
 			expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
+			await expectLive(id);
 		} finally {
 			await dispose();
 		}
@@ -568,6 +576,7 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 			const fresh = await refreshing;
 			expect((fresh.secret as { access_token: string }).access_token).not.toBe(old.access_token);
 			expect(await refreshAttempts(old.refresh_token ?? "")).toBe(1);
+			await expectLive(id);
 		} finally {
 			await dispose();
 		}
@@ -588,31 +597,30 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 			});
 			expect(waited).toBe(false);
 			expect((fresh.secret as { access_token: string }).access_token).not.toBe(old.access_token);
+			await expectLive(id);
 		} finally {
 			await dispose();
 		}
 	});
 
 	it("fencing: a refresh whose row moved on meanwhile never overwrites the newer tokens", async () => {
-		const { user, id } = await connected(PLAIN);
+		const { user, username, id } = await connected(PLAIN);
 		await age(id, 3570, 30);
 		const l = await createLease(services, {
 			userId: user.id,
 			credentialId: id,
 			ttlSeconds: 60,
 			hooks: {
-				// Another refresher (whose lock had not expired) writes first.
+				// A newer token write lands first: the user reconnects the same account.
 				afterProviderCall: async () => {
-					await updateCredential(
-						services,
-						() => row(id),
-						() => ({ secret: { access_token: "newer_token_from_elsewhere" } }),
-					);
+					expect(await connect(user.key, username, {}, PLAIN)).toBe(id);
 				},
 			},
 		});
-		expect(l.secret).toMatchObject({ access_token: "newer_token_from_elsewhere" });
-		expect((await tokensOf(id)).access_token).toBe("newer_token_from_elsewhere");
+		const stored = await tokensOf(id);
+		expect(l.secret).toMatchObject({ access_token: stored.access_token });
+		// The fenced answer's refresh token was not written over the reconnect's.
+		expect((await introspect(stored.refresh_token ?? "")).active).toBe(true);
 	});
 
 	it("a rotated refresh token survives a failed database write (stash) and is recovered", async () => {
@@ -717,5 +725,7 @@ describe("proactive refresh (scheduled)", () => {
 		await releaseLease(services, { userId: user.id, leaseId: lease.lease_id });
 		expect(await refreshExpiring(services, { userIds: [user.id] })).toMatchObject({ refreshed: 1 });
 		expect((await tokensOf(held)).access_token).not.toBe(before.get(held)?.access_token);
+		await expectLive(soon);
+		await expectLive(held);
 	});
 });

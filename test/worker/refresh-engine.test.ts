@@ -240,8 +240,8 @@ describe("the stash is a safety net, never a gate", () => {
 		expect((await tokens(id)).refresh_token).toBe(before.refresh_token);
 		expect(await services.redis.zscore(STASH_INDEX, id)).not.toBeNull();
 
-		const run = await recoverStashes(services);
-		expect(run.written).toBeGreaterThanOrEqual(1);
+		// The scheduled job (another file's cron run may get there first: the index is global).
+		await recoverStashes(services, { batch: 1000 });
 		const stored = await tokens(id);
 		expect(stored.refresh_token).not.toBe(before.refresh_token);
 		await expectLiveRefreshToken(services, id);
