@@ -128,17 +128,17 @@ export async function refreshExpiring(
  */
 export async function recoverStashes(
 	services: Services,
-	options: { batch?: number } = {},
+	options: { batch?: number; userIds?: readonly string[] } = {},
 ): Promise<Record<string, number>> {
 	const store = new LeaseStore(services.redis);
-	const result = { pending: 0, written: 0, dropped: 0, busy: 0, failed: 0 };
+	const result = { pending: 0, written: 0, dropped: 0, busy: 0, skipped: 0, failed: 0 };
 	const pending = await store.pendingStashes(options.batch ?? STASH_BATCH);
 	result.pending = pending.length;
 	for (const { credentialId, indexedAt } of pending) {
 		try {
-			const outcome = await recoverStash(services, credentialId);
-			if (outcome === "busy") {
-				result.busy++;
+			const outcome = await recoverStash(services, credentialId, options.userIds);
+			if (outcome === "busy" || outcome === "skipped") {
+				result[outcome]++;
 				continue;
 			}
 			if (outcome === "written") result.written++;
@@ -163,5 +163,5 @@ export const proactiveRefreshJob: Job = {
 
 export const stashRecoveryJob: Job = {
 	name: "refresh_stash_recovery",
-	run: (services) => recoverStashes(services),
+	run: (services, scope) => recoverStashes(services, { userIds: scope?.userIds }),
 };

@@ -208,12 +208,15 @@ export async function ensureFresh(
 export async function recoverStash(
 	services: Services,
 	credentialId: string,
-): Promise<"written" | "dropped" | "none" | "busy"> {
+	ownedBy?: readonly string[],
+): Promise<"written" | "dropped" | "none" | "busy" | "skipped"> {
 	const store = new LeaseStore(services.redis);
 	const holder = crypto.randomUUID();
 	if (!(await acquireLock(services, store, credentialId, holder))) return "busy";
 	try {
 		const row = await loadCredential(services, credentialId);
+		// A scoped run (the maintenance route's user_id) touches only those users' credentials.
+		if (ownedBy && row && !ownedBy.includes(row.userId ?? "")) return "skipped";
 		if (row?.type !== "oauth2") {
 			await store.dropStash(credentialId, -1);
 			return "dropped";
