@@ -13,6 +13,7 @@ import { admin, userWithKey } from "./fixtures.ts";
 import { call, expectError, testEnv } from "./helpers.ts";
 import {
 	accessTokenOf,
+	account,
 	age,
 	barrier,
 	clockedServices,
@@ -102,7 +103,8 @@ function faultyRedis(match: (body: string) => boolean, mode: "fail" | "lose-repl
 }
 
 /** The stash's write (not its read): a SET of the stash key. */
-const stashWrite = (body: string) => body.includes(":stash") && body.toLowerCase().includes('"set"');
+const stashWrite = (body: string) =>
+	body.includes(":stash") && body.toLowerCase().includes('"set"');
 
 async function patch(key: string, id: string, json: Record<string, unknown>) {
 	const res = await call(`/v1/credentials/${id}`, { method: "PATCH", token: key, json });
@@ -556,6 +558,9 @@ describe("Redis calls that are retried after a lost reply", () => {
 		});
 		const { id } = (await res.json()) as { id: string };
 		const l = await createLease(services, { userId: user.id, credentialId: id, ttlSeconds: 60 });
+		// Redis knows the release script (EVALSHA would otherwise answer NOSCRIPT, a no-op to lose).
+		const warm = await createLease(services, { userId: user.id, credentialId: id, ttlSeconds: 60 });
+		await releaseLease(services, { userId: user.id, leaseId: warm.lease_id });
 		const fault = faultyRedis((b) => b.includes(l.lease_id), "lose-reply");
 		try {
 			await releaseLease(services, { userId: user.id, leaseId: l.lease_id });
@@ -578,16 +583,30 @@ describe("Redis calls that are retried after a lost reply", () => {
 			json: { provider: "svc", type: "api_key", api_key: "k_grant_retry" },
 		});
 		const { id } = (await res.json()) as { id: string };
-		const fault = faultyRedis((b) => b.includes(leaseKeys(id).holders), "lose-reply");
+		// A still clock: the bucket does not refill between the calls, so every charge shows.
+		const s = clockedServices();
+		// Redis knows the grant script (EVALSHA would otherwise answer NOSCRIPT, a no-op to lose).
+		const warm = await createLease(s.services, {
+			userId: user.id,
+			credentialId: id,
+			ttlSeconds: 60,
+		});
+		await releaseLease(s.services, { userId: user.id, leaseId: warm.lease_id });
+		const fault = faultyRedis(
+			(b) => b.includes(leaseKeys(id).holders) && b.includes('"evalsha"'),
+			"lose-reply",
+		);
 		try {
-			await createLease(services, { userId: user.id, credentialId: id, ttlSeconds: 60 });
+			await createLease(s.services, { userId: user.id, credentialId: id, ttlSeconds: 60 });
 		} finally {
 			fault.restore();
+			await s.dispose();
 		}
 		expect(fault.fired).toBe(1);
 		expect(await services.redis.zcard(leaseKeys(id).holders)).toBe(1);
+		// Two leases charged (the warm-up and this one), not three.
 		const bucket = await services.redis.hget<string>(`lk:lease:rate:user:${user.id}`, "k");
-		expect(Number(bucket)).toBeGreaterThan(498);
+		expect(Number(bucket)).toBe(498);
 	});
 });
 
@@ -847,5 +866,82 @@ describe("bounded by design", () => {
 		const shorter = await renew({ ttl_seconds: 30 });
 		const { expires_at } = (await shorter.json()) as { expires_at: string };
 		expect(new Date(expires_at).getTime()).toBeLessThan(Date.now() + 31_000);
+	});
+});
+
+describe("proactive refresh is fair and purposeful", () => {
+	/** `n` connected credentials of one user, expiring in 100 s, 110 s, … (within the horizon). */
+	async function expiring(n: number, firstInS: number) {
+		const user = await userWithKey();
+		const ids: string[] = [];
+		for (let i = 0; i < n; i++) {
+			const id = await connect(user.key, `pro-${crypto.randomUUID().slice(0, 8)}`, {}, PLAIN);
+			await age(id, 3500, firstInS + i * 10);
+			ids.push(id);
+		}
+		return { user, ids };
+	}
+
+	it("one user's credentials cannot take every slot of a run", async () => {
+		const a = await expiring(5, 100);
+		const b = await expiring(1, 600);
+		const s = clockedServices({ env: { LATCHKEY_PROACTIVE_REFRESH_PER_USER: "2" } });
+		try {
+			// Three slots: soonest first alone would give all three to A.
+			const result = await refreshExpiring(s.services, {
+				userIds: [a.user.id, b.user.id],
+				batch: 3,
+			});
+			expect(result).toMatchObject({ candidates: 3, refreshed: 3 });
+			const bRow = await rowOf(services, b.ids[0] as string);
+			expect(bRow.accessTokenExpiresAt?.getTime()).toBeGreaterThan(Date.now() + 3000_000);
+			await expectLiveRefreshToken(services, b.ids[0] as string);
+		} finally {
+			await s.dispose();
+		}
+	});
+
+	it("tokens without a configured client, reconnect_required ones and idle ones are not candidates", async () => {
+		const user = await userWithKey();
+		// A built-in provider with no client set (no environment client in the tests).
+		const res = await call("/v1/credentials", {
+			method: "POST",
+			token: user.key,
+			json: {
+				provider: "github",
+				type: "oauth2",
+				access_token: "gho_noclient",
+				refresh_token: "ghr_noclient",
+				access_token_expires_at: new Date(Date.now() + 300_000).toISOString(),
+			},
+		});
+		expect(res.status).toBe(201);
+		const noClient = ((await res.json()) as { id: string }).id;
+		await age(noClient, 3300, 300);
+		const dead = await connect(user.key, account("dead"), {}, PLAIN);
+		await age(dead, 3300, 300);
+		await db
+			.update(credentials)
+			.set({ status: "reconnect_required" })
+			.where(eq(credentials.id, dead));
+		const idle = await connect(user.key, account("idle"), {}, PLAIN);
+		await age(idle, 3300, 300);
+		const eightDaysAgo = new Date(Date.now() - 8 * 86_400_000);
+		await db
+			.update(credentials)
+			.set({ createdAt: eightDaysAgo, lastUsedAt: eightDaysAgo })
+			.where(eq(credentials.id, idle));
+		const used = await connect(user.key, account("used"), {}, PLAIN);
+		await age(used, 3300, 300);
+		await db
+			.update(credentials)
+			.set({ createdAt: eightDaysAgo, lastUsedAt: new Date(Date.now() - 3600_000) })
+			.where(eq(credentials.id, used));
+		const result = await refreshExpiring(services, { userIds: [user.id] });
+		// Only the one leased lately; nothing failed on the client-less one.
+		expect(result).toMatchObject({ candidates: 1, refreshed: 1, failed: 0 });
+		expect((await rowOf(services, idle)).tokenVersion).toBe(1);
+		expect((await rowOf(services, used)).tokenVersion).toBe(2);
+		await expectLiveRefreshToken(services, used);
 	});
 });
