@@ -61,11 +61,17 @@ const Account = z.object({
 const CLAIM_SCRIPT = `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
-local ok, parked = pcall(cjson.decode, raw)
-if not ok or type(parked) ~= 'table' or parked.user_id ~= ARGV[1] then return false end
+local owner = ARGV[1] .. string.char(10)
+if string.sub(raw, 1, #owner) ~= owner then return false end
 redis.call('DEL', KEYS[1])
-return raw
+return string.sub(raw, #owner + 1)
 `;
+
+/**
+ * Stored as `<user id>\n<json>`: the owner is read by plain string comparison in the claim
+ * script (no cjson, which not every Redis-compatible engine's Lua offers).
+ */
+const parkedValue = (userId: string, parked: unknown) => `${userId}\n${JSON.stringify(parked)}`;
 
 export interface ParkedConnection {
 	connectId: string;
@@ -103,7 +109,7 @@ export async function parkConnection(
 		created_at: createdAt.toISOString(),
 		sealed,
 	};
-	await services.redis.set(await connectKey(connectId), JSON.stringify(parked), {
+	await services.redis.set(await connectKey(connectId), parkedValue(account.userId, parked), {
 		ex: CONNECT_TTL_SECONDS,
 	});
 	return { connectId, expiresAt: new Date(createdAt.getTime() + CONNECT_TTL_SECONDS * 1000) };
