@@ -86,10 +86,10 @@ if burst > 0 then
   local b = redis.call('HMGET', KEYS[5], 'k', 's')
   local tokens = burst
   local last = now
-  if b[1] then
-    last = math.max(tonumber(b[2]), 0)
-    tokens = math.min(burst, tonumber(b[1]) + math.max(now - last, 0) * rate)
-    last = math.max(last, now)
+  local k, s = tonumber(b[1]), tonumber(b[2])
+  if k and s then
+    tokens = math.min(burst, k + math.max(now - s, 0) * rate)
+    last = math.max(s, now)
   end
   if tokens < 1 then return {'limited', tostring(math.ceil((1 - tokens) / rate))} end
   redis.call('HSET', KEYS[5], 'k', tostring(tokens - 1), 's', tostring(last))
