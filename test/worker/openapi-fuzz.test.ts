@@ -279,6 +279,10 @@ describe("hostile input from the OpenAPI document", () => {
 				["GET", `/v1/admin/users/${bad}`, admin()],
 				["POST", `/v1/admin/users/${bad}/api-keys`, admin()],
 				["POST", `/v1/oauth/${bad}/authorize`, key],
+				["POST", `/v1/oauth/connections/${bad}`, key],
+				["POST", `/v1/credentials/${bad}/leases`, key],
+				["POST", `/v1/leases/${bad}/renew`, key],
+				["DELETE", `/v1/leases/${bad}`, key],
 			] as const) {
 				const res = await send(method, path, token, method === "POST" ? "{}" : undefined);
 				const body = (await res.json()) as { error: { code: string } };
