@@ -42,6 +42,13 @@ interface OidcProvider {
 }
 type ProviderClass = new (issuer: string, configuration: Record<string, unknown>) => OidcProvider;
 
+/**
+ * Accounts whose ids start with this get access tokens of SHORT_LIVED_TTL_S seconds: tokens
+ * shorter-lived than a lease (test/worker/lease-model.test.ts). Everyone else's live an hour.
+ */
+const SHORT_LIVED_ACCOUNT = "short-lived-";
+const SHORT_LIVED_TTL_S = 120;
+
 /** A client may revoke and introspect the tokens issued to it, and no others. */
 const ownToken = async (
 	_ctx: unknown,
@@ -145,7 +152,8 @@ export async function startOAuthServer(options: {
 			required: (_ctx: unknown, client: { clientId: string }) => client.clientId === clientId,
 		},
 		ttl: {
-			AccessToken: 3600,
+			AccessToken: (_ctx: unknown, token: { accountId?: string }) =>
+				token.accountId?.startsWith(SHORT_LIVED_ACCOUNT) ? SHORT_LIVED_TTL_S : 3600,
 			AuthorizationCode: 60,
 			IdToken: 3600,
 			RefreshToken: 86_400,
