@@ -4,7 +4,7 @@ import { loadConfig } from "../../src/config.ts";
 import { openSecret } from "../../src/credentials/service.ts";
 import { type CredentialRow, credentials } from "../../src/db/schema.ts";
 import { loadCredential } from "../../src/leases/refresh.ts";
-import type { Lease } from "../../src/leases/service.ts";
+import { createLease, type Lease } from "../../src/leases/service.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
 import { createServices, type Services } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
@@ -107,6 +107,32 @@ export function lease(
 export async function leased(res: Response): Promise<Lease> {
 	if (res.status !== 201) throw new Error(`lease: ${res.status} ${await res.text()}`);
 	return (await res.json()) as Lease;
+}
+
+export async function storeCredential(key: string, body: Record<string, unknown>): Promise<string> {
+	const res = await call("/v1/credentials", { method: "POST", token: key, json: body });
+	if (res.status !== 201) throw new Error(`store: ${res.status} ${await res.text()}`);
+	return ((await res.json()) as { id: string }).id;
+}
+
+/**
+ * An invalidating provider's token inside its refresh margin (lifetime 120 s, margin 30 s, 20 s
+ * left) that a lease holds anyway: the refresh was backing off when it was leased (so it was
+ * leased to its expiry), and the backoff has just passed.
+ */
+export async function heldInMargin(s: Services, now: number, provider: string) {
+	const c = await connected(provider);
+	await age(c.id, 100, 20, now);
+	await db
+		.update(credentials)
+		.set({ refreshRetryAt: new Date(now + 60_000), refreshFailures: 1 })
+		.where(eq(credentials.id, c.id));
+	const held = await createLease(s, { userId: c.user.id, credentialId: c.id, ttlSeconds: 10 });
+	await db
+		.update(credentials)
+		.set({ refreshRetryAt: null, refreshFailures: 0 })
+		.where(eq(credentials.id, c.id));
+	return { ...c, held };
 }
 
 export const accessTokenOf = (l: Lease) => (l.secret as { access_token: string }).access_token;

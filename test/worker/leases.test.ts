@@ -1,27 +1,33 @@
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
-import { openSecret } from "../../src/credentials/service.ts";
-import { type CredentialRow, credentials, sessions } from "../../src/db/schema.ts";
+import { credentials, sessions } from "../../src/db/schema.ts";
 import { needsRefresh, refreshMarginMs, requiredValidityMs } from "../../src/leases/policy.ts";
 import { refreshExpiring } from "../../src/leases/proactive.ts";
-import { loadCredential } from "../../src/leases/refresh.ts";
-import { createLease, type Lease, releaseLease } from "../../src/leases/service.ts";
+import { createLease, releaseLease } from "../../src/leases/service.ts";
 import { leaseKeys } from "../../src/leases/store.ts";
 import { createLogger } from "../../src/log.ts";
 import { createServices, type Services } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { admin, exchange, userWithKey } from "./fixtures.ts";
-import { call, clockedApp, expectError, testDb, testEnv } from "./helpers.ts";
+import { call, clockedApp, expectError, testEnv } from "./helpers.ts";
 import {
-	as,
-	connect,
-	introspect,
-	ledger,
-	providerBody,
-	putProvider,
-	refreshAttempts,
-} from "./oauth-helpers.ts";
+	account,
+	age,
+	barrier,
+	clockedServices,
+	connected,
+	db,
+	expectLiveRefreshToken,
+	heldInMargin,
+	lease,
+	leased,
+	registerProviders,
+	rowOf,
+	storeCredential,
+	tokensOf as tokensOfRow,
+} from "./lease-helpers.ts";
+import { as, connect, introspect, ledger, refreshAttempts } from "./oauth-helpers.ts";
 
 /**
  * Leases against the real authorization server (oidc-provider), real Postgres and real Redis.
@@ -33,44 +39,15 @@ const PLAIN = "lease-idp";
 const INVALIDATING = "lease-idp-inv";
 const DOWN = "lease-idp-down";
 
-const { db } = testDb();
-
-let counter = 0;
-const account = (label: string) =>
-	`${label}-${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
-
-function barrier() {
-	let open!: () => void;
-	const promise = new Promise<void>((resolve) => {
-		open = resolve;
-	});
-	return { promise, open };
-}
-
-/** Services with a clock the test moves. */
-function clockedServices() {
-	const clock = { t: Date.now() };
-	const built = createServices(
-		loadConfig(testEnv),
-		createLogger("error"),
-		new Timing(),
-		() => new Date(clock.t),
-	);
-	return { ...built, clock };
-}
-
 let services: Services;
 let disposeServices: () => Promise<void>;
 
 beforeAll(async () => {
-	for (const [id, overrides] of [
+	await registerProviders([
 		[PLAIN, {}],
 		[INVALIDATING, { refresh_invalidates_access_token: true }],
 		[DOWN, { token_url: `http://127.0.0.1:${inject("dropperPort")}/token` }],
-	] as const) {
-		const res = await putProvider(id, providerBody({ name: id, ...overrides }));
-		if (res.status !== 200) throw new Error(`register ${id}: ${res.status} ${await res.text()}`);
-	}
+	]);
 	const built = createServices(loadConfig(testEnv), createLogger("error"), new Timing());
 	services = built.services;
 	disposeServices = built.dispose;
@@ -80,58 +57,9 @@ afterAll(async () => {
 	await disposeServices?.();
 });
 
-async function connected(provider: string) {
-	const user = await userWithKey();
-	const username = account("lease");
-	const id = await connect(user.key, username, {}, provider);
-	return { user, username, id };
-}
-
-async function row(id: string): Promise<CredentialRow & { type: "oauth2" }> {
-	const found = await loadCredential(services, id);
-	if (!found) throw new Error(`no credential ${id}`);
-	return found as CredentialRow & { type: "oauth2" };
-}
-
-async function tokensOf(id: string) {
-	return openSecret(services, await row(id));
-}
-
-/** Every refresh test ends here: the stored refresh token is the provider's live one. */
-async function expectLive(id: string) {
-	const { refresh_token } = await tokensOf(id);
-	expect((await introspect(refresh_token ?? "")).active).toBe(true);
-}
-
-/** Ages a stored token: obtained `issuedAgoS` ago, expiring in `expiresInS` (real clock). */
-async function age(id: string, issuedAgoS: number, expiresInS: number, now = Date.now()) {
-	await db
-		.update(credentials)
-		.set({
-			tokenIssuedAt: new Date(now - issuedAgoS * 1000),
-			accessTokenExpiresAt: new Date(now + expiresInS * 1000),
-		})
-		.where(eq(credentials.id, id));
-}
-
-function lease(key: string, id: string, body?: unknown, envOverride?: Record<string, string>) {
-	return call(
-		`/v1/credentials/${id}/leases`,
-		{ method: "POST", token: key, ...(body === undefined ? {} : { json: body }) },
-		envOverride,
-	);
-}
-
-async function leased(res: Response): Promise<Lease> {
-	if (res.status !== 201) throw new Error(`lease: ${res.status} ${await res.text()}`);
-	return (await res.json()) as Lease;
-}
-
-async function storeCredential(key: string, body: Record<string, unknown>): Promise<string> {
-	const res = await call("/v1/credentials", { method: "POST", token: key, json: body });
-	if (res.status !== 201) throw new Error(`store: ${res.status} ${await res.text()}`);
-	return ((await res.json()) as { id: string }).id;
-}
+const row = (id: string) => rowOf(services, id);
+const tokensOf = (id: string) => tokensOfRow(services, id);
+const expectLive = (id: string) => expectLiveRefreshToken(services, id);
 
 describe("refresh policy", () => {
 	it("margin is min(5 minutes, a quarter of the lifetime)", () => {
@@ -499,30 +427,10 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 		return c;
 	}
 
-	/**
-	 * An invalidating provider's token inside its refresh margin (lifetime 120 s, margin 30 s,
-	 * 20 s left) that a lease holds anyway: the refresh was backing off when it was leased (so it
-	 * was leased to its expiry), and the backoff has just passed.
-	 */
-	async function heldInMargin(s: Services, now: number) {
-		const c = await connected(INVALIDATING);
-		await age(c.id, 100, 20, now);
-		await db
-			.update(credentials)
-			.set({ refreshRetryAt: new Date(now + 60_000), refreshFailures: 1 })
-			.where(eq(credentials.id, c.id));
-		const held = await createLease(s, { userId: c.user.id, credentialId: c.id, ttlSeconds: 10 });
-		await db
-			.update(credentials)
-			.set({ refreshRetryAt: null, refreshFailures: 0 })
-			.where(eq(credentials.id, c.id));
-		return { ...c, held };
-	}
-
 	it("an invalidating refresh waits for held leases, and new leases queue behind it", async () => {
 		const { services: s, dispose, clock } = clockedServices();
 		try {
-			const { user, id, held } = await heldInMargin(s, clock.t);
+			const { user, id, held } = await heldInMargin(s, clock.t, INVALIDATING);
 			const old = await tokensOf(id);
 			expect(held.secret).toMatchObject({ access_token: old.access_token });
 
@@ -561,7 +469,7 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 	it("a crashed holder (never released) blocks the refresh only until its TTL", async () => {
 		const { services: s, dispose, clock } = clockedServices();
 		try {
-			const { user, id } = await heldInMargin(s, clock.t);
+			const { user, id } = await heldInMargin(s, clock.t, INVALIDATING);
 			const old = await tokensOf(id);
 			const writerWaits = barrier();
 			const refreshing = createLease(s, {

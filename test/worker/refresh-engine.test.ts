@@ -20,11 +20,13 @@ import {
 	connected,
 	db,
 	expectLiveRefreshToken,
+	heldInMargin,
 	lease,
 	leased,
 	recordingLogger,
 	registerProviders,
 	rowOf,
+	storeCredential,
 	tokensOf,
 } from "./lease-helpers.ts";
 import { connect, ledger, refreshAttempts } from "./oauth-helpers.ts";
@@ -414,22 +416,6 @@ describe("writer priority cannot be abused", () => {
 		await expectLiveRefreshToken(services, id);
 	});
 
-	/** An invalidating token in its margin, held by a lease granted while the refresh backed off. */
-	async function heldInMargin(s: Services, now: number) {
-		const c = await connected(INVALIDATING);
-		await age(c.id, 100, 20, now);
-		await db
-			.update(credentials)
-			.set({ refreshRetryAt: new Date(now + 60_000), refreshFailures: 1 })
-			.where(eq(credentials.id, c.id));
-		const held = await createLease(s, { userId: c.user.id, credentialId: c.id, ttlSeconds: 10 });
-		await db
-			.update(credentials)
-			.set({ refreshRetryAt: null, refreshFailures: 0 })
-			.where(eq(credentials.id, c.id));
-		return { ...c, held };
-	}
-
 	/** A lease request that gave up waiting for holders: 503 refresh_pending, its intent left. */
 	async function abandonedIntent(s: Services, row: OAuthRow) {
 		const err = await ensureFresh(s, row, {
@@ -445,7 +431,7 @@ describe("writer priority cannot be abused", () => {
 	it("refresh_pending leaves the intent in place; renewals are refused and new leases queue behind it", async () => {
 		const s = clockedServices();
 		try {
-			const { user, id, held } = await heldInMargin(s.services, s.clock.t);
+			const { user, id, held } = await heldInMargin(s.services, s.clock.t, INVALIDATING);
 			await abandonedIntent(s.services, await rowOf(services, id));
 			const intent = await services.redis.get<string>(leaseKeys(id).writer);
 			expect(intent).toBeTruthy();
@@ -474,7 +460,7 @@ describe("writer priority cannot be abused", () => {
 	it("the proactive refresh never erases another request's intent", async () => {
 		const s = clockedServices();
 		try {
-			const { user, id } = await heldInMargin(s.services, s.clock.t);
+			const { user, id } = await heldInMargin(s.services, s.clock.t, INVALIDATING);
 			await abandonedIntent(s.services, await rowOf(services, id));
 			const intent = await services.redis.get<string>(leaseKeys(id).writer);
 			const result = await refreshExpiring(s.services, { userIds: [user.id] });
@@ -488,7 +474,7 @@ describe("writer priority cannot be abused", () => {
 	it("the intent outlives a slow refresh: it is extended while the provider is called", async () => {
 		const s = clockedServices();
 		try {
-			const { user, id, held } = await heldInMargin(s.services, s.clock.t);
+			const { user, id, held } = await heldInMargin(s.services, s.clock.t, INVALIDATING);
 			await releaseLease(s.services, { userId: user.id, leaseId: held.lease_id });
 			const atCall = barrier();
 			const proceed = barrier();
@@ -551,12 +537,11 @@ describe("Redis calls that are retried after a lost reply", () => {
 
 	it("a release whose reply was lost is still a success, not 410", async () => {
 		const { user } = await connected(PLAIN);
-		const res = await call("/v1/credentials", {
-			method: "POST",
-			token: user.key,
-			json: { provider: "svc", type: "api_key", api_key: "k_release_retry" },
+		const id = await storeCredential(user.key, {
+			provider: "svc",
+			type: "api_key",
+			api_key: "k_release_retry",
 		});
-		const { id } = (await res.json()) as { id: string };
 		const l = await createLease(services, { userId: user.id, credentialId: id, ttlSeconds: 60 });
 		// Redis knows the release script (EVALSHA would otherwise answer NOSCRIPT, a no-op to lose).
 		const warm = await createLease(services, { userId: user.id, credentialId: id, ttlSeconds: 60 });
@@ -577,12 +562,11 @@ describe("Redis calls that are retried after a lost reply", () => {
 	it("a grant whose reply was lost records one lease and charges the rate once", async () => {
 		const user = await userWithKey();
 		const { key } = user;
-		const res = await call("/v1/credentials", {
-			method: "POST",
-			token: key,
-			json: { provider: "svc", type: "api_key", api_key: "k_grant_retry" },
+		const id = await storeCredential(key, {
+			provider: "svc",
+			type: "api_key",
+			api_key: "k_grant_retry",
 		});
-		const { id } = (await res.json()) as { id: string };
 		// A still clock: the bucket does not refill between the calls, so every charge shows.
 		const s = clockedServices();
 		// Redis knows the grant script (EVALSHA would otherwise answer NOSCRIPT, a no-op to lose).
@@ -735,12 +719,7 @@ describe("the lease generation fence", () => {
 describe("bounded by design", () => {
 	it("a lease burst beyond the key's rate is 429 rate_limited with Retry-After", async () => {
 		const { key } = await userWithKey();
-		const res = await call("/v1/credentials", {
-			method: "POST",
-			token: key,
-			json: { provider: "svc", type: "api_key", api_key: "k_rate" },
-		});
-		const { id } = (await res.json()) as { id: string };
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_rate" });
 		const env = { LATCHKEY_LEASE_BURST: "5", LATCHKEY_LEASE_RATE_PER_SECOND: "1" };
 		const results = await Promise.all(Array.from({ length: 8 }, () => lease(key, id, {}, env)));
 		const statuses = results.map((r) => r.status).sort();
@@ -763,12 +742,7 @@ describe("bounded by design", () => {
 
 	it("the defaults admit a burst of 500 leases from one key", async () => {
 		const { key } = await userWithKey();
-		const res = await call("/v1/credentials", {
-			method: "POST",
-			token: key,
-			json: { provider: "svc", type: "api_key", api_key: "k_herd" },
-		});
-		const { id } = (await res.json()) as { id: string };
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_herd" });
 		const results = await Promise.all(Array.from({ length: 500 }, () => lease(key, id)));
 		const failed = results.filter((r) => r.status !== 201).map((r) => r.status);
 		expect(failed).toEqual([]);
@@ -776,12 +750,7 @@ describe("bounded by design", () => {
 
 	it("live leases per credential are capped; the 429 names the limit", async () => {
 		const { key } = await userWithKey();
-		const res = await call("/v1/credentials", {
-			method: "POST",
-			token: key,
-			json: { provider: "svc", type: "api_key", api_key: "k_cap" },
-		});
-		const { id } = (await res.json()) as { id: string };
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_cap" });
 		const env = { LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "3" };
 		const held = [];
 		for (let i = 0; i < 3; i++) held.push(await leased(await lease(key, id, {}, env)));
@@ -797,12 +766,11 @@ describe("bounded by design", () => {
 	it("lease bookkeeping is gone within minutes of a lease's end", async () => {
 		const user = await userWithKey();
 		const { key } = user;
-		const res = await call("/v1/credentials", {
-			method: "POST",
-			token: key,
-			json: { provider: "svc", type: "api_key", api_key: "k_bookkeeping" },
+		const id = await storeCredential(key, {
+			provider: "svc",
+			type: "api_key",
+			api_key: "k_bookkeeping",
 		});
-		const { id } = (await res.json()) as { id: string };
 		const k = leaseKeys(id);
 		const l = await leased(await lease(key, id, { ttl_seconds: 60 }));
 		const record = k.lease(l.lease_id);
@@ -818,12 +786,7 @@ describe("bounded by design", () => {
 	it("pruning ended holders does bounded work per call", async () => {
 		const user = await userWithKey();
 		const { key } = user;
-		const res = await call("/v1/credentials", {
-			method: "POST",
-			token: key,
-			json: { provider: "svc", type: "api_key", api_key: "k_prune" },
-		});
-		const { id } = (await res.json()) as { id: string };
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_prune" });
 		const s = clockedServices({ env: { LATCHKEY_LEASE_BURST: "0" } });
 		try {
 			for (let i = 0; i < 100; i++) {
@@ -842,12 +805,7 @@ describe("bounded by design", () => {
 
 	it("renew never shortens a lease unless ttl_seconds asks for it", async () => {
 		const { key } = await userWithKey();
-		const res = await call("/v1/credentials", {
-			method: "POST",
-			token: key,
-			json: { provider: "svc", type: "api_key", api_key: "k_renew" },
-		});
-		const { id } = (await res.json()) as { id: string };
+		const id = await storeCredential(key, { provider: "svc", type: "api_key", api_key: "k_renew" });
 		const l = await leased(await lease(key, id, { ttl_seconds: 600 }));
 		const renew = (body?: unknown) =>
 			call(`/v1/leases/${l.lease_id}/renew`, {
