@@ -297,7 +297,10 @@ async function refreshHoldingLock(
 		}
 		const obtainedAt = services.now();
 		await options.hooks?.afterProviderCall?.();
-		return { kind: "fresh", row: await keepTokens(services, store, row, tokens, obtainedAt) };
+		return {
+			kind: "fresh",
+			row: await keepTokens(services, store, row, tokens, obtainedAt, secret.refresh_token),
+		};
 	} finally {
 		heartbeat.stop();
 	}
@@ -314,6 +317,7 @@ async function keepTokens(
 	row: OAuthRow,
 	tokens: OAuthTokenSet,
 	obtainedAt: Date,
+	presented: string,
 ): Promise<OAuthRow> {
 	const stashed = await stashTokens(services, store, row, tokens, obtainedAt).then(
 		() => true,
@@ -343,14 +347,53 @@ async function keepTokens(
 	}
 	if (!written) {
 		// Fenced: a newer token write (another refresh, a reconnect, a PATCH of the secret) landed
-		// since this refresh read the row; those tokens stand and this answer is spent.
-		// Committing the newer version clears an intent and a stash of the older one.
+		// since this refresh read the row; its tokens stand. If it kept the refresh token this
+		// refresh consumed, the rotated one is carried over. Committing the newer version clears
+		// an intent and a stash of the older one.
 		const latest = await loadOAuth(services, row.id);
-		await commit(services, store, latest);
-		return latest;
+		const current = (await graftRefreshToken(services, latest, presented, tokens)) ?? latest;
+		await commit(services, store, current);
+		return current;
 	}
 	await commit(services, store, written);
 	return written;
+}
+
+/**
+ * A newer token write that kept the refresh token this refresh presented (an edit of the access
+ * token alone) would leave the row holding a refresh token the provider has just rotated away:
+ * the rotated one replaces it, and the write's access token stays. Null when there is nothing to
+ * carry over or the row moved on again meanwhile (then the stash, kept until now, is all there
+ * was; it goes with the newer version's commit).
+ */
+async function graftRefreshToken(
+	services: Services,
+	latest: OAuthRow,
+	presented: string,
+	tokens: OAuthTokenSet,
+): Promise<OAuthRow | null> {
+	const rotated = tokens.refreshToken;
+	if (!rotated || rotated === presented || latest.status === "revoked") return null;
+	const secret = await openSecret(services, latest);
+	if (secret.refresh_token !== presented) return null;
+	const sealed = await sealSecret(services, latest, { ...secret, refresh_token: rotated });
+	const [updated] = await services.db
+		.update(credentials)
+		.set({
+			...sealed,
+			version: sql`${credentials.version} + 1`,
+			tokenVersion: latest.tokenVersion + 1,
+			updatedAt: services.now(),
+		})
+		.where(and(eq(credentials.id, latest.id), eq(credentials.tokenVersion, latest.tokenVersion)))
+		.returning();
+	if (!updated) {
+		services.logger.warn("rotated refresh token not carried over: the credential moved on", {
+			credential_id: latest.id,
+		});
+		return null;
+	}
+	return updated as OAuthRow;
 }
 
 /** Redis learns of the write: intent done, older tokens no longer granted, stash spent. */

@@ -77,8 +77,9 @@ import {
  *   answer still writes it over `reconnect_required` (the token version did not move), so the
  *   credential is active with tokens the provider has revoked ("revoked"); the next refresh is
  *   `invalid_grant` and asks for a reconnect;
- * - an access-token-only edit while a refresh is in flight loses the rotated refresh token: a
- *   known bug, pinned by the last test and left out of the property until it is fixed.
+ * - an access-token-only edit while a refresh is in flight fences the refresh; the user's access
+ *   token stands and the refresh's rotated refresh token is carried over onto it (the stored one
+ *   stays live).
  *
  * Time: Latchkey's clock is injected (the services here and the app that connects), so tokens,
  * leases and renewals all run on the model clock; nothing sleeps. The provider's own clock is
@@ -403,10 +404,11 @@ class LeaseCmd extends Step {
 
 type Interleave = "none" | "title" | "stall" | "reconnect" | "secret";
 /**
- * The interleavings the property draws. "secret" (an edit of the access token alone while the
- * refresh is in flight) is left out while the bug it finds stands: see the test at the end.
+ * The interleavings the property draws, "secret" being an edit of the access token alone while
+ * the refresh is in flight (it found the loss of the rotated refresh token that the engine now
+ * prevents by carrying it over).
  */
-const INTERLEAVINGS: Interleave[] = ["none", "title", "stall", "reconnect"];
+const INTERLEAVINGS: Interleave[] = ["none", "title", "stall", "reconnect", "secret"];
 
 /**
  * Ages the token into its refresh margin (30 s left of an hour), then leases: the provider
@@ -494,14 +496,18 @@ class ForceRefreshCmd extends Step {
 			m.tokenVersion += 1;
 			m.version += 1;
 		} else if (this.interleave === "secret") {
-			// Fenced off by the edit of the access token: the user's access token stands; the
-			// refresh token must still be the provider's live one.
+			// Fenced off by the edit of the access token: the user's access token stands, and the
+			// rotated refresh token is carried over onto it (one more token write).
 			const now = await storedTokens(r);
 			expect(accessOf(l)).toBe(now.access);
+			expect(now.refresh).not.toBe(presented);
+			expect(await refreshAttempts(presented)).toBe(1);
 			m.superseded.add(m.access);
 			m.access = now.access;
-			m.tokenVersion += 1;
-			m.version += 1;
+			m.refresh = now.refresh;
+			m.rt = "live";
+			m.tokenVersion += 2;
+			m.version += 2;
 		} else if (this.interleave === "stall") {
 			// Written over reconnect_required (same token version), but the provider revoked the
 			// grant when the rotated-away token came back.
@@ -904,24 +910,4 @@ describe("lease engine, model-based", () => {
 			"steps and outcomes never exercised",
 		).toEqual([]);
 	}, 60_000);
-
-	/**
-	 * Known bug, pinned (reported, not fixed here: src/leases is being changed elsewhere). A PATCH
-	 * of the access token alone while a refresh is in flight: the provider has already rotated the
-	 * refresh token; the edit merges the new access token over the stored secret, keeping the
-	 * rotated-away refresh token, and bumps token_version, which fences the refresh off. The
-	 * rotated refresh token is dropped and the stored one is dead (docs/leases.md promise 3); the
-	 * next refresh presents it, the provider revokes the grant, and the user must reconnect.
-	 * When this test fails because the step passed, the bug is fixed: add "secret" to
-	 * INTERLEAVINGS and delete this test.
-	 */
-	it("known bug: an access-token edit during a refresh loses the rotated refresh token", async () => {
-		const { model, real } = await setup(false);
-		const error = await new ForceRefreshCmd(60, "secret").run(model, real).then(
-			() => null,
-			(err: unknown) => err,
-		);
-		expect(String(error)).toContain(`${LIVE_RT} (model: live)`);
-		expect(String(error)).toContain("expected false to be true");
-	});
 });

@@ -179,6 +179,28 @@ describe("a token write fences a refresh; nothing else does", () => {
 	});
 });
 
+describe("a write of the access token alone during a refresh", () => {
+	it("keeps the user's access token and carries the rotated refresh token over", async () => {
+		const { user, id } = await connected(PLAIN);
+		const before = await tokens(id);
+		await age(id, 3570, 30);
+		const l = await createLease(services, {
+			userId: user.id,
+			credentialId: id,
+			ttlSeconds: 60,
+			hooks: {
+				// The user stores an access token while the provider has just rotated the refresh token.
+				afterProviderCall: () => patch(user.key, id, { access_token: "at_from_the_user" }),
+			},
+		});
+		const stored = await tokens(id);
+		expect(stored.access_token).toBe("at_from_the_user");
+		expect(accessTokenOf(l)).toBe("at_from_the_user");
+		expect(stored.refresh_token).not.toBe(before.refresh_token);
+		await expectLiveRefreshToken(services, id);
+	});
+});
+
 describe("the stash is a safety net, never a gate", () => {
 	it("a stash that cannot be written does not stop the database write", async () => {
 		const { user, id } = await connected(PLAIN);
