@@ -13,13 +13,12 @@ import { bearerSecurity, errorResponses, IdParam, idParam, json } from "../http/
 import { DEFAULT_LEASE_TTL_S, MAX_LEASE_TTL_S } from "./policy.ts";
 import { createLease, releaseLease, renewLease } from "./service.ts";
 
+/** Seconds, 1–900. */
+const ttlSeconds = () => z.number().int().min(1).max(MAX_LEASE_TTL_S);
+
 const TtlBody = z
 	.object({
-		ttl_seconds: z
-			.number()
-			.int()
-			.min(1)
-			.max(MAX_LEASE_TTL_S)
+		ttl_seconds: ttlSeconds()
 			.default(DEFAULT_LEASE_TTL_S)
 			.openapi({ description: `Seconds, 1–${MAX_LEASE_TTL_S}; default ${DEFAULT_LEASE_TTL_S}.` }),
 	})
@@ -28,11 +27,7 @@ const TtlBody = z
 /** Renewal: no default, so that "no TTL asked for" is visible (it never shortens the lease). */
 const RenewBody = z
 	.object({
-		ttl_seconds: z
-			.number()
-			.int()
-			.min(1)
-			.max(MAX_LEASE_TTL_S)
+		ttl_seconds: ttlSeconds()
 			.optional()
 			.openapi({
 				description: `Seconds, 1–${MAX_LEASE_TTL_S}. Absent: now + ${DEFAULT_LEASE_TTL_S} s or the current end, whichever is later.`,

@@ -5,6 +5,7 @@ import { getKeyRing, open, seal } from "../crypto/envelope.ts";
 import { sha256Hex } from "../crypto/hash.ts";
 import { users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
+import { parseStoredJson } from "../redis/json.ts";
 import type { Services } from "../services.ts";
 import { assertUserActive } from "../user-status.ts";
 import { type ConnectedAccount, revokeUpstream } from "./service.ts";
@@ -120,20 +121,6 @@ const noSuchConnection = () =>
 		hint: "A connect_id works once, within 10 minutes, and only with a token of the user who started the connection; start again with POST /v1/oauth/{provider}/authorize.",
 	});
 
-// The REST client turns stored JSON back into an object by itself; accept either form.
-function parseParked(value: unknown): z.infer<typeof Parked> | null {
-	let data = value;
-	if (typeof value === "string") {
-		try {
-			data = JSON.parse(value);
-		} catch {
-			return null;
-		}
-	}
-	const parsed = Parked.safeParse(data);
-	return parsed.success ? parsed.data : null;
-}
-
 /**
  * Takes the parked account of `connectId` when it is `userId`'s, exactly once. Anything else
  * (unknown, expired, already claimed, another user's) is the same `not_found`, so the answer
@@ -145,7 +132,8 @@ export async function claimConnection(
 	userId: string,
 ): Promise<ConnectedAccount> {
 	if (!CONNECT_ID_PATTERN.test(connectId)) throw noSuchConnection();
-	const taken = parseParked(
+	const taken = parseStoredJson(
+		Parked,
 		await services.redis.eval(CLAIM_SCRIPT, [await connectKey(connectId)], [userId]),
 	);
 	if (!taken || taken.user_id !== userId) throw noSuchConnection();

@@ -3,6 +3,7 @@ import type { Config } from "../config.ts";
 import { randomBytes, toBase64Url } from "../crypto/encoding.ts";
 import { sha256Hex } from "../crypto/hash.ts";
 import { LatchkeyError } from "../errors.ts";
+import { parseStoredJson } from "../redis/json.ts";
 import type { Services } from "../services.ts";
 
 /**
@@ -47,20 +48,6 @@ const invalidState = (message: string) =>
 		hint: "Start again with POST /v1/oauth/{provider}/authorize; a state works once, for 10 minutes.",
 	});
 
-// The REST client turns stored JSON back into an object by itself; accept either form.
-function parseRecord(value: unknown): OAuthStateRecord | null {
-	let data = value;
-	if (typeof value === "string") {
-		try {
-			data = JSON.parse(value);
-		} catch {
-			return null;
-		}
-	}
-	const parsed = StateRecord.safeParse(data);
-	return parsed.success ? parsed.data : null;
-}
-
 /**
  * Consumes a state exactly once. With `userId`, a state of another user is refused without being
  * consumed, so a stranger who learns a state cannot burn it: ownership is checked on a read, and
@@ -75,12 +62,12 @@ export async function consumeState(
 	if (!STATE_PATTERN.test(state)) throw invalidState("Unknown OAuth state.");
 	const key = await stateKey(state);
 	if (options.userId !== undefined) {
-		const peek = parseRecord(await services.redis.get(key));
+		const peek = parseStoredJson(StateRecord, await services.redis.get(key));
 		if (!peek || peek.user_id !== options.userId) {
 			throw invalidState("Unknown, expired or already used OAuth state.");
 		}
 	}
-	const record = parseRecord(await services.redis.getdel(key));
+	const record = parseStoredJson(StateRecord, await services.redis.getdel(key));
 	if (!record || (options.userId !== undefined && record.user_id !== options.userId)) {
 		throw invalidState("Unknown, expired or already used OAuth state.");
 	}

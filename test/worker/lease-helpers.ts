@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect, inject } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { openSecret } from "../../src/credentials/service.ts";
 import { type CredentialRow, credentials } from "../../src/db/schema.ts";
@@ -54,6 +54,30 @@ export function recordingLogger() {
 		child: () => make(),
 	});
 	return { logger: make(), lines };
+}
+
+/**
+ * The three providers a lease test file registers for itself (so that another file's PUT cannot
+ * change them mid-test): plain, invalidating on refresh, and one whose token endpoint drops every
+ * connection. Returns a handle whose `services` is live between beforeAll and afterAll.
+ */
+export function leaseTestProviders(ids: { plain: string; invalidating: string; down: string }) {
+	const handle = { services: undefined as unknown as Services };
+	let dispose: (() => Promise<void>) | undefined;
+	beforeAll(async () => {
+		await registerProviders([
+			[ids.plain, {}],
+			[ids.invalidating, { refresh_invalidates_access_token: true }],
+			[ids.down, { token_url: `http://127.0.0.1:${inject("dropperPort")}/token` }],
+		]);
+		const built = createServices(loadConfig(testEnv), createLogger("error"), new Timing());
+		handle.services = built.services;
+		dispose = built.dispose;
+	});
+	afterAll(async () => {
+		await dispose?.();
+	});
+	return handle;
 }
 
 export async function registerProviders(entries: [string, Record<string, unknown>][]) {

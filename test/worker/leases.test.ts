@@ -1,16 +1,13 @@
 import { eq, sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { loadConfig } from "../../src/config.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import { credentials, sessions } from "../../src/db/schema.ts";
 import { needsRefresh, refreshMarginMs, requiredValidityMs } from "../../src/leases/policy.ts";
 import { refreshExpiring } from "../../src/leases/proactive.ts";
 import { createLease, releaseLease } from "../../src/leases/service.ts";
 import { leaseKeys } from "../../src/leases/store.ts";
-import { createLogger } from "../../src/log.ts";
-import { createServices, type Services } from "../../src/services.ts";
-import { Timing } from "../../src/timing.ts";
+import type { Services } from "../../src/services.ts";
 import { admin, exchange, userWithKey } from "./fixtures.ts";
-import { call, clockedApp, expectError, testEnv } from "./helpers.ts";
+import { call, clockedApp, expectError } from "./helpers.ts";
 import {
 	account,
 	age,
@@ -22,7 +19,7 @@ import {
 	heldInMargin,
 	lease,
 	leased,
-	registerProviders,
+	leaseTestProviders,
 	rowOf,
 	storeCredential,
 	tokensOf as tokensOfRow,
@@ -39,22 +36,11 @@ const PLAIN = "lease-idp";
 const INVALIDATING = "lease-idp-inv";
 const DOWN = "lease-idp-down";
 
+const env = leaseTestProviders({ plain: PLAIN, invalidating: INVALIDATING, down: DOWN });
+// Read at call time: the services exist from beforeAll on.
 let services: Services;
-let disposeServices: () => Promise<void>;
-
-beforeAll(async () => {
-	await registerProviders([
-		[PLAIN, {}],
-		[INVALIDATING, { refresh_invalidates_access_token: true }],
-		[DOWN, { token_url: `http://127.0.0.1:${inject("dropperPort")}/token` }],
-	]);
-	const built = createServices(loadConfig(testEnv), createLogger("error"), new Timing());
-	services = built.services;
-	disposeServices = built.dispose;
-});
-
-afterAll(async () => {
-	await disposeServices?.();
+beforeAll(() => {
+	services = env.services;
 });
 
 const row = (id: string) => rowOf(services, id);

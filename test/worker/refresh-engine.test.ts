@@ -1,16 +1,13 @@
 import { eq, sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { loadConfig } from "../../src/config.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import { credentials } from "../../src/db/schema.ts";
 import { recoverStashes, refreshExpiring } from "../../src/leases/proactive.ts";
 import { ensureFresh, type OAuthRow } from "../../src/leases/refresh.ts";
 import { createLease, releaseLease, renewLease } from "../../src/leases/service.ts";
 import { LeaseStore, leaseKeys, STASH_INDEX } from "../../src/leases/store.ts";
-import { createLogger } from "../../src/log.ts";
-import { createServices, type Services } from "../../src/services.ts";
-import { Timing } from "../../src/timing.ts";
+import type { Services } from "../../src/services.ts";
 import { admin, userWithKey } from "./fixtures.ts";
-import { call, expectError, testEnv } from "./helpers.ts";
+import { call, expectError } from "./helpers.ts";
 import {
 	accessTokenOf,
 	account,
@@ -23,8 +20,8 @@ import {
 	heldInMargin,
 	lease,
 	leased,
+	leaseTestProviders,
 	recordingLogger,
-	registerProviders,
 	rowOf,
 	storeCredential,
 	tokensOf,
@@ -42,22 +39,11 @@ const PLAIN = "engine-idp";
 const INVALIDATING = "engine-idp-inv";
 const DOWN = "engine-idp-down";
 
+const env = leaseTestProviders({ plain: PLAIN, invalidating: INVALIDATING, down: DOWN });
+// Read at call time: the services exist from beforeAll on.
 let services: Services;
-let disposeServices: () => Promise<void>;
-
-beforeAll(async () => {
-	await registerProviders([
-		[PLAIN, {}],
-		[INVALIDATING, { refresh_invalidates_access_token: true }],
-		[DOWN, { token_url: `http://127.0.0.1:${inject("dropperPort")}/token` }],
-	]);
-	const built = createServices(loadConfig(testEnv), createLogger("error"), new Timing());
-	services = built.services;
-	disposeServices = built.dispose;
-});
-
-afterAll(async () => {
-	await disposeServices?.();
+beforeAll(() => {
+	services = env.services;
 });
 
 const tokens = (id: string) => tokensOf(services, id);
