@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { describe, expect, it } from "vitest";
 import { generateDevSecrets } from "../../scripts/lib/dev-secrets.ts";
@@ -34,5 +35,15 @@ describe("OpenAPI document", () => {
 			Object.keys(ops).map((m) => `${m} ${path}`),
 		);
 		for (const route of new Set(served)) expect(documented).toContain(route);
+
+		// docs/api.md, the contract in prose, names exactly the operations the document has.
+		const prose = readFileSync(new URL("../../docs/api.md", import.meta.url), "utf8");
+		const named = [...prose.matchAll(/`(GET|POST|PUT|PATCH|DELETE) (\/[^`\s?]*)[^`]*`/g)].map(
+			(m) => `${(m[1] as string).toLowerCase()} ${m[2]}`,
+		);
+		const inDocument = documented.filter((op) => !/ \/(openapi\.json|docs)$/.test(op));
+		expect([...new Set(named)].filter((op) => !/ \/(openapi\.json|docs)$/.test(op)).sort()).toEqual(
+			[...new Set(inDocument)].sort(),
+		);
 	});
 });
