@@ -6,6 +6,9 @@ export default defineConfig({
 		// At the root, so it runs in plain Node rather than inside the workers project's module
 		// graph; projects inherit what it provides.
 		globalSetup: ["./test/setup/global.ts"],
+		// A test's request logs are printed only when it fails: a green run ends with its summary,
+		// not megabytes of log lines.
+		silent: "passed-only",
 		projects: [
 			{
 				plugins: [
