@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { errors as joseErrors } from "jose";
 import type { Config } from "../config.ts";
 import { sha256, timingSafeEqualBytes } from "../crypto/hash.ts";
 import type { BatchedCheck, Database } from "../db/client.ts";
@@ -24,7 +25,7 @@ import { KEY_PREFIX } from "./key-format.ts";
 import { hasScope, type Principal } from "./principal.ts";
 import { failureSource, recordAuthFailure } from "./rate-limit.ts";
 import { isScope, parseScopeClaim, type Scope, USER_SCOPES } from "./scopes.ts";
-import { type SessionEnd, sessionCheck, sessionEnd } from "./sessions.ts";
+import { REFRESH_TOKEN_PREFIX, type SessionEnd, sessionCheck, sessionEnd } from "./sessions.ts";
 
 export type AuthVariables = {
 	principal: Principal;
@@ -46,10 +47,10 @@ export type AuthEnv = {
 	Variables: AppEnv["Variables"] & AuthVariables;
 };
 
-const unauthorized = (message: string) =>
-	new LatchkeyError("unauthorized", message, {
-		hint: "Send a valid credential as 'Authorization: Bearer <token>'.",
-	});
+const unauthorized = (
+	message: string,
+	hint = "Send a valid credential as 'Authorization: Bearer <token>'.",
+) => new LatchkeyError("unauthorized", message, { hint });
 
 /** Auth failures leave as HTTPException (Hono's convention), carrying the precise error. */
 const refuse = (err: LatchkeyError) =>
@@ -182,6 +183,12 @@ export async function resolvePrincipal(
 	}
 	if (token.startsWith(KEY_PREFIX))
 		throw unauthorized("Malformed API key (bad format or checksum).");
+	if (token.startsWith(REFRESH_TOKEN_PREFIX)) {
+		throw unauthorized(
+			"A refresh token is not a bearer credential.",
+			"Exchange it at POST /v1/auth/token (grant_type refresh_token) and send the access token it returns.",
+		);
+	}
 	throw unauthorized("Unrecognised credential.");
 }
 
@@ -197,7 +204,14 @@ async function resolveJwt(services: Services, token: string, fresh: boolean): Pr
 	let claims: Awaited<ReturnType<typeof verifyAccessToken>>;
 	try {
 		claims = await verifyAccessToken(config, token, now);
-	} catch {
+	} catch (err) {
+		// A genuine token past its exp (the signature checks) is the common case: say how to renew.
+		if (err instanceof joseErrors.JWTExpired) {
+			throw unauthorized(
+				"The access token has expired.",
+				"Get a new one at POST /v1/auth/token with grant_type refresh_token (or exchange the API key again).",
+			);
+		}
 		throw unauthorized("The access token is invalid or expired.");
 	}
 	// The session, its key and its user in one query (or, for a read, this isolate's answer from

@@ -27,7 +27,7 @@ export const REFRESH_TOKEN_TTL_S = 7 * 24 * 3600;
 export const SESSION_MAX_AGE_S = 30 * 24 * 3600;
 /** A client that lost the response to a refresh may present the same token again this long. */
 export const REFRESH_RETRY_GRACE_S = 30;
-const REFRESH_PREFIX = "lkr_";
+export const REFRESH_TOKEN_PREFIX = "lkr_";
 
 export interface TokenPair {
 	access_token: string;
@@ -75,7 +75,7 @@ async function mintPair(
 	session: { id: string; userId: string; scopes: string[]; expiresAt: Date },
 	now: Date,
 ): Promise<{ pair: TokenPair; refreshId: string; row: typeof refreshTokens.$inferInsert }> {
-	const refreshToken = `${REFRESH_PREFIX}${randomBase62(43)}`;
+	const refreshToken = `${REFRESH_TOKEN_PREFIX}${randomBase62(43)}`;
 	const refreshExpires = minDate(
 		new Date(now.getTime() + REFRESH_TOKEN_TTL_S * 1000),
 		session.expiresAt,
@@ -176,7 +176,7 @@ export async function refreshSession(
 	presented: string,
 	now: Date,
 ): Promise<TokenPair> {
-	if (!presented.startsWith(REFRESH_PREFIX)) throw invalidGrant("Unknown refresh token.");
+	if (!presented.startsWith(REFRESH_TOKEN_PREFIX)) throw invalidGrant("Unknown refresh token.");
 	const hash = await sha256Hex(presented);
 	const outcome = await db.transaction(async (tx) => {
 		const [row] = await tx

@@ -44,6 +44,13 @@ export function toLatchkeyError(err: unknown): LatchkeyError {
 				},
 			);
 		}
+		if (err.status === 400) {
+			// Hono's validator refuses a body that is not JSON at all: there are no fields to list.
+			return new LatchkeyError("invalid_request", err.message || "The request body is invalid.", {
+				hint: "Send a well-formed JSON body; its fields are in the OpenAPI document (GET /openapi.json).",
+				detail: [{ field: "body", location: "json", message: err.message || "not valid JSON" }],
+			});
+		}
 		const code = CODE_FOR_STATUS[err.status] ?? "internal_error";
 		const message =
 			code === "internal_error" ? "Internal error." : err.message || "Request refused.";
@@ -112,4 +119,9 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
 };
 
 export const onNotFound: NotFoundHandler<AppEnv> = (c) =>
-	errorResponse(c, new LatchkeyError("not_found", `No route for ${c.req.method} ${c.req.path}.`));
+	errorResponse(
+		c,
+		new LatchkeyError("not_found", `No route for ${c.req.method} ${c.req.path}.`, {
+			hint: "Check the method and path against the OpenAPI document (GET /openapi.json).",
+		}),
+	);
