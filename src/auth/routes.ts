@@ -4,7 +4,14 @@ import type { ApiKeyRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
-import { bearerSecurity, errorResponses, IdParam, idParam, json, listOf } from "../http/openapi.ts";
+import {
+	bearerSecurity,
+	errorResponses,
+	idParam,
+	json,
+	KeyIdParam,
+	listOf,
+} from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import { getChangeableUser } from "../users/service.ts";
 import {
@@ -334,7 +341,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			summary: "Revoke an API key and every session obtained from it, effective at once",
 			security: bearerSecurity,
 			middleware: keysWrite,
-			request: { params: IdParam },
+			request: { params: KeyIdParam },
 			responses: { 204: { description: "Revoked" }, ...errorResponses(401, 403, 404) },
 		}),
 		async (c) => {
@@ -353,7 +360,7 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 			security: bearerSecurity,
 			middleware: keysWrite,
 			request: {
-				params: IdParam,
+				params: KeyIdParam,
 				body: {
 					...json(
 						z.object({ grace_seconds: z.number().int().min(0).max(86_400).optional() }).strict(),

@@ -10,7 +10,13 @@ import {
 import type { CredentialRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
-import { bearerSecurity, errorResponses, IdParam, json, listOf } from "../http/openapi.ts";
+import {
+	bearerSecurity,
+	CredentialIdParam,
+	errorResponses,
+	json,
+	listOf,
+} from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
 import { endCredentialLeases } from "../leases/service.ts";
 import { ensureManagedCredentials } from "../managed/service.ts";
@@ -363,7 +369,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			summary: "A credential's metadata",
 			security: bearerSecurity,
 			middleware: needs("credentials:read"),
-			request: { params: IdParam },
+			request: { params: CredentialIdParam },
 			responses: {
 				200: { description: "The credential", headers: ETAG_HEADER, ...json(CredentialSchema) },
 				...errorResponses(401, 403, 404),
@@ -386,7 +392,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			security: bearerSecurity,
 			middleware: needs("credentials:write"),
 			request: {
-				params: IdParam,
+				params: CredentialIdParam,
 				headers: IfMatchHeaders,
 				body: { ...json(PatchBody), required: true },
 			},
@@ -421,7 +427,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			summary: "Delete a credential, revoking an OAuth2 token upstream (RFC 7009) where possible",
 			security: bearerSecurity,
 			middleware: needs("credentials:write"),
-			request: { params: IdParam, headers: IfMatchHeaders },
+			request: { params: CredentialIdParam, headers: IfMatchHeaders },
 			responses: {
 				200: {
 					description:

@@ -63,5 +63,9 @@ export const idParam = <N extends string>(name: N, example = "usr_4f9QbX2mT7aLkP
 
 /** The `{id}` path parameter of a route that addresses one object by its opaque id. */
 export const IdParam = idParam("id");
+/** The same, with an example of the object's own id shape, so the document reads true. */
+export const CredentialIdParam = idParam("id", "cred_4f9QbX2mT7aLkP0sVd1e");
+export const KeyIdParam = idParam("id", "4f9QbX2mT7aL");
+export const JobIdParam = idParam("id", "job_0cc175b9c0f1b6a831c399e269772661");
 
 export const bearerSecurity = [{ bearer: [] as string[] }];

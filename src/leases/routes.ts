@@ -9,7 +9,13 @@ import {
 } from "../auth/middleware.ts";
 import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
-import { bearerSecurity, errorResponses, IdParam, idParam, json } from "../http/openapi.ts";
+import {
+	bearerSecurity,
+	CredentialIdParam,
+	errorResponses,
+	idParam,
+	json,
+} from "../http/openapi.ts";
 import { DEFAULT_LEASE_TTL_S, MAX_LEASE_TTL_S } from "./policy.ts";
 import { createLease, releaseLease, renewLease } from "./service.ts";
 
@@ -97,7 +103,7 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 				requireUser(),
 				requireScope("credentials:use"),
 			],
-			request: { params: IdParam, body: optionalJson },
+			request: { params: CredentialIdParam, body: optionalJson },
 			responses: {
 				201: { description: "Leased", headers: noStoreHeaders, ...json(LeaseSchema) },
 				...errorResponses(400, 401, 403, 404, 409, 429, 502, 503),

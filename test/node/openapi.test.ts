@@ -36,6 +36,22 @@ describe("OpenAPI document", () => {
 		);
 		for (const route of new Set(served)) expect(documented).toContain(route);
 
+		// Path examples have the shape of the object each path names.
+		const exampleOf = (path: string, method: string) =>
+			(
+				(
+					doc.paths[path]?.[method] as {
+						parameters?: { in: string; schema?: { example?: string } }[];
+					}
+				)?.parameters ?? []
+			).find((p) => p.in === "path")?.schema?.example ?? "";
+		expect(exampleOf("/v1/credentials/{id}", "get")).toMatch(/^cred_/);
+		expect(exampleOf("/v1/credentials/{id}/leases", "post")).toMatch(/^cred_/);
+		expect(exampleOf("/v1/leases/{lease_id}/renew", "post")).toMatch(/^lease_/);
+		expect(exampleOf("/v1/admin/jobs/{id}", "get")).toMatch(/^job_/);
+		expect(exampleOf("/v1/admin/users/{id}", "get")).toMatch(/^usr_/);
+		expect(exampleOf("/v1/api-keys/{id}", "delete")).toMatch(/^[0-9A-Za-z]{12}$/);
+
 		// docs/api.md, the contract in prose, names exactly the operations the document has.
 		const prose = readFileSync(new URL("../../docs/api.md", import.meta.url), "utf8");
 		const named = [...prose.matchAll(/`(GET|POST|PUT|PATCH|DELETE) (\/[^`\s?]*)[^`]*`/g)].map(
