@@ -1,7 +1,8 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { type Config, loadConfig } from "../../src/config.ts";
-import { openSecret } from "../../src/credentials/service.ts";
+import { openSecret, sealSecret } from "../../src/credentials/service.ts";
+import { newId } from "../../src/crypto/encoding.ts";
 import {
 	type CredentialRow,
 	credentials,
@@ -16,7 +17,9 @@ import {
 	claimJobs,
 	type DeletionOptions,
 	finishJob,
+	PROVISIONING_IN_FLIGHT_SECONDS,
 	pruneJobs,
+	purgeUsers,
 	runDeletionWork,
 } from "../../src/jobs/deletion.ts";
 import { createLogger, type LogLevel } from "../../src/log.ts";
@@ -31,7 +34,7 @@ import { createServices, type Services } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { type AgentMailOrg, agentmailOrg } from "../setup/managed-control.ts";
 import { admin, userWithKey } from "./fixtures.ts";
-import { clockedApp, expectError, testDb, testEnv } from "./helpers.ts";
+import { clockedApp, expectError, holdTransaction, testDb, testEnv } from "./helpers.ts";
 import { connect, introspect, providerBody, putProvider } from "./oauth-helpers.ts";
 
 /**
@@ -917,6 +920,383 @@ describe("admin job routes", () => {
 	});
 });
 
+/** Seals `secret` into a credential row written straight to the database, as a racing write would. */
+async function insertCredential(
+	services: Services,
+	userId: string,
+	fields: { provider: string; type: "api_key" | "oauth2"; managed: boolean },
+	secret: Record<string, string>,
+): Promise<string> {
+	const id = newId("cred");
+	const sealed = await sealSecret(
+		services,
+		{ id, userId, type: fields.type, provider: fields.provider, host: null },
+		secret as never,
+	);
+	await db.db.insert(credentials).values({
+		id,
+		userId,
+		provider: fields.provider,
+		type: fields.type,
+		title: "raced in",
+		managed: fields.managed,
+		ciphertext: sealed.ciphertext,
+		dataKey: sealed.dataKey,
+		keyId: sealed.keyId,
+		aadVersion: sealed.aadVersion,
+	});
+	return id;
+}
+
+async function statusOf(w: ReturnType<typeof world>, userId: string): Promise<number | string> {
+	const res = await w.call(`/v1/admin/users/${userId}`, { token: admin() });
+	if (res.status !== 200) {
+		await res.body?.cancel();
+		return res.status;
+	}
+	return ((await res.json()) as { status: string }).status;
+}
+
+describe("purge guards", () => {
+	it("an intent, a managed credential or an OAuth credential recorded after the run's catch-up holds that run's purge; the next run gives it a job and purges", async () => {
+		const w = world();
+		const late = stubProvider("stub-guard-late", async () => ({ status: "deleted" }));
+		const ids: { intent?: string; managed?: string; oauth?: string } = {};
+		// Each user's only job records something new for its user while it runs: after the
+		// run's enqueue and before its purge, as a listing that started before the DELETE would.
+		const racing = stubProvider("stub-guard", async (userId) => {
+			if (userId === ids.intent) {
+				await db.db.insert(managedProvisionings).values({
+					userId,
+					provider: "stub-guard-late",
+					status: "done",
+					clientId: `stub-${userId}`,
+					resources: { thing_id: "late" },
+					updatedAt: new Date(w.now().getTime() - 3600_000),
+				});
+			} else if (userId === ids.managed) {
+				await insertCredential(
+					w.services,
+					userId,
+					{ provider: "stub-guard-late", type: "api_key", managed: true },
+					{ api_key: "managed-late" },
+				);
+			} else if (userId === ids.oauth) {
+				await insertCredential(
+					w.services,
+					userId,
+					{ provider: "github", type: "oauth2", managed: false },
+					{ access_token: "gho_late" },
+				);
+			}
+			return { status: "deleted" };
+		});
+		const find = async (s: Services, id: string) =>
+			(await racing.find(s, id)) ?? (await late.find(s, id));
+		const users = await Promise.all(
+			[0, 1, 2].map(() => userWithProvisioning("stub-guard", { thing_id: "first" })),
+		);
+		[ids.intent, ids.managed, ids.oauth] = users.map((u) => u.id);
+		const all = users.map((u) => u.id);
+		for (const id of all) await deleteUser(w, id);
+
+		// Every job of every user is done, yet none may be purged: each has a record without a job.
+		expect(await run(w.services, all, { findProvider: find })).toMatchObject({
+			enqueued: 0,
+			claimed: 3,
+			done: 3,
+			purged_users: 0,
+		});
+		for (const id of all) expect(await statusOf(w, id)).toBe("deleting");
+		expect(late.calls).toEqual([]);
+
+		// The next run's catch-up enqueues what appeared; those jobs run, then the purge goes ahead.
+		expect(await run(w.services, all, { findProvider: find })).toMatchObject({
+			enqueued: 3,
+			claimed: 3,
+			done: 3,
+			purged_users: 3,
+		});
+		expect(late.calls.map((c) => c.userId).sort()).toEqual([ids.intent, ids.managed].sort());
+		expect(late.calls.find((c) => c.userId === ids.intent)?.resources).toEqual({
+			thing_id: "late",
+		});
+		const oauthJobs = (await jobsOf(ids.oauth as string)).filter((j) => j.kind === "revoke_oauth");
+		expect(oauthJobs).toMatchObject([{ status: "done" }]);
+		for (const id of all) expect(await statusOf(w, id)).toBe(404);
+	});
+
+	it("purgeUsers alone, after every job is done, refuses a user with an intent that has no job", async () => {
+		// Jobs run under a day's purge delay, so the run itself purges nothing; the purge is then
+		// called on services of the same clock without the delay.
+		const w = world({ LATCHKEY_PURGE_DELAY_SECONDS: "86400" });
+		const noDelay = createServices(
+			loadConfig({ ...testEnv, LATCHKEY_PURGE_DELAY_SECONDS: "0" }),
+			createLogger("error"),
+			new Timing(),
+			w.now,
+		);
+		disposers.push(noDelay.dispose);
+		const stub = stubProvider("stub-guard-direct", async () => ({ status: "deleted" }));
+		const user = await userWithProvisioning("stub-guard-direct", { thing_id: "a" });
+		await deleteUser(w, user.id);
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			done: 1,
+			purged_users: 0,
+		});
+		await db.db.insert(managedProvisionings).values({
+			userId: user.id,
+			provider: "stub-guard-direct-2",
+			status: "done",
+			clientId: `stub-${user.id}`,
+			resources: { thing_id: "b" },
+		});
+		expect(await purgeUsers(noDelay.services, [user.id])).toBe(0);
+		expect(await statusOf(w, user.id)).toBe("deleting");
+		await db.db
+			.delete(managedProvisionings)
+			.where(
+				and(
+					eq(managedProvisionings.userId, user.id),
+					eq(managedProvisionings.provider, "stub-guard-direct-2"),
+				),
+			);
+		expect(await purgeUsers(noDelay.services, [user.id])).toBe(1);
+	});
+});
+
+describe("failure branches of a job's attempt", () => {
+	it("tokens that no longer decrypt fail the revocation at once, without a retry and without the tokens in last_error", async () => {
+		const w = world();
+		const user = await userWithKey();
+		const created = await w.call("/v1/credentials", {
+			method: "POST",
+			token: user.key,
+			json: { provider: "github", type: "oauth2", access_token: "gho_secretvalue123" },
+		});
+		expect(created.status).toBe(201);
+		const { id } = (await created.json()) as { id: string };
+		expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+		// One character of the sealed secret changes: the AEAD tag no longer matches.
+		await db.db.execute(sql`
+			update credentials set ciphertext = overlay(ciphertext placing
+				(case when substr(ciphertext, 20, 1) = 'A' then 'B' else 'A' end) from 20 for 1)
+			where id = ${id}`);
+		expect(await run(w.services, [user.id])).toMatchObject({
+			claimed: 1,
+			failed: 1,
+			retried: 0,
+			done: 0,
+			purged_users: 0,
+		});
+		const [job] = await jobsOf(user.id);
+		expect(job).toMatchObject({ kind: "revoke_oauth", status: "failed", attempts: 1 });
+		expect(job?.lastError).toBeTruthy();
+		expect(job?.lastError).not.toContain("gho_secretvalue123");
+		// Failed is final: the next runs leave it alone, and it holds the purge.
+		w.advance(BACKOFF_BASE_SECONDS * 2);
+		expect(await run(w.services, [user.id])).toMatchObject({ claimed: 0, purged_users: 0 });
+	});
+
+	it("a revocation whose credential is gone: done while the user exists (deleting it revoked the tokens), failed once the user was purged", async () => {
+		const w = world({ LATCHKEY_JOB_MAX_ATTEMPTS: "1", LATCHKEY_FAILED_JOB_RETENTION_HOURS: "1" });
+		// Gone while the user exists.
+		const user = await userWithKey();
+		const created = await w.call("/v1/credentials", {
+			method: "POST",
+			token: user.key,
+			json: { provider: "github", type: "oauth2", access_token: "gho_gone" },
+		});
+		const { id } = (await created.json()) as { id: string };
+		expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+		await db.db.delete(credentials).where(eq(credentials.id, id));
+		expect(await run(w.services, [user.id])).toMatchObject({ done: 1, purged_users: 1 });
+		expect((await jobsOf(user.id))[0]?.lastError).toMatch(/already deleted/);
+
+		// Gone with its user: a retry after the purge has nothing left to revoke.
+		const dead = await deletedWithDeadRevocation(w);
+		expect(await run(w.services, [dead.user.id])).toMatchObject({ failed: 1, purged_users: 0 });
+		w.advance(3600 + 1);
+		expect(await run(w.services, [dead.user.id])).toMatchObject({ purged_users: 1 });
+		const [job] = await jobsOf(dead.user.id);
+		const retried = await w.call(`/v1/admin/jobs/${job?.id}/retry`, {
+			method: "POST",
+			token: admin(),
+		});
+		expect(retried.status).toBe(200);
+		await retried.body?.cancel();
+		expect(await run(w.services, [dead.user.id])).toMatchObject({
+			claimed: 1,
+			failed: 1,
+			done: 0,
+			retried: 0,
+		});
+		expect((await jobsOf(dead.user.id))[0]).toMatchObject({ status: "failed", attempts: 1 });
+		expect((await jobsOf(dead.user.id))[0]?.lastError).toMatch(/purged/);
+	});
+
+	it("a managed provider this deployment does not know is retried, holding the purge, until it is configured again", async () => {
+		const w = world();
+		const stub = stubProvider("stub-unconfigured", async () => ({ status: "deleted" }));
+		const none = async () => undefined;
+		const user = await userWithProvisioning("stub-unconfigured", { thing_id: "u" });
+		await deleteUser(w, user.id);
+		expect(await run(w.services, [user.id], { findProvider: none })).toMatchObject({
+			claimed: 1,
+			retried: 1,
+			failed: 0,
+			done: 0,
+			purged_users: 0,
+		});
+		const [job] = await jobsOf(user.id);
+		expect(job).toMatchObject({ status: "pending", attempts: 1 });
+		expect(job?.lastError).toMatch(/'stub-unconfigured' is not configured/);
+		w.advance(BACKOFF_BASE_SECONDS);
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			done: 1,
+			purged_users: 1,
+		});
+		expect(stub.calls).toEqual([{ userId: user.id, resources: { thing_id: "u" } }]);
+	});
+});
+
+describe("AgentMail answers 401, 403, 404 and 400 while deprovisioning", () => {
+	it("401 and 403 are transient (retried, then deleted), a 404 for the pod is 'already gone', a 400 is permanent", async () => {
+		const am = agentmailOrg(inject("agentmail").url);
+		const w = world(am.env);
+		const byStatus = new Map<number, { userId: string; podId: string }>();
+		for (const status of [401, 403, 404, 400]) {
+			const user = await userWithKey();
+			const podId = await provisionAgentMail(w, am, user.id);
+			byStatus.set(status, { userId: user.id, podId });
+			await am.fail({ method: "GET", path: `^/v0/pods/${podId}$`, mode: "status", status });
+			await deleteUser(w, user.id);
+		}
+		const ids = [...byStatus.values()].map((v) => v.userId);
+		expect(await run(w.services, ids)).toMatchObject({
+			claimed: 4,
+			retried: 2,
+			done: 1,
+			failed: 1,
+			purged_users: 1,
+		});
+		const jobOf = async (status: number) => (await jobsOf(byStatus.get(status)?.userId ?? ""))[0];
+		for (const status of [401, 403]) {
+			expect(await jobOf(status)).toMatchObject({ status: "pending", attempts: 1 });
+			expect((await jobOf(status))?.lastError).toMatch(
+				new RegExp(`AgentMail answered.*\\b${status}\\b`),
+			);
+		}
+		expect(await jobOf(404)).toMatchObject({ status: "done", lastError: null });
+		expect(await jobOf(400)).toMatchObject({ status: "failed", attempts: 1 });
+		expect((await jobOf(400))?.lastError).toMatch(/AgentMail answered.*\b400\b/);
+
+		// Once the key works again the transient ones finish and delete their pods.
+		w.advance(BACKOFF_BASE_SECONDS);
+		expect(await run(w.services, ids)).toMatchObject({ claimed: 2, done: 2, purged_users: 2 });
+		const pods = (await am.state()).pods.map((p) => p.pod_id);
+		expect(pods).not.toContain(byStatus.get(401)?.podId);
+		expect(pods).not.toContain(byStatus.get(403)?.podId);
+		expect(pods).toContain(byStatus.get(400)?.podId);
+	});
+});
+
+describe("the managed store's 'user still active' fence", () => {
+	it("a DELETE /v1/me while a provisioning is held stores no credential; the deletion job deprovisions what the provisioning recorded", async () => {
+		const am = agentmailOrg(inject("agentmail").url);
+		const w = world(am.env);
+		const user = await userWithKey();
+		// An intent from an earlier attempt, so the provisioning's first write is an update of a
+		// row the test can lock.
+		await db.db.insert(managedProvisionings).values({
+			userId: user.id,
+			provider: AGENTMAIL_ID,
+			status: "pending",
+			clientId: agentmailClientId(user.id),
+			resources: {},
+			updatedAt: new Date(w.now().getTime() - 3600_000),
+		});
+		const holder = await holdTransaction();
+		let listing: Promise<Response> | undefined;
+		try {
+			await holder.query(
+				"select 1 from managed_provisionings where user_id = $1 and provider = $2 for update",
+				[user.id, AGENTMAIL_ID],
+			);
+			listing = w.call("/v1/credentials", { token: user.key });
+			// The listing checked the user (active) and now waits on the intent row.
+			await holder.waitForBlocked(1);
+			expect((await w.call("/v1/me", { method: "DELETE", token: user.key })).status).toBe(202);
+		} finally {
+			await holder.release();
+		}
+		const listed = await listing;
+		expect(listed.status).toBe(200);
+		await listed.body?.cancel();
+
+		// The provisioning ran to its end and recorded its pod, but stored no credential.
+		const [intent] = await db.db
+			.select()
+			.from(managedProvisionings)
+			.where(
+				and(
+					eq(managedProvisionings.userId, user.id),
+					eq(managedProvisionings.provider, AGENTMAIL_ID),
+				),
+			);
+		const podId = intent?.resources.pod_id;
+		expect(podId).toBeTruthy();
+		expect(intent?.status).toBe("pending");
+		expect(
+			await db.db
+				.select({ id: credentials.id })
+				.from(credentials)
+				.where(and(eq(credentials.userId, user.id), eq(credentials.managed, true))),
+		).toEqual([]);
+		expect((await am.state()).pods.map((p) => p.pod_id)).toContain(podId);
+
+		// The intent was touched a moment ago: the job waits for a provisioning that may still run,
+		// then deletes the pod the intent names.
+		const find = async (_s: Services, id: string) =>
+			id === AGENTMAIL_ID ? agentmailProvider : undefined;
+		expect(await run(w.services, [user.id], { findProvider: find })).toMatchObject({
+			retried: 1,
+		});
+		w.advance(PROVISIONING_IN_FLIGHT_SECONDS + 1);
+		expect(await run(w.services, [user.id], { findProvider: find })).toMatchObject({
+			done: 1,
+			purged_users: 1,
+		});
+		expect((await am.state()).pods.map((p) => p.pod_id)).not.toContain(podId);
+	});
+});
+
+describe("LATCHKEY_PURGE_DELAY_SECONDS", () => {
+	it("holds the purge until the delay has passed since the first deletion request; a repeated DELETE does not restart it", async () => {
+		const w = world({ LATCHKEY_PURGE_DELAY_SECONDS: "3600" });
+		const stub = stubProvider("stub-delay", async () => ({ status: "deleted" }));
+		const user = await userWithProvisioning("stub-delay", { thing_id: "d" });
+		await deleteUser(w, user.id);
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			done: 1,
+			purged_users: 0,
+		});
+		w.advance(1800);
+		await deleteUser(w, user.id);
+		w.advance(1799);
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			purged_users: 0,
+		});
+		expect(await statusOf(w, user.id)).toBe("deleting");
+		w.advance(1);
+		expect(await run(w.services, [user.id], { findProvider: stub.find })).toMatchObject({
+			claimed: 0,
+			purged_users: 1,
+		});
+		expect(await statusOf(w, user.id)).toBe(404);
+	});
+});
+
 // Last in the file: pruning is not scoped to users, and it runs with a clock past every job above.
 describe("job retention", () => {
 	it("prunes finished jobs of purged users after LATCHKEY_JOB_RETENTION_DAYS, and keeps those of users not purged", async () => {
@@ -948,4 +1328,54 @@ describe("job retention", () => {
 		// Its user still exists (the failed job holds the purge for a year): the job stays.
 		expect(await jobsOf(held.id)).toHaveLength(1);
 	});
+});
+
+describe("AgentMail deprovisioning of a large pod (bounded steps across runs)", () => {
+	it("a pod with 250 inboxes and several keys is deleted over several runs, each within its call budget, without spending attempts", async () => {
+		const am = agentmailOrg(inject("agentmail").url);
+		const w = world(am.env);
+		const user = await userWithKey();
+		const podId = await provisionAgentMail(w, am, user.id);
+		const bulk = await fetch(
+			`${am.baseUrl}/_control/orgs/${encodeURIComponent(am.orgKey)}/inboxes`,
+			{
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify({ pod_id: podId, count: 249 }),
+			},
+		);
+		expect(bulk.status).toBe(200);
+		// More keys than one page of the fake's default size, made by the user's agents.
+		for (let n = 0; n < 4; n++) {
+			const key = await am.api(am.orgKey, "POST", `/v0/pods/${podId}/api-keys`, { name: `k${n}` });
+			expect(key.status).toBe(200);
+		}
+		expect((await am.state()).inboxes.filter((i) => i.pod_id === podId)).toHaveLength(250);
+		await deleteUser(w, user.id);
+
+		let runs = 0;
+		let callsBefore = (await am.state()).calls.length;
+		let last: Awaited<ReturnType<typeof run>> | undefined;
+		while (runs < 20) {
+			runs += 1;
+			last = await run(w.services, [user.id]);
+			const calls = (await am.state()).calls.length;
+			// One step per job per run, within the step budget.
+			expect(calls - callsBefore).toBeLessThanOrEqual(40);
+			expect(last.claimed).toBe(1);
+			callsBefore = calls;
+			if (last.done === 1) break;
+			expect(last).toMatchObject({ continued: 1, retried: 0, failed: 0, purged_users: 0 });
+			const [job] = await jobsOf(user.id);
+			expect(job).toMatchObject({ status: "pending", attempts: 0 });
+			expect(job?.lastError).toMatch(/deleted \d+ AgentMail keys and inboxes/);
+		}
+		expect(runs).toBeGreaterThan(5);
+		expect(last).toMatchObject({ done: 1, purged_users: 1 });
+		const state = await am.state();
+		expect(state.pods).toEqual([]);
+		expect(state.inboxes).toEqual([]);
+		expect(state.api_keys).toEqual([]);
+		expect((await jobsOf(user.id))[0]).toMatchObject({ status: "done", attempts: 1 });
+	}, 120_000);
 });
