@@ -3,9 +3,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { hasFlag } from "@ioredis/commands";
 import { Redis, ReplyError } from "ioredis";
 import { CommandError, EmbeddedRedis, type Reply, sha1 } from "../engines/embedded-redis.ts";
-import { listen, type RunningServer } from "../lib/net.ts";
+import { listen, type RunningServer, redactedAddress } from "../lib/net.ts";
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
+// As the Neon bridge's: workerd keeps idle sockets for reuse, and a request it sends on a socket
+// the bridge is closing at that moment fails.
+const KEEP_ALIVE_MS = 30_000;
 
 /**
  * Commands that change the state of a connection. Every caller of the bridge shares one
@@ -83,16 +86,6 @@ function adaptScript(script: string, redisMajor: number): string {
 	return [engine, ...kept].join(" ") + body;
 }
 
-/** host:port of a Redis URL, leaving out the password it may carry. */
-function redactedAddress(url: string): string {
-	try {
-		const parsed = new URL(url);
-		return `${parsed.hostname}:${parsed.port || "6379"}`;
-	} catch {
-		return "(unparseable REDIS_URL)";
-	}
-}
-
 /**
  * ioredis reshapes some replies by lower-case command name (HGETALL becomes an object).
  * Redis does not care about case, so sending the name upper-cased keeps the reply raw.
@@ -143,7 +136,9 @@ class RedisEngine implements Engine {
 			return new RedisEngine(redis, major);
 		} catch (err) {
 			redis.disconnect();
-			throw new Error(`cannot reach Redis at ${redactedAddress(url)}: ${(err as Error).message}`);
+			throw new Error(
+				`cannot reach Redis at ${redactedAddress(url, "6379")}: ${(err as Error).message}`,
+			);
 		}
 	}
 
@@ -441,14 +436,14 @@ export async function startUpstashBridge(opts: {
 		}
 	}
 
-	const server = createServer((req, res) => {
+	const server = createServer({ keepAlive: true }, (req, res) => {
 		handle(req, res).catch((err: unknown) => {
 			if (res.headersSent) return res.destroy();
 			const e = classify(err);
 			send(res, e instanceof CommandError ? 400 : 500, { error: e.message });
 		});
 	});
-	server.keepAliveTimeout = 5_000;
+	server.keepAliveTimeout = KEEP_ALIVE_MS;
 
 	const port = await listen(server, opts.port).catch(async (err) => {
 		await engine.close().catch(() => {});

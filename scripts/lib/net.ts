@@ -54,3 +54,13 @@ export function listen(server: Server, port = 0, host = "127.0.0.1"): Promise<nu
 		});
 	});
 }
+
+/** host:port of a service URL, for messages: leaves out the password it may carry. */
+export function redactedAddress(url: string, defaultPort = "default port"): string {
+	try {
+		const parsed = new URL(url);
+		return `${parsed.hostname}:${parsed.port || defaultPort}`;
+	} catch {
+		return "(unparseable URL)";
+	}
+}
