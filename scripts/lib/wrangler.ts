@@ -25,6 +25,42 @@ export async function writeVarsFile(
 	await chmod(path, 0o600);
 }
 
+function wranglerBin(): string {
+	const require = createRequire(import.meta.url);
+	return join(require.resolve("wrangler/package.json"), "..", "bin", "wrangler.js");
+}
+
+/**
+ * Bundles the worker the way `wrangler deploy` would (esbuild, nodejs_compat polyfills) into
+ * `outDir`, without deploying, and resolves with the entry module's path. wrangler's output is
+ * shown only when the build fails: on success it lists bindings that do not apply here.
+ */
+export async function buildWorker(outDir: string): Promise<string> {
+	const child = spawn(
+		process.execPath,
+		[wranglerBin(), "deploy", "--dry-run", "--outdir", outDir],
+		{
+			cwd: ROOT,
+			stdio: ["ignore", "pipe", "pipe"],
+			env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+		},
+	);
+	let output = "";
+	child.stdout.on("data", (chunk: Buffer) => {
+		output += chunk;
+	});
+	child.stderr.on("data", (chunk: Buffer) => {
+		output += chunk;
+	});
+	const code = await new Promise<number | null>((resolve, reject) => {
+		child.once("error", reject);
+		child.once("close", resolve);
+	});
+	if (code !== 0)
+		throw new Error(`building the worker failed (wrangler exited ${code}):\n${output}`);
+	return join(outDir, "index.js");
+}
+
 /**
  * Starts `wrangler dev` on 127.0.0.1. Secrets reach the worker from `envFile` as secret
  * bindings, which wrangler's binding table shows as "(hidden)"; `--var` would print them.
@@ -38,10 +74,8 @@ export function spawnWranglerDev(opts: {
 	env?: NodeJS.ProcessEnv;
 	extraArgs?: string[];
 }): ChildProcess {
-	const require = createRequire(import.meta.url);
-	const wranglerBin = join(require.resolve("wrangler/package.json"), "..", "bin", "wrangler.js");
 	const args = [
-		wranglerBin,
+		wranglerBin(),
 		"dev",
 		"--port",
 		String(opts.port),
