@@ -91,7 +91,10 @@ export function bodyLimit(maxBytes = MAX_BODY_BYTES): MiddlewareHandler<AppEnv> 
 		if (!body) return next();
 		const declared = c.req.header("content-length");
 		if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge();
-		if (declared !== undefined) return next();
+		// JSON must be UTF-8 (RFC 8259 §8.1): a body that is not would otherwise be decoded with
+		// U+FFFD in place of its bad bytes and stored so. Bounded above, so buffering is cheap.
+		const json = /json/i.test(c.req.header("content-type") ?? "");
+		if (declared !== undefined && !json) return next();
 		const reader = body.getReader();
 		const chunks: Uint8Array[] = [];
 		let seen = 0;
@@ -106,6 +109,15 @@ export function bodyLimit(maxBytes = MAX_BODY_BYTES): MiddlewareHandler<AppEnv> 
 			chunks.push(value);
 		}
 		const buffered = concat(...chunks);
+		if (json) {
+			try {
+				new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(buffered);
+			} catch {
+				throw new LatchkeyError("invalid_request", "The request body is not valid UTF-8.", {
+					hint: "Send the JSON body encoded as UTF-8.",
+				});
+			}
+		}
 		c.req.raw = new Request(c.req.raw, { body: buffered });
 		await next();
 	};
