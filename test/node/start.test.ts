@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { parseCron } from "../../scripts/lib/cron.ts";
 import { parseDotenv } from "../../scripts/lib/dev-secrets.ts";
 import { freePort, listen } from "../../scripts/lib/net.ts";
 import { ROOT } from "../../scripts/lib/wrangler.ts";
@@ -148,4 +149,27 @@ describe("npm start (scripts/start.ts)", () => {
 		expect(await started.exited).toBe(0);
 		await expect(fetch(`${url}/health`)).rejects.toThrow();
 	}, 40_000);
+});
+
+describe("wrangler.toml crons outside Cloudflare (scripts/lib/cron.ts)", () => {
+	const at = (iso: string) => new Date(iso);
+	it("matches in UTC, with steps, ranges, lists and cron's either-day rule", () => {
+		expect(parseCron("* * * * *")(at("2026-12-05T16:51:00Z"))).toBe(true);
+		const fifth = parseCron("*/5 * * * *");
+		expect(fifth(at("2026-12-05T16:55:00Z"))).toBe(true);
+		expect(fifth(at("2026-12-05T16:56:00Z"))).toBe(false);
+		const office = parseCron("0 9-17/4 * * 1-5");
+		expect(office(at("2026-12-07T13:00:00Z"))).toBe(true); // Monday
+		expect(office(at("2026-12-06T13:00:00Z"))).toBe(false); // Sunday
+		const either = parseCron("0 0 1 * 0");
+		expect(either(at("2026-12-01T00:00:00Z"))).toBe(true); // the 1st, a Tuesday
+		expect(either(at("2026-12-06T00:00:00Z"))).toBe(true); // a Sunday
+		expect(either(at("2026-12-02T00:00:00Z"))).toBe(false);
+		expect(parseCron("30 2 * * 7")(at("2026-12-06T02:30:00Z"))).toBe(true);
+	});
+	it("refuses what it cannot evaluate instead of never firing", () => {
+		expect(() => parseCron("* * * *")).toThrow(/five fields/);
+		expect(() => parseCron("0 0 * * MON")).toThrow(/unsupported/);
+		expect(() => parseCron("61 * * * *")).toThrow(/out of range/);
+	});
 });
