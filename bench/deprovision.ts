@@ -6,7 +6,7 @@ import { apiClient, benchUser, startInfraProcess, startWorker } from "./lib.ts";
 /**
  * `npx tsx bench/deprovision.ts`: how many deleted users one scheduled run gets through.
  *
- * The real worker under `wrangler dev` against real Postgres and Redis (embedded stand-ins when
+ * The real worker on `npm start`'s runtime (`--dev`: `wrangler dev`) against real Postgres and Redis (embedded stand-ins when
  * absent, said loudly), the AgentMail fake and the oidc-provider test server as the upstreams.
  * Each user has an AgentMail pod (provisioned by listing credentials, as in production) and one
  * OAuth credential; all of them are deleted, then `POST /v1/admin/maintenance/run` (the cron's

@@ -15,7 +15,7 @@ import {
 } from "./lib.ts";
 
 /**
- * `npm run bench` (leases): the worker under `wrangler dev` against real Postgres and Redis (or
+ * `npm run bench` (leases): the worker on `npm start`'s runtime (`--dev`: `wrangler dev`) against real Postgres and Redis (or
  * the embedded engines, said loudly), a real authorization server (oidc-provider) for the OAuth
  * credential, real HTTP. Prints, per lease, the Postgres round trips counted at the SQL bridge
  * and the Redis calls the worker reports in Server-Timing; latency and throughput at c=1 and

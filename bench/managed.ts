@@ -15,7 +15,7 @@ import {
 
 /**
  * Managed credentials: what auto-provisioning costs a credential listing once the user's managed
- * credentials exist. The worker runs under `wrangler dev` with AgentMail enabled against the
+ * credentials exist. The worker runs on `npm start`'s runtime (`--dev`: `wrangler dev`) with AgentMail enabled against the
  * AgentMail fake (test/setup/agentmail.ts), real Postgres and Redis (or the embedded engines,
  * said loudly). Prints, per listing, the Postgres round trips counted at the SQL bridge, the
  * Redis calls the worker reports in Server-Timing and the AgentMail calls counted at the fake;

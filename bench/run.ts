@@ -15,7 +15,7 @@ import {
 } from "./lib.ts";
 
 /**
- * `npm run bench`: the worker under `wrangler dev` against real Postgres and Redis (or the
+ * `npm run bench`: the worker on `npm start`'s runtime (`--dev`: `wrangler dev`) against real Postgres and Redis (or the
  * embedded engines when those are absent, said loudly), driven over real HTTP. Every figure is
  * reported next to a baseline measured in the same run, because absolute numbers on a shared
  * two-core machine mean little.
