@@ -3,7 +3,18 @@
  * one per OAuth credential), their execution with retries, and the purge of the user's rows.
  * Semantics and bounds are documented in docs/operations.md; keep the two in step.
  */
-import { and, asc, eq, getTableColumns, inArray, lte, or, type SQL, sql } from "drizzle-orm";
+import {
+	and,
+	asc,
+	eq,
+	getTableColumns,
+	inArray,
+	lte,
+	notInArray,
+	or,
+	type SQL,
+	sql,
+} from "drizzle-orm";
 import type { Config } from "../config.ts";
 import { openSecret } from "../credentials/service.ts";
 import { newId } from "../crypto/encoding.ts";
@@ -19,7 +30,12 @@ import {
 	users,
 } from "../db/schema.ts";
 import { redactString } from "../log.ts";
-import { type ManagedProvider, ManagedProviderError } from "../managed/provider.ts";
+import {
+	CallBudget,
+	DEPROVISION_STEP_CALLS,
+	type ManagedProvider,
+	ManagedProviderError,
+} from "../managed/provider.ts";
 import { revokeUpstream } from "../oauth/service.ts";
 import type { Services } from "../services.ts";
 
@@ -48,6 +64,14 @@ export const DELETION_CONCURRENCY = 5;
  * too), and an invocation may make 10,000.
  */
 export const DELETION_MAX_JOBS = 500;
+/**
+ * Subrequests a run may spend on jobs, well under the invocation's 10,000 so that the other
+ * scheduled work keeps its share. A job costs about JOB_SUBREQUESTS (SQL, a revocation) plus the
+ * provider calls of its deprovisioning step (at most DEPROVISION_STEP_CALLS); a run claims only
+ * while the worst case of another batch still fits.
+ */
+export const DELETION_MAX_SUBREQUESTS = 7000;
+export const JOB_SUBREQUESTS = 8;
 /** Users purged per statement, and statements per run. */
 export const PURGE_BATCH = 100;
 export const PURGE_MAX_BATCHES = 5;
@@ -126,6 +150,11 @@ export function enqueueDeletionJobs(
 /** What one attempt of a job came to. */
 export type Outcome =
 	| { status: "done"; note?: string }
+	/**
+	 * Progress, with more to do (a deprovisioning step spent its call budget): due again in the
+	 * next run, without spending an attempt, since this one did not fail.
+	 */
+	| { status: "continue"; note: string }
 	/** Transient: tried again after a backoff, until the attempts run out. */
 	| { status: "retry"; error: string }
 	/** Permanent, or a human must look (an ownership mismatch): no more attempts. */
@@ -157,6 +186,10 @@ export interface DeletionResult {
 	done: number;
 	retried: number;
 	failed: number;
+	/** Jobs that made progress and go on in the next run (a large deprovisioning). */
+	continued: number;
+	/** Estimated subrequests spent on jobs (see DELETION_MAX_SUBREQUESTS). */
+	subrequests: number;
 	/** Results not recorded because another run had taken the job over meanwhile. */
 	lost_claims: number;
 	purged_users: number;
@@ -203,6 +236,8 @@ export async function claimJobs(
 	runId: string,
 	limit: number,
 	userIds?: readonly string[],
+	/** Jobs this run already stepped: each runs at most once per run, bounding its calls. */
+	exclude: readonly string[] = [],
 ): Promise<ClaimedJob[]> {
 	const { db } = services;
 	const now = services.now();
@@ -221,6 +256,7 @@ export async function claimJobs(
 						),
 					),
 					scopeOf(jobs.userId, userIds),
+					exclude.length > 0 ? notInArray(jobs.id, [...exclude]) : undefined,
 				),
 			)
 			.orderBy(asc(jobs.nextAttemptAt), asc(jobs.id))
@@ -253,8 +289,24 @@ export async function finishJob(
 	runId: string,
 	outcome: Outcome,
 	random: () => number = Math.random,
-): Promise<"done" | "retried" | "failed" | "lost"> {
+): Promise<"done" | "retried" | "failed" | "lost" | "continued"> {
 	const now = services.now();
+	if (outcome.status === "continue") {
+		const rows = await services.db
+			.update(jobs)
+			.set({
+				status: "pending",
+				lastError: outcome.note,
+				claimedBy: null,
+				claimedUntil: null,
+				attempts: sql`greatest(${jobs.attempts} - 1, 0)`,
+				nextAttemptAt: now,
+				updatedAt: now,
+			})
+			.where(and(eq(jobs.id, job.id), eq(jobs.claimedBy, runId), eq(jobs.status, "running")))
+			.returning({ id: jobs.id });
+		return rows.length === 0 ? "lost" : "continued";
+	}
 	const exhausted = outcome.status === "retry" && job.attempts >= job.maxAttempts;
 	const status: JobStatus =
 		outcome.status === "done"
@@ -341,6 +393,7 @@ async function deprovisionManaged(
 	services: Services,
 	job: JobRow,
 	findProvider: FindManagedProvider,
+	budget: CallBudget,
 ): Promise<Outcome> {
 	const providerId = payloadString(job, "provider");
 	if (!providerId) return { status: "failed", error: "the job names no provider" };
@@ -391,8 +444,12 @@ async function deprovisionManaged(
 			{ id: job.userId },
 			resources,
 			credential ?? null,
+			budget,
 		);
 		if (outcome.status === "deleted") return { status: "done" };
+		if (outcome.status === "partial") {
+			return { status: "continue", note: redactString(outcome.detail).slice(0, MAX_ERROR_LENGTH) };
+		}
 		// Someone else's resource: deleting it would be the worst outcome, retrying cannot change
 		// whose it is, so a human must look (docs/operations.md).
 		return {
@@ -412,13 +469,14 @@ export async function attemptJob(
 	services: Services,
 	job: JobRow,
 	findProvider: FindManagedProvider,
+	budget: CallBudget = new CallBudget(DEPROVISION_STEP_CALLS),
 ): Promise<Outcome> {
 	try {
 		switch (job.kind) {
 			case "revoke_oauth":
 				return await revokeOAuth(services, job);
 			case "deprovision_managed":
-				return await deprovisionManaged(services, job, findProvider);
+				return await deprovisionManaged(services, job, findProvider, budget);
 			default:
 				return { status: "failed", error: `unknown job kind '${String(job.kind)}'` };
 		}
@@ -570,6 +628,8 @@ export async function runDeletionWork(
 		done: 0,
 		retried: 0,
 		failed: 0,
+		continued: 0,
+		subrequests: 0,
 		lost_claims: 0,
 		purged_users: 0,
 		pruned_jobs: 0,
@@ -581,21 +641,24 @@ export async function runDeletionWork(
 	result.enqueued = managed.rows.length + oauth.rows.length;
 	result.failed += await failLapsedLastAttempts(services, userIds);
 
+	const stepped: string[] = [];
+	const worstJob = JOB_SUBREQUESTS + DEPROVISION_STEP_CALLS;
 	while (performance.now() < deadline && result.claimed < DELETION_MAX_JOBS) {
-		const claimed = await claimJobs(
-			services,
-			runId,
-			Math.min(concurrency, DELETION_MAX_JOBS - result.claimed),
-			userIds,
-		);
+		const affordable = Math.floor((DELETION_MAX_SUBREQUESTS - result.subrequests) / worstJob);
+		const limit = Math.min(concurrency, DELETION_MAX_JOBS - result.claimed, affordable);
+		if (limit <= 0) break;
+		const claimed = await claimJobs(services, runId, limit, userIds, stepped);
 		if (claimed.length === 0) break;
+		stepped.push(...claimed.map((j) => j.id));
 		result.claimed += claimed.length;
 		result.taken_over += claimed.filter((j) => j.takenOver).length;
 		const settled = await Promise.all(
 			claimed.map(async (job) => {
-				const outcome = await attemptJob(services, job, find);
+				const budget = new CallBudget(DEPROVISION_STEP_CALLS);
+				const outcome = await attemptJob(services, job, find, budget);
+				result.subrequests += JOB_SUBREQUESTS + budget.used;
 				const settledAs = await finishJob(services, job, runId, outcome, random);
-				if (settledAs === "failed" && outcome.status !== "done") {
+				if (settledAs === "failed" && (outcome.status === "failed" || outcome.status === "retry")) {
 					// One line per job that needs a human, for alerting; the error is secret-free.
 					services.logger.warn("deletion job failed", {
 						job_id: job.id,
@@ -641,7 +704,8 @@ export function toJobJson(row: JobRow): JobJson {
 		status: row.status,
 		attempts: row.attempts,
 		next_attempt_at: row.nextAttemptAt.toISOString(),
-		last_error: row.lastError,
+		// Written redacted, and redacted again on the way out (rows from older code, edits).
+		last_error: row.lastError === null ? null : redactString(row.lastError),
 		created_at: row.createdAt.toISOString(),
 		updated_at: row.updatedAt.toISOString(),
 	};

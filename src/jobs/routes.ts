@@ -4,15 +4,16 @@ import type { AppEnv } from "../http/context.ts";
 import {
 	bearerSecurity,
 	errorResponses,
-	IdParam,
+	JobIdParam,
 	json,
 	listOf,
 	OpaqueId,
 } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
+import { redactString } from "../log.ts";
 import { getJob, listJobs, retryJob } from "./admin.ts";
 import { JOB_KINDS, JOB_STATUSES, toJobJson } from "./deletion.ts";
-import { runJobs, jobs as scheduledJobs } from "./index.ts";
+import { type MaintenanceSummary, runJobs, jobs as scheduledJobs } from "./index.ts";
 
 const JobSchema = z
 	.object({
@@ -111,7 +112,7 @@ const getRoute = createRoute({
 	summary: "Get an account-deletion job",
 	middleware: [...adminAuth()],
 	security: bearerSecurity,
-	request: { params: IdParam },
+	request: { params: JobIdParam },
 	responses: {
 		200: { description: "The job", ...json(JobSchema) },
 		...errorResponses(401, 403, 404),
@@ -127,12 +128,22 @@ const retryRoute = createRoute({
 		"Makes a failed job pending again, due at once, with a fresh set of attempts (LATCHKEY_JOB_MAX_ATTEMPTS); the next run (cron, or POST /v1/admin/maintenance/run) takes it. Only a failed job: any other status is 409 conflict.",
 	middleware: [...adminAuth()],
 	security: bearerSecurity,
-	request: { params: IdParam },
+	request: { params: JobIdParam },
 	responses: {
 		200: { description: "The job, pending again", ...json(JobSchema) },
 		...errorResponses(401, 403, 404, 409),
 	},
 });
+
+/** A summary with its job errors redacted as the logger would redact them. */
+export function redactSummary(summary: MaintenanceSummary): MaintenanceSummary {
+	return {
+		...summary,
+		jobs: summary.jobs.map((j) =>
+			j.error === undefined ? j : { ...j, error: redactString(j.error).slice(0, 500) },
+		),
+	};
+}
 
 export function registerJobRoutes(app: OpenAPIHono<AppEnv>): void {
 	app.openapi(runRoute, async (c) => {
@@ -144,7 +155,9 @@ export function registerJobRoutes(app: OpenAPIHono<AppEnv>): void {
 			scheduledJobs,
 			userId === undefined ? undefined : { userIds: [userId] },
 		);
-		return c.json(summary, 200);
+		// The logs redact job errors on the way out; so does the response, which may reach a
+		// dashboard or a ticket just the same.
+		return c.json(redactSummary(summary), 200);
 	});
 
 	app.openapi(listRoute, async (c) => {

@@ -1,7 +1,10 @@
 import type { Config } from "../config.ts";
 import type { CredentialRow } from "../db/schema.ts";
+import { type OutboundResponse, outboundFailureOf, outboundFetch } from "../http/outbound.ts";
 import type { Services } from "../services.ts";
 import {
+	CallBudget,
+	DEPROVISION_STEP_CALLS,
 	type DeprovisionOutcome,
 	type ManagedProvider,
 	ManagedProviderError,
@@ -35,7 +38,10 @@ export const AGENTMAIL_ID = "agentmail";
 
 /** Each call is bounded so that a provisioning fits well inside its lock's lease. */
 const CALL_TIMEOUT_MS = 8_000;
+/** Pages followed while looking for keys by name during a provisioning. */
 const MAX_PAGES = 20;
+/** Items asked for per listing page (AgentMail's `limit`). */
+const PAGE_LIMIT = 100;
 
 /** The pod's idempotency key: derived from the user id, the same on every retry. */
 export const agentmailClientId = (userId: string) => `latchkey-${userId}`;
@@ -54,26 +60,32 @@ interface ApiKeyMeta {
 interface CreatedKey extends ApiKeyMeta {
 	api_key: string;
 }
-interface Inbox {
-	inbox_id: string;
+interface Page {
+	items: Record<string, unknown>[];
+	next: string | undefined;
 }
 
 type Method = "GET" | "POST" | "DELETE";
 
+/** Thrown when a step's call budget is spent; never leaves the deprovisioning. */
+class BudgetSpent extends Error {}
+
 /** A thin client: one method per call, failures as ManagedProviderError without any body. */
 class AgentMailApi {
 	constructor(
-		private readonly base: string,
+		private readonly config: Config,
 		private readonly key: string,
+		private readonly budget: CallBudget | null = null,
 	) {}
 
 	/** The parsed body, or null on 404 when `allow404`. */
 	async call<T>(method: Method, path: string, body?: unknown, allow404 = false): Promise<T | null> {
+		if (this.budget && !this.budget.take()) throw new BudgetSpent();
 		// Ids are public; the query (a page token) is left out.
 		const what = `${method} ${path.split("?")[0]}`;
-		let res: Response;
+		let res: OutboundResponse;
 		try {
-			res = await fetch(`${this.base}${path}`, {
+			res = await outboundFetch(this.config, `${this.config.AGENTMAIL_BASE_URL}${path}`, {
 				method,
 				headers: {
 					authorization: `Bearer ${this.key}`,
@@ -81,65 +93,68 @@ class AgentMailApi {
 					...(body === undefined ? {} : { "content-type": "application/json" }),
 				},
 				body: body === undefined ? undefined : JSON.stringify(body),
-				signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-				// The organization key must not follow a redirect to another host.
-				redirect: "manual",
+				timeoutMs: CALL_TIMEOUT_MS,
 			});
-		} catch {
-			throw new ManagedProviderError(`AgentMail could not be reached (${what}).`);
+		} catch (err) {
+			const failure = outboundFailureOf(err);
+			if (failure === null) throw err;
+			const cause = (err as Error).message;
+			throw new ManagedProviderError(
+				failure === "unreachable"
+					? `AgentMail was unreachable (${what}: ${cause}).`
+					: `Latchkey refused the call to AgentMail (${what}: ${cause}).`,
+			);
 		}
-		if (res.status === 404 && allow404) {
-			await res.body?.cancel();
-			return null;
-		}
+		if (res.status === 404 && allow404) return null;
 		if (!res.ok) {
-			await res.body?.cancel();
 			// 429 and 5xx pass; so may 401/403 once the operator fixes the key. A 4xx about the
 			// request itself will fail the same way every time.
 			const transient = res.status >= 500 || [401, 403, 408, 429].includes(res.status);
 			throw new ManagedProviderError(
-				`AgentMail answered ${res.status} to ${what}.`,
+				`AgentMail answered ${res.status}, an error status, to ${what}.`,
 				!transient,
 				res.status,
 			);
 		}
 		try {
-			const text = await res.text();
-			return (text ? JSON.parse(text) : {}) as T;
+			return (res.text ? JSON.parse(res.text) : {}) as T;
 		} catch {
 			throw new ManagedProviderError(`AgentMail sent an unreadable answer to ${what}.`);
 		}
 	}
 
-	/** Every item of a paginated list (bounded, so a broken cursor cannot loop forever). */
-	async all<T>(path: string, field: string): Promise<T[] | null> {
-		const out: T[] = [];
-		let token: string | undefined;
-		for (let page = 0; page < MAX_PAGES; page++) {
-			const query = token ? `?page_token=${encodeURIComponent(token)}` : "";
-			const body = await this.call<Record<string, unknown>>(
-				"GET",
-				`${path}${query}`,
-				undefined,
-				true,
-			);
-			if (body === null) return null;
-			const items = body[field];
-			if (Array.isArray(items)) out.push(...(items as T[]));
-			token = typeof body.next_page_token === "string" ? body.next_page_token : undefined;
-			if (!token) return out;
-		}
-		throw new ManagedProviderError(`AgentMail listed more than ${MAX_PAGES} pages of ${field}.`);
+	/** One page of a list; null when the list's parent is gone (404). */
+	async page(
+		path: string,
+		field: string,
+		token?: string,
+		limit = PAGE_LIMIT,
+	): Promise<Page | null> {
+		const query = new URLSearchParams({ limit: String(Math.max(1, limit)) });
+		if (token) query.set("page_token", token);
+		const body = await this.call<Record<string, unknown>>(
+			"GET",
+			`${path}?${query}`,
+			undefined,
+			true,
+		);
+		if (body === null) return null;
+		const items = Array.isArray(body[field]) ? (body[field] as Record<string, unknown>[]) : [];
+		const next =
+			typeof body.next_page_token === "string" && body.next_page_token !== ""
+				? body.next_page_token
+				: undefined;
+		return { items, next };
 	}
 }
 
 const podPath = (podId: string) => `/v0/pods/${encodeURIComponent(podId)}`;
 
-function api(config: Config): AgentMailApi {
+function api(config: Config, budget: CallBudget | null = null): AgentMailApi {
 	if (!config.AGENTMAIL_API_KEY) {
 		throw new ManagedProviderError("AgentMail is not configured (AGENTMAIL_API_KEY is unset).");
 	}
-	return new AgentMailApi(config.AGENTMAIL_BASE_URL, config.AGENTMAIL_API_KEY);
+	return new AgentMailApi(config, config.AGENTMAIL_API_KEY, budget);
 }
 
 function expectString(value: unknown, what: string): string {
@@ -149,20 +164,75 @@ function expectString(value: unknown, what: string): string {
 	return value;
 }
 
-/** Deletes the keys of a pod that `match`. */
+/** Deletes the keys of a pod that `match`, following page tokens (bounded). */
 async function deleteKeys(
 	am: AgentMailApi,
 	podId: string,
 	match: (key: ApiKeyMeta) => boolean,
 ): Promise<void> {
-	const keys = (await am.all<ApiKeyMeta>(`${podPath(podId)}/api-keys`, "api_keys")) ?? [];
-	for (const key of keys.filter(match)) {
+	const found: ApiKeyMeta[] = [];
+	let token: string | undefined;
+	for (let page = 0; ; page++) {
+		if (page >= MAX_PAGES) {
+			throw new ManagedProviderError(`AgentMail listed more than ${MAX_PAGES} pages of api_keys.`);
+		}
+		const listed = await am.page(`${podPath(podId)}/api-keys`, "api_keys", token);
+		if (listed === null) break;
+		found.push(...(listed.items as unknown as ApiKeyMeta[]).filter(match));
+		token = listed.next;
+		if (!token) break;
+	}
+	for (const key of found) {
 		await am.call(
 			"DELETE",
 			`${podPath(podId)}/api-keys/${encodeURIComponent(key.api_key_id)}`,
 			undefined,
 			true,
 		);
+	}
+}
+
+/**
+ * Deletes everything listed under `path`, within the budget. Each pass follows the page tokens
+ * to the end of the list, then starts over, until a pass lists nothing: deleting while paging
+ * may shift what a token points at, and starting over from what is left is correct however
+ * the API pages. Nothing is kept between steps: what was deleted is gone, so the next step
+ * simply starts again. Counts each deletion in `progress` as it happens, so a step cut short
+ * by its budget still knows what it did.
+ */
+async function deleteAll(
+	am: AgentMailApi,
+	path: string,
+	field: string,
+	idOf: (item: Record<string, unknown>) => string,
+	budget: CallBudget,
+	progress: { deleted: number },
+): Promise<void> {
+	for (;;) {
+		let listed = 0;
+		let deletedThisPass = 0;
+		let token: string | undefined;
+		do {
+			// Leaves room for at least one deletion after the listing.
+			const page = await am.page(path, field, token, Math.min(PAGE_LIMIT, budget.left - 1));
+			if (page === null) return;
+			listed += page.items.length;
+			for (const item of page.items) {
+				const gone = await am.call(
+					"DELETE",
+					`${path}/${encodeURIComponent(idOf(item))}`,
+					undefined,
+					true,
+				);
+				if (gone !== null) {
+					progress.deleted += 1;
+					deletedThisPass += 1;
+				}
+			}
+			token = page.next;
+		} while (token);
+		// A pass that deleted nothing of what it listed (all already gone) would list it again.
+		if (listed === 0 || deletedThisPass === 0) return;
 	}
 }
 
@@ -218,41 +288,63 @@ export const agentmailProvider: ManagedProvider = {
 		user: { id: string },
 		resources: Record<string, string>,
 		credential: CredentialRow | null,
+		budget: CallBudget = new CallBudget(DEPROVISION_STEP_CALLS),
 	): Promise<DeprovisionOutcome> {
-		const am = api(services.config);
+		const am = api(services.config, budget);
 		const clientId = agentmailClientId(user.id);
 		const fromCredential = credential?.metadata.pod_id;
 		let podId =
 			resources.pod_id ?? (typeof fromCredential === "string" ? fromCredential : undefined);
-		if (!podId) {
-			// Nothing recorded: a crash may have come between the pod's creation and its record.
-			// Creating by client_id returns that pod if it exists, so nothing stays behind.
-			const pod = await am.call<Pod>("POST", "/v0/pods", {
-				name: `Latchkey ${user.id}`,
-				client_id: clientId,
-			});
-			podId = expectString(pod?.pod_id, "pod_id");
-		}
-		const pod = await am.call<Pod>("GET", podPath(podId), undefined, true);
-		if (pod === null) return { status: "deleted" };
-		if (pod.client_id !== clientId) {
+		const progress = { deleted: 0 };
+		try {
+			if (!podId) {
+				// Nothing recorded: a crash may have come between the pod's creation and its record.
+				// Creating by client_id returns that pod if it exists, so nothing stays behind.
+				const pod = await am.call<Pod>("POST", "/v0/pods", {
+					name: `Latchkey ${user.id}`,
+					client_id: clientId,
+				});
+				podId = expectString(pod?.pod_id, "pod_id");
+			}
+			const pod = await am.call<Pod>("GET", podPath(podId), undefined, true);
+			if (pod === null) return { status: "deleted" };
+			if (pod.client_id !== clientId) {
+				return {
+					status: "ownership_mismatch",
+					detail: `AgentMail pod ${podId} belongs to client id ${pod.client_id ?? "(none)"}, not ${clientId}.`,
+				};
+			}
+			// The pod is this user's, so is everything in it: keys the user's key made, and inboxes.
+			const base = podPath(podId);
+			await deleteAll(
+				am,
+				`${base}/api-keys`,
+				"api_keys",
+				(k) => String(k.api_key_id),
+				budget,
+				progress,
+			);
+			await deleteAll(
+				am,
+				`${base}/inboxes`,
+				"inboxes",
+				(i) => String(i.inbox_id),
+				budget,
+				progress,
+			);
+			await am.call("DELETE", base, undefined, true);
+			return { status: "deleted" };
+		} catch (err) {
+			if (!(err instanceof BudgetSpent)) throw err;
+			if (progress.deleted === 0) {
+				throw new ManagedProviderError(
+					`AgentMail deprovisioning made no progress within ${budget.limit} calls.`,
+				);
+			}
 			return {
-				status: "ownership_mismatch",
-				detail: `AgentMail pod ${podId} belongs to client id ${pod.client_id ?? "(none)"}, not ${clientId}.`,
+				status: "partial",
+				detail: `deleted ${progress.deleted} AgentMail keys and inboxes of pod ${podId}; more remain`,
 			};
 		}
-		// The pod is this user's, so is everything in it: keys the user's key made, and inboxes.
-		await deleteKeys(am, podId, () => true);
-		const inboxes = (await am.all<Inbox>(`${podPath(podId)}/inboxes`, "inboxes")) ?? [];
-		for (const inbox of inboxes) {
-			await am.call(
-				"DELETE",
-				`${podPath(podId)}/inboxes/${encodeURIComponent(inbox.inbox_id)}`,
-				undefined,
-				true,
-			);
-		}
-		await am.call("DELETE", podPath(podId), undefined, true);
-		return { status: "deleted" };
 	},
 };

@@ -11,6 +11,12 @@ import {
 	oauthProviders,
 } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
+import {
+	assertOutboundUrl,
+	type OutboundResponse,
+	outboundFailureOf,
+	outboundFetch,
+} from "../http/outbound.ts";
 import { builtinProvider } from "../oauth/providers.ts";
 import type { Services } from "../services.ts";
 import {
@@ -33,12 +39,16 @@ import {
  *
  * Every request carries `Idempotency-Key: <client_id>` (the same for every retry for this
  * user, so a backend that saw the request before answers with what it made then) and
- * `Latchkey-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
- * The body names the event, so a captured provision cannot be replayed as a deprovision.
+ * `Latchkey-Signature: t=<unix seconds>,v2=<hex HMAC-SHA256(secret, signedString)>`, where the
+ * signed string joins the timestamp, method, path (with query), Idempotency-Key and raw body
+ * with newlines: a captured request verifies only as itself, never against another path,
+ * method or user.
  */
 
 export const SIGNATURE_HEADER = "Latchkey-Signature";
 const CALL_TIMEOUT_MS = 8_000;
+/** The provisioner's answer holds a key and a few ids; anything near this is not one. */
+const MAX_ANSWER_BYTES = 64 * 1024;
 const MAX_RESOURCES = 20;
 
 /** AAD of a generic provisioner's HMAC secret; the tag keeps it apart from other sealed values. */
@@ -48,13 +58,26 @@ export const provisionerAad = (id: string) => JSON.stringify(["managed_provider"
 export const genericClientId = (providerId: string, userId: string) =>
 	`latchkey-${providerId}-${userId}`;
 
-/** The signature header value for a body sent at `unixSeconds`. */
+/** What a request's signature covers (docs/managed.md, "Verifying a request"). */
+export interface SignedRequest {
+	method: string;
+	/** The URL's path and query as sent, e.g. `/hooks/provision?tenant=a`. */
+	path: string;
+	idempotencyKey: string;
+	body: string;
+}
+
+export const signedString = (unixSeconds: number, r: SignedRequest) =>
+	`${unixSeconds}\n${r.method.toUpperCase()}\n${r.path}\n${r.idempotencyKey}\n${r.body}`;
+
+/** The signature header value for a request sent at `unixSeconds`. */
 export async function signatureFor(
 	secret: string,
 	unixSeconds: number,
-	body: string,
+	request: SignedRequest,
 ): Promise<string> {
-	return `t=${unixSeconds},v1=${toHex(await hmacSha256Bytes(secret, `${unixSeconds}.${body}`))}`;
+	const mac = await hmacSha256Bytes(secret, signedString(unixSeconds, request));
+	return `t=${unixSeconds},v2=${toHex(mac)}`;
 }
 
 async function openSecretOf(services: Services, row: ManagedProviderConfigRow): Promise<string> {
@@ -73,12 +96,24 @@ async function send(
 	url: string,
 	payload: Record<string, unknown>,
 	clientId: string,
-): Promise<Response> {
+): Promise<OutboundResponse> {
 	const body = JSON.stringify(payload);
 	const now = Math.floor(services.now().getTime() / 1000);
-	const signature = await signatureFor(await openSecretOf(services, row), now, body);
+	let path: string;
 	try {
-		return await fetch(url, {
+		const parsed = new URL(url);
+		path = `${parsed.pathname}${parsed.search}`;
+	} catch {
+		throw new ManagedProviderError(`Provisioner ${row.id} has an invalid ${method} URL.`);
+	}
+	const signature = await signatureFor(await openSecretOf(services, row), now, {
+		method,
+		path,
+		idempotencyKey: clientId,
+		body,
+	});
+	try {
+		return await outboundFetch(services.config, url, {
 			method,
 			headers: {
 				"content-type": "application/json",
@@ -87,19 +122,25 @@ async function send(
 				[SIGNATURE_HEADER]: signature,
 			},
 			body,
-			signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-			// A signed request goes to the configured URL only, never where a redirect points.
-			redirect: "manual",
+			timeoutMs: CALL_TIMEOUT_MS,
+			maxBytes: MAX_ANSWER_BYTES,
 		});
-	} catch {
-		throw new ManagedProviderError(`Provisioner ${row.id} could not be reached (${method}).`);
+	} catch (err) {
+		const failure = outboundFailureOf(err);
+		if (failure === null) throw err;
+		const cause = (err as Error).message;
+		throw new ManagedProviderError(
+			failure === "unreachable"
+				? `Provisioner ${row.id} was unreachable (${method}: ${cause}).`
+				: `Latchkey refused the call to provisioner ${row.id} (${method}: ${cause}).`,
+		);
 	}
 }
 
 function failure(row: ManagedProviderConfigRow, method: string, status: number) {
 	const transient = status >= 500 || [401, 403, 408, 429].includes(status);
 	return new ManagedProviderError(
-		`Provisioner ${row.id} answered ${status} to ${method}.`,
+		`Provisioner ${row.id} answered ${status}, an error status, to ${method}.`,
 		!transient,
 		status,
 	);
@@ -169,13 +210,10 @@ export function genericProvider(row: ManagedProviderConfigRow): ManagedProvider 
 				},
 				ctx.clientId,
 			);
-			if (!res.ok) {
-				await res.body?.cancel();
-				throw failure(row, "POST", res.status);
-			}
+			if (!res.ok) throw failure(row, "POST", res.status);
 			let raw: unknown;
 			try {
-				raw = await res.json();
+				raw = JSON.parse(res.text);
 			} catch {
 				throw new ManagedProviderError(`Provisioner ${row.id} answered with no JSON body.`, true);
 			}
@@ -208,7 +246,6 @@ export function genericProvider(row: ManagedProviderConfigRow): ManagedProvider 
 				},
 				clientId,
 			);
-			await res.body?.cancel();
 			if (res.ok || res.status === 404 || res.status === 410) return { status: "deleted" };
 			if (res.status === 409) {
 				return {
@@ -259,6 +296,8 @@ export async function putProvisionerConfig(
 	input: ProvisionerInput,
 	reservedIds: ReadonlySet<string>,
 ): Promise<{ row: ManagedProviderConfigRow; created: boolean }> {
+	assertOutboundUrl(input.provisionUrl, "provision_url", services.config);
+	assertOutboundUrl(input.deprovisionUrl, "deprovision_url", services.config);
 	if (reservedIds.has(id) || builtinProvider(id)) {
 		throw new LatchkeyError("conflict", `The id '${id}' belongs to a built-in provider.`, {
 			hint: "Choose another id for the provisioner.",

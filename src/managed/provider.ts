@@ -35,7 +35,34 @@ export type DeprovisionOutcome =
 	/** Deleted, or already gone. */
 	| { status: "deleted" }
 	/** The resource exists but is not this user's: left alone, and reported. */
-	| { status: "ownership_mismatch"; detail: string };
+	| { status: "ownership_mismatch"; detail: string }
+	/**
+	 * Some of it deleted, the step's call budget spent: the job goes on in the next run. Only
+	 * answered after at least one deletion, so a job that keeps answering it keeps progressing.
+	 */
+	| { status: "partial"; detail: string };
+
+/**
+ * Provider calls one deprovisioning step may make. A Worker invocation may make a bounded
+ * number of subrequests, and the deletion run shares them among many jobs, so a user with
+ * hundreds of resources is deleted in several steps (runs) rather than in one that overruns.
+ */
+export class CallBudget {
+	used = 0;
+	constructor(readonly limit: number) {}
+	get left(): number {
+		return Math.max(0, this.limit - this.used);
+	}
+	/** Counts one call; false when the budget is spent and the call must not be made. */
+	take(): boolean {
+		if (this.used >= this.limit) return false;
+		this.used += 1;
+		return true;
+	}
+}
+
+/** The default step budget, for callers that do not share a run's subrequests. */
+export const DEPROVISION_STEP_CALLS = 40;
 
 export interface ManagedProvider {
 	/** The credential's `provider` slug, e.g. "agentmail". */
@@ -59,13 +86,15 @@ export interface ManagedProvider {
 	/**
 	 * Removes what `provision` created for this user. Must verify the resource still belongs to
 	 * this user before deleting it. Transient failures throw (the job retries with backoff);
-	 * a permanent one throws a ManagedProviderError with `permanent: true`.
+	 * a permanent one throws a ManagedProviderError with `permanent: true`. Makes at most
+	 * `budget.limit` provider calls, answering `partial` when there is more to delete.
 	 */
 	deprovision(
 		services: Services,
 		user: { id: string },
 		resources: Record<string, string>,
 		credential: CredentialRow | null,
+		budget?: CallBudget,
 	): Promise<DeprovisionOutcome>;
 }
 

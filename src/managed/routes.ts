@@ -29,7 +29,7 @@ const HttpUrl = z
 	.openapi({ description: "An absolute http(s) URL" });
 
 const SIGNATURE_DOC =
-	'Latchkey signs every request to the provisioner: `Latchkey-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(hmac_secret, "<t>.<raw body>")>` and `Idempotency-Key: <client_id>` (the same for every retry for one user). POST provision_url `{event:"provision",provider,client_id,user:{id,email},resources}` → 200/201 `{api_key, resources?: {name: id}, title?}`; DELETE deprovision_url `{event:"deprovision",provider,client_id,user:{id},resources}` → 2xx deleted, 404 already gone, 409 not this client_id\'s. Details: docs/managed.md.';
+	'Latchkey signs every request to the provisioner: `Latchkey-Signature: t=<unix seconds>,v2=<hex HMAC-SHA256(hmac_secret, "<t>\\n<METHOD>\\n<path and query>\\n<Idempotency-Key>\\n<raw body>")>` and `Idempotency-Key: <client_id>` (the same for every retry for one user). POST provision_url `{event:"provision",provider,client_id,user:{id,email},resources}` → 200/201 `{api_key, resources?: {name: id}, title?}`; DELETE deprovision_url `{event:"deprovision",provider,client_id,user:{id},resources}` → 2xx deleted, 404 already gone, 409 not this client_id\'s. URLs must be https on a public host (no private, link-local or metadata addresses; loopback http only on a local deployment): 400 invalid_request names the field otherwise. Details: docs/managed.md.';
 
 const PutBody = z
 	.strictObject({

@@ -2,6 +2,7 @@ import { eq } from "drizzle-orm";
 import { getKeyRing, open, providerAad, seal } from "../crypto/envelope.ts";
 import { type OAuthProviderRow, oauthProviders } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
+import { outboundUrlProblem } from "../http/outbound.ts";
 import type { Services } from "../services.ts";
 import {
 	BUILTIN_PROVIDERS,
@@ -109,6 +110,21 @@ export async function putProvider(
 		throw new LatchkeyError("invalid_request", "The provider definition is invalid.", {
 			detail: problems.map((p) => ({ ...p, location: "json" })),
 		});
+	}
+	// The browser follows authorize_url, Latchkey calls the others: all must be safe to reach.
+	for (const key of ["authorizeUrl", "tokenUrl", "revokeUrl", "userinfoUrl"] as const) {
+		const problem = input[key] ? outboundUrlProblem(input[key], services.config) : null;
+		if (problem) problems.push({ field: FIELD_NAMES[key], message: problem });
+	}
+	if (problems.length) {
+		throw new LatchkeyError(
+			"invalid_request",
+			"The provider's URLs are not ones Latchkey will call.",
+			{
+				hint: "Use https URLs on public hosts (docs/security.md, 'Outbound calls').",
+				detail: problems.map((p) => ({ ...p, location: "json" })),
+			},
+		);
 	}
 
 	const ring = await getKeyRing(services.config);

@@ -1,5 +1,6 @@
 import * as oauth from "oauth4webapi";
 import { LatchkeyError } from "../errors.ts";
+import { outboundFetch } from "../http/outbound.ts";
 import type { Services } from "../services.ts";
 import { type EffectiveProvider, parseGrantedScopes } from "./providers.ts";
 import { resolveProvider } from "./registry.ts";
@@ -61,8 +62,13 @@ function providerFetch(services: Services, provider: EffectiveProvider, stage: S
 		url: string,
 		init: oauth.CustomFetchOptions<string, unknown>,
 	): Promise<Response> => {
-		const response = await fetch(url, init as RequestInit);
-		const text = await response.text();
+		const { redirect: _redirect, ...rest } = init as RequestInit;
+		// Redirects are refused, answers bounded and the URL checked again (src/http/outbound.ts).
+		const response = await outboundFetch(services.config, url, {
+			...rest,
+			timeoutMs: PROVIDER_TIMEOUT_MS,
+		});
+		const text = response.text;
 		let body: unknown;
 		try {
 			body = JSON.parse(text);

@@ -24,7 +24,9 @@ import {
  *   GET    /v0/pods/{pod_id}/inboxes             → {count, limit, inboxes: [...], next_page_token?}
  *   POST   /v0/pods/{pod_id}/inboxes             {username?} → Inbox (what a user's agent does)
  *   DELETE /v0/pods/{pod_id}/inboxes/{inbox_id}  → 200 {}
- * Lists come two items a page (`limit` overrides), so callers must follow next_page_token.
+ * Lists come two items a page (`limit`, at most 100, overrides), so callers must follow
+ * next_page_token. Like AgentMail's, a page token is an opaque cursor (after the last item of
+ * the page), not an offset: deleting items while paging neither skips nor repeats any.
  *
  * Every bearer token that is not a pod key the fake minted is an organization of its own: a
  * test picks a fresh org key and has a private AgentMail (no reset, no cross-test leaks). A pod
@@ -35,9 +37,12 @@ import {
  *   GET  /_control/orgs/{org}          → {pods, api_keys (with secrets), inboxes, calls, held}
  *                                       (`held`: requests a "hang" rule is holding now)
  *   POST /_control/orgs/{org}/rules    {rules: FailRule[]} (see fake-http.ts) → 204
+ *   DELETE /_control/orgs/{org}/rules  → {cleared}: drops the rules not yet used up
  *   POST /_control/orgs/{org}/release  → {released}: lets held ("hang") requests go on
  *   POST /_control/orgs/{org}/pods     {client_id, name?} → Pod, made directly (e.g. someone
  *                                       else's pod, for ownership checks)
+ *   POST /_control/orgs/{org}/inboxes  {pod_id, count} → {created}: many inboxes in a pod at
+ *                                       once (a pod hundreds of agents wrote to)
  */
 
 interface Pod {
@@ -95,13 +100,30 @@ export async function startAgentMail(): Promise<{ url: string; close(): Promise<
 			updated_at: now(),
 		};
 		o.pods.set(pod.pod_id, pod);
+		stamp(pod.pod_id);
 		return pod;
 	};
-	const page = <T>(items: T[], field: string, url: URL) => {
-		const limit = Math.max(1, Number(url.searchParams.get("limit") ?? 2));
-		const offset = Number(url.searchParams.get("page_token") ?? 0);
-		const slice = items.slice(offset, offset + limit);
-		const next = offset + limit < items.length ? String(offset + limit) : undefined;
+	// Creation order of every item, for cursors that survive deletions.
+	const seqOf = new Map<string, number>();
+	let seq = 0;
+	const stamp = (id: string) => seqOf.set(id, ++seq);
+	const page = <T extends { api_key_id?: string; inbox_id?: string; pod_id: string }>(
+		items: T[],
+		field: string,
+		url: URL,
+	) => {
+		const limit = Math.min(100, Math.max(1, Number(url.searchParams.get("limit") ?? 2)));
+		const token = url.searchParams.get("page_token");
+		const after = token ? Number(Buffer.from(token, "base64url").toString()) : 0;
+		const idOf = (i: T) => i.api_key_id ?? i.inbox_id ?? i.pod_id;
+		const rest = items
+			.map((i) => ({ i, n: seqOf.get(idOf(i)) ?? 0 }))
+			.filter((x) => x.n > after)
+			.sort((a, b) => a.n - b.n);
+		const slice = rest.slice(0, limit).map((x) => x.i);
+		const last = rest[limit - 1];
+		const next =
+			rest.length > limit && last ? Buffer.from(String(last.n)).toString("base64url") : undefined;
 		return {
 			count: slice.length,
 			limit,
@@ -110,6 +132,17 @@ export async function startAgentMail(): Promise<{ url: string; close(): Promise<
 		};
 	};
 	const keyMeta = ({ api_key: _secret, ...meta }: ApiKey) => meta;
+	const makeInbox = (o: Org, podId: string, username: string): Inbox => {
+		const inbox: Inbox = {
+			inbox_id: `${username}@agentmail.to`,
+			pod_id: podId,
+			username,
+			created_at: now(),
+		};
+		o.inboxes.set(inbox.inbox_id, inbox);
+		stamp(inbox.inbox_id);
+		return inbox;
+	};
 
 	async function control(req: IncomingMessage, res: ServerResponse, parts: string[]) {
 		const [, , encoded, action] = parts;
@@ -126,10 +159,19 @@ export async function startAgentMail(): Promise<{ url: string; close(): Promise<
 			const { rules } = JSON.parse(await readBody(req)) as { rules: FailRule[] };
 			o.rules.push(...rules);
 			send(res, 204);
+		} else if (req.method === "DELETE" && action === "rules") {
+			send(res, 200, { cleared: o.rules.splice(0).length });
 		} else if (req.method === "POST" && action === "release") {
 			send(res, 200, { released: release(o) });
 		} else if (req.method === "POST" && action === "pods") {
 			send(res, 200, createPod(o, JSON.parse(await readBody(req))));
+		} else if (req.method === "POST" && action === "inboxes") {
+			const { pod_id, count } = JSON.parse(await readBody(req)) as {
+				pod_id: string;
+				count: number;
+			};
+			for (let n = 0; n < count; n++) makeInbox(o, pod_id, rid("bulk", 6).toLowerCase());
+			send(res, 200, { created: count });
 		} else send(res, 404, { name: "NotFoundError", message: "no such control" });
 	}
 
@@ -187,6 +229,7 @@ export async function startAgentMail(): Promise<{ url: string; close(): Promise<
 						created_at: now(),
 					};
 					o.keys.set(key.api_key_id, key);
+					stamp(key.api_key_id);
 					podKeys.set(key.api_key, { org: orgKey, podId });
 					return { status: 200, body: key, extra: { api_key_id: key.api_key_id } };
 				}
@@ -205,14 +248,7 @@ export async function startAgentMail(): Promise<{ url: string; close(): Promise<
 					return { status: 200, body: page(inPod, "inboxes", url) };
 				if (subId === undefined && req.method === "POST") {
 					const username = body.username ?? rid("agent", 4).toLowerCase();
-					const inbox: Inbox = {
-						inbox_id: `${username}@agentmail.to`,
-						pod_id: podId,
-						username,
-						created_at: now(),
-					};
-					o.inboxes.set(inbox.inbox_id, inbox);
-					return { status: 200, body: inbox };
+					return { status: 200, body: makeInbox(o, podId, username) };
 				}
 				if (subId && req.method === "DELETE") {
 					const inbox = o.inboxes.get(decodeURIComponent(subId));

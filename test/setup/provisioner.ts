@@ -19,9 +19,11 @@ import {
  *                                     answer again for a client_id it has seen (idempotency)
  *   DELETE /t/{tenant}/deprovision  → 204; 404 when the account is gone; 409 when the account
  *                                     belongs to another client_id
- * A request whose `Latchkey-Signature` (t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>)
- * does not verify, whose timestamp is more than 300 s off, or whose Idempotency-Key is not the
- * body's client_id is answered 401 and logged with `signature_ok: false`. Users not on the
+ * A request whose `Latchkey-Signature` (t=<unix>,v2=<hex HMAC-SHA256(secret,
+ * "<t>\n<METHOD>\n<path?query>\n<Idempotency-Key>\n<body>")>) does not verify for the method,
+ * path and Idempotency-Key it arrived with, whose timestamp is more than 300 s off, or whose
+ * Idempotency-Key is not the body's client_id is answered 401 and logged with
+ * `signature_ok: false`. Users not on the
  * tenant's allow list are answered 403, so a provisioner switched on by one test does not hand
  * credentials to other tests' users.
  *
@@ -51,11 +53,19 @@ const SKEW_SECONDS = 300;
 
 function verify(secret: string, req: IncomingMessage, body: string): boolean {
 	const header = String(req.headers["latchkey-signature"] ?? "");
-	const match = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
+	const match = /^t=(\d+),v2=([0-9a-f]{64})$/.exec(header);
 	if (!match) return false;
 	const [, t, mac] = match as unknown as [string, string, string];
 	if (Math.abs(Date.now() / 1000 - Number(t)) > SKEW_SECONDS) return false;
-	const expected = createHmac("sha256", secret).update(`${t}.${body}`).digest();
+	// What the request arrived with, not what its body claims: a replay elsewhere fails here.
+	const signed = [
+		t,
+		req.method ?? "",
+		req.url ?? "",
+		String(req.headers["idempotency-key"] ?? ""),
+		body,
+	].join("\n");
+	const expected = createHmac("sha256", secret).update(signed).digest();
 	return timingSafeEqual(expected, Buffer.from(mac, "hex"));
 }
 
