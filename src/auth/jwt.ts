@@ -156,5 +156,9 @@ export async function verifyAccessToken(
 	if (typeof payload.sid !== "string" || typeof payload.scope !== "string") {
 		throw new Error("access token lacks sid or scope");
 	}
+	// jose checks exp and nbf, not iat: a token "issued" later than now was not issued by us now.
+	if (typeof payload.iat === "number" && payload.iat > now.getTime() / 1000 + CLOCK_TOLERANCE_S) {
+		throw new Error("access token issued in the future");
+	}
 	return payload as AccessClaims;
 }

@@ -203,7 +203,10 @@ async function forgeTokens(): Promise<[string, string][]> {
 		["legacy sk- key, unknown", bearer(`sk-${randomBase62(40)}`)],
 		["legacy sk- key, malformed", bearer("sk-short")],
 		["access token, expired", bearer(await sign(privateKey, { iat: now - 3600, exp: now - 120 }))],
-
+		[
+			"access token, issued in the future",
+			bearer(await sign(privateKey, { iat: now + 3600, exp: now + 4200 })),
+		],
 		["access token, wrong aud", bearer(await sign(privateKey, { aud: "not-latchkey" }))],
 		["access token, wrong iss", bearer(await sign(privateKey, { iss: "https://evil.example" }))],
 		["access token, no typ", bearer(await sign(privateKey, { typ: null }))],
