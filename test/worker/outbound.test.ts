@@ -255,6 +255,18 @@ describe("call time", () => {
 		).rejects.toThrow(/Latchkey refused the call to AgentMail \(GET .*larger than 1048576 bytes/);
 	});
 
+	it("outboundFetch, which the OAuth calls use too, does not follow a redirect", async () => {
+		const gp = await provisionerTenant(inject("provisioner").url);
+		await gp.fail({ mode: "status", status: 307 });
+		const err = await outboundFetch(loadConfig(testEnv), gp.provisionUrl, {
+			method: "POST",
+			body: "{}",
+		}).catch((e: unknown) => e);
+		expect(outboundFailureOf(err)).toBe("refused");
+		expect((err as Error).message).toMatch(/redirect \(307\)/);
+		expect((await gp.state()).calls).toHaveLength(1);
+	});
+
 	it("every call has a timeout: a peer that never answers is 'unreachable'", async () => {
 		const am = agentmailOrg(inject("agentmail").url);
 		await am.fail({ mode: "hang" });
