@@ -11,11 +11,11 @@
  * `--vars-file FILE` (default .dev.vars). Environment: PORT (8787), HOST (127.0.0.1).
  * SIGUSR2 runs the scheduled handler now, as the cron would.
  */
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type CronSchedule, parseCron } from "./lib/cron.ts";
 import { prepareLocal } from "./lib/local.ts";
+import { checkPortFree, portAdvice } from "./lib/net.ts";
 import { serveWorker } from "./lib/serve.ts";
 import { ROOT } from "./lib/wrangler.ts";
 
@@ -41,17 +41,6 @@ async function shutdown(code: number): Promise<never> {
 		await cleanup().catch((err: unknown) => logAt("error", `cleanup: ${String(err)}`));
 	}
 	process.exit(code);
-}
-
-/** Binding the port first turns "taken" into advice before any engine has started. */
-function checkPortFree(host: string, port: number): Promise<string | undefined> {
-	return new Promise((done) => {
-		const probe = createServer();
-		probe.once("error", (err: NodeJS.ErrnoException) =>
-			done(err.code === "EADDRINUSE" ? "in use" : err.message),
-		);
-		probe.listen(port, host, () => probe.close(() => done(undefined)));
-	});
 }
 
 /** Runs the worker's scheduled handler at every minute its crons match, as Cloudflare would. */
@@ -89,10 +78,7 @@ async function main(): Promise<void> {
 	const port = Number(env.PORT ?? 8787);
 	const taken = await checkPortFree(host, port);
 	if (taken) {
-		console.error(
-			`[latchkey] cannot listen on ${host}:${port} (${taken}). Stop what is using it ` +
-				`(\`ss -ltnp 'sport = :${port}'\` shows it) or choose another port: PORT=8788 npm start`,
-		);
+		console.error(`[latchkey] ${portAdvice(host, port, taken, "npm start")}`);
 		process.exit(1);
 	}
 

@@ -64,3 +64,26 @@ export function redactedAddress(url: string, defaultPort = "default port"): stri
 		return "(unparseable URL)";
 	}
 }
+
+/**
+ * Binds host:port and releases it: undefined when the port is free, else why not ("in use").
+ * Binding first turns "taken" into advice before any engine has started.
+ */
+export function checkPortFree(host: string, port: number): Promise<string | undefined> {
+	return new Promise((done) => {
+		const probe = createServer();
+		probe.once("error", (err: NodeJS.ErrnoException) =>
+			done(err.code === "EADDRINUSE" ? "in use" : err.message),
+		);
+		probe.listen(port, host, () => probe.close(() => done(undefined)));
+	});
+}
+
+/** What to tell someone whose port is taken; `command` is what they ran (`npm start`). */
+export function portAdvice(host: string, port: number, why: string, command: string): string {
+	const other = port === 8788 ? 8789 : 8788;
+	return (
+		`cannot listen on ${host}:${port} (${why}). Stop what is using it ` +
+		`(\`ss -ltnp 'sport = :${port}'\` shows it) or choose another port: PORT=${other} ${command}`
+	);
+}
