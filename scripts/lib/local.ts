@@ -11,7 +11,7 @@ import { isLoopbackHost, startWsProxy } from "../bridges/neon-ws.ts";
 import { startUpstashBridge } from "../bridges/upstash-rest.ts";
 import { startEmbeddedPostgres } from "../engines/embedded-postgres.ts";
 import { type DevSecrets, formatDotenv, generateDevSecrets, parseDotenv } from "./dev-secrets.ts";
-import { migrate } from "./migrate.ts";
+import { checkConnect, migrate } from "./migrate.ts";
 import { type RunningServer, redactedAddress } from "./net.ts";
 
 const FORWARDED_ENV = /^(LATCHKEY_|EXTERNAL_JWT_|AGENTMAIL_|OAUTH_)|^LEGACY_KEYS_SUNSET$/;
@@ -65,9 +65,72 @@ async function loadVarsFile(
 	return { vars: { ...secrets }, created: true };
 }
 
+/** Postgres's SQLSTATE and the advice for the ones a wrong DATABASE_URL produces. */
+const PG_ADVICE: Record<string, string> = {
+	"28000": "The role does not exist: put an existing user in the URL (postgres://USER:…@…)",
+	"28P01": "The password was refused: check the password in the URL",
+	"3D000": "The database does not exist: create it (createdb NAME) or name an existing one",
+	"42501": "The role may not do this: grant it CREATE on the database, or use its owner",
+};
+
+/** Refuses a DATABASE_URL that is not a postgres:// URL, before anything is started. */
+export function checkDatabaseUrl(value: string): URL {
+	let url: URL;
+	try {
+		url = new URL(value);
+	} catch {
+		throw new Error(
+			"DATABASE_URL is not a URL: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE " +
+				"(unset it for the embedded Postgres)",
+		);
+	}
+	if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+		throw new Error(
+			`DATABASE_URL must be a postgres:// or postgresql:// URL, not ${url.protocol}// ` +
+				"(unset it for the embedded Postgres)",
+		);
+	}
+	if (!url.hostname) throw new Error("DATABASE_URL names no host: postgres://USER@HOST:PORT/DB");
+	return url;
+}
+
+/** A failure of `step` on the database `url` names, as a message naming DATABASE_URL. */
+export function databaseUrlError(step: string, url: string, err: unknown, fromEnv: boolean): Error {
+	// drizzle wraps a statement's failure; Postgres's code and message are on its cause.
+	const outer = err as {
+		code?: string;
+		message?: string;
+		cause?: { code?: string; message?: string };
+	};
+	const e = outer.code || !outer.cause?.code ? outer : outer.cause;
+	const where = `${redactedAddress(url, "5432")}${new URL(url).pathname}`;
+	const source = fromEnv ? "DATABASE_URL" : "the embedded Postgres";
+	let advice = e.code ? PG_ADVICE[e.code] : undefined;
+	if (
+		!advice &&
+		/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|timeout/i.test(`${e.code} ${e.message}`)
+	) {
+		advice = "Nothing answers there: start Postgres, or fix the host and port";
+	}
+	return new Error(
+		`${source} (${where}): ${step} failed: ${e.message ?? String(err)}` +
+			(e.code && /^[0-9A-Z]{5}$/.test(e.code) ? ` [SQLSTATE ${e.code}]` : "") +
+			(advice ? `. ${advice}` : "") +
+			(fromEnv ? "; or unset DATABASE_URL for the embedded Postgres" : ""),
+	);
+}
+
 export async function prepareLocal(opts: LocalOptions): Promise<Local> {
 	const { log, cleanups } = opts;
 	const env = opts.env ?? process.env;
+	// Checked before .dev.vars is generated or any engine starts.
+	if (env.DATABASE_URL) {
+		const given = env.DATABASE_URL;
+		checkDatabaseUrl(given);
+		await checkConnect(given).catch((err: unknown) => {
+			throw databaseUrlError("connecting to Postgres", given, err, true);
+		});
+	}
 	await mkdir(opts.stateDir, { recursive: true });
 	const { vars: fileVars, created } = await loadVarsFile(opts.varsFile, opts.command);
 	const fromEnv = Object.fromEntries(
@@ -120,13 +183,20 @@ export async function prepareLocal(opts: LocalOptions): Promise<Local> {
 	const redisUrl = env.REDIS_URL;
 	const bridge = await startUpstashBridge(
 		redisUrl ? { token: redisToken, redisUrl } : { token: redisToken, embedded: true },
-	);
+	).catch((err: unknown) => {
+		const message = err instanceof Error ? err.message : String(err);
+		throw new Error(redisUrl ? `REDIS_URL: ${message}` : message);
+	});
 	cleanups.push(() => bridge.close());
 	const redisLabel = redisUrl
 		? `real Redis at ${redactedAddress(redisUrl)} (REDIS_URL)`
 		: "embedded (in-process, not persisted)";
 
-	await migrate(databaseUrl);
+	const migrateFrom = databaseUrl;
+	await migrate(migrateFrom, { connectTimeoutMs: 10_000 }).catch((err: unknown) => {
+		const step = (err as { step?: string }).step ?? "applying the migrations";
+		throw databaseUrlError(step, migrateFrom, err, Boolean(env.DATABASE_URL));
+	});
 	log("migrations applied");
 
 	const port = Number(env.PORT ?? 8787);
