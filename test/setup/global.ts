@@ -1,3 +1,4 @@
+import { Redis } from "ioredis";
 import type { TestProject } from "vitest/node";
 import { engineChoice, startInfra } from "../../scripts/lib/infra.ts";
 import { startAgentMail } from "./agentmail.ts";
@@ -15,7 +16,16 @@ const FRONTEND_ORIGIN = "https://app.example.com";
  * stand-in identity provider). Real Postgres and Redis are required when CI is set, unless
  * LATCHKEY_ENGINES=embedded forces the embedded engines; elsewhere they stand in, loudly.
  */
+/**
+ * The suite's own Redis database: not the developer's database 0. Emptied (that index only)
+ * after the run. TEST_REDIS_URL chooses another Redis or index, which is then left as it is.
+ */
+const TEST_REDIS_URL = "redis://127.0.0.1:6379/15";
+
 export default async function setup(project: TestProject) {
+	// Set here, the test processes (node-side tests, npm start's) inherit it too.
+	const ownRedisDb = !process.env.TEST_REDIS_URL;
+	if (ownRedisDb) process.env.TEST_REDIS_URL = TEST_REDIS_URL;
 	const infra = await startInfra({ engines: engineChoice(), label: "test" });
 	const idp = await startIdentityProvider().catch(async (err) => {
 		await infra.close();
@@ -58,7 +68,10 @@ export default async function setup(project: TestProject) {
 	project.provide("provisioner", { url: provisioner.url });
 	const { close: closeOAuth, ...oauthDetails } = oauth;
 	project.provide("oauth", oauthDetails);
-	console.log(`[test setup] postgres: ${infra.postgres}, redis: ${infra.redis}`);
+	console.log(
+		`[test setup] postgres: ${infra.postgres}, redis: ${infra.redis}` +
+			(infra.redis === "real" ? ` (${process.env.TEST_REDIS_URL})` : ""),
+	);
 	return async () => {
 		await provisioner.close();
 		await agentmail.close();
@@ -66,5 +79,25 @@ export default async function setup(project: TestProject) {
 		await closeOAuth();
 		await idp.close();
 		await infra.close();
+		if (ownRedisDb && infra.redis === "real") await flushTestDb(TEST_REDIS_URL);
 	};
+}
+
+/** FLUSHDB of the suite's own index: what the run left there, nothing of database 0. */
+async function flushTestDb(url: string): Promise<void> {
+	const redis = new Redis(url, {
+		lazyConnect: true,
+		maxRetriesPerRequest: 1,
+		connectTimeout: 2000,
+	});
+	try {
+		await redis.connect();
+		const db = Number(new URL(url).pathname.slice(1));
+		if (!(db > 0) || redis.options.db !== db) throw new Error(`not the test database: ${url}`);
+		await redis.flushdb();
+	} catch (err) {
+		console.warn(`[test teardown] could not empty ${url}: ${(err as Error).message}`);
+	} finally {
+		redis.disconnect();
+	}
 }
