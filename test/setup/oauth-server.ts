@@ -91,9 +91,17 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 	res.end(JSON.stringify(body));
 }
 
-export async function startOAuthServer(options: {
-	redirectUris: string[];
-}): Promise<OAuthServerDetails & { close: () => Promise<void> }> {
+export async function startOAuthServer(options: { redirectUris: string[] }): Promise<
+	OAuthServerDetails & {
+		/**
+		 * POST `{rules: [{account?, mode: "status" | "invalid_grant" | "delay", status?, delay_ms?,
+		 * times?}]}` adds token-endpoint faults for refresh grants; DELETE clears them; GET →
+		 * `{rules, applied}`. (GET `refreshAttemptsUrl?account=` → `{issued, attempts: number[], refresh_tokens}`.)
+		 */
+		tokenFaultsUrl: string;
+		close: () => Promise<void>;
+	}
+> {
 	const Provider = await loadProvider();
 	const clientId = "latchkey-test";
 	const clientSecret = randomBytes(24).toString("base64url");
@@ -205,6 +213,76 @@ export async function startOAuthServer(options: {
 	provider.on("grant.success", countRefresh);
 	provider.on("grant.error", countRefresh);
 
+	// Which account each refresh token was issued to (an opaque token's value is its jti), so
+	// attempts and injected faults can be told per account.
+	const refreshTokenAccount = new Map<string, string>();
+	provider.on("refresh_token.saved", (...args: unknown[]) => {
+		const token = args[0] as { jti?: string; accountId?: string };
+		if (token.jti && token.accountId) refreshTokenAccount.set(token.jti, token.accountId);
+	});
+
+	/**
+	 * Faults of the token endpoint a soak or test switches on (`POST /test/token-faults`): for
+	 * refresh-token grants of one account (or of every account when `account` is absent), answer
+	 * `status` (a bare 5xx), or `invalid_grant` (400, as a provider refusing the refresh token),
+	 * or pass the request on after `delay_ms`. Each rule applies `times` times (default 1);
+	 * `applied` records every fault given, so a caller can tell a refusal the provider really gave.
+	 */
+	interface TokenFault {
+		account?: string;
+		mode: "status" | "invalid_grant" | "delay";
+		status?: number;
+		delay_ms?: number;
+		times?: number;
+	}
+	const tokenFaults: TokenFault[] = [];
+	const faultsApplied: {
+		account: string | null;
+		mode: string;
+		status: number | null;
+		at: string;
+	}[] = [];
+	const takeTokenFault = (account: string | undefined): TokenFault | undefined => {
+		const index = tokenFaults.findIndex((f) => f.account === undefined || f.account === account);
+		if (index < 0) return undefined;
+		const fault = tokenFaults[index] as TokenFault;
+		const left = (fault.times ?? 1) - 1;
+		if (left <= 0) tokenFaults.splice(index, 1);
+		else fault.times = left;
+		return fault;
+	};
+	/** Reads the token request's form body, then hands it to oidc-provider as already parsed. */
+	const tokenWithFaults = (req: IncomingMessage, res: ServerResponse) => {
+		const chunks: Buffer[] = [];
+		req.on("data", (chunk: Buffer) => chunks.push(chunk));
+		req.on("error", () => res.destroy());
+		req.on("end", () => {
+			const raw = Buffer.concat(chunks).toString("utf8");
+			(req as IncomingMessage & { body?: string }).body = raw;
+			const params = new URLSearchParams(raw);
+			const presented = params.get("refresh_token");
+			const fault =
+				params.get("grant_type") === "refresh_token" && presented
+					? takeTokenFault(refreshTokenAccount.get(presented))
+					: undefined;
+			if (!fault) {
+				oidc(req, res);
+				return;
+			}
+			const account = (presented && refreshTokenAccount.get(presented)) ?? null;
+			if (fault.mode === "delay") {
+				faultsApplied.push({ account, mode: "delay", status: null, at: new Date().toISOString() });
+				setTimeout(() => oidc(req, res), Math.min(fault.delay_ms ?? 1000, 60_000));
+				return;
+			}
+			const status = fault.mode === "invalid_grant" ? 400 : (fault.status ?? 500);
+			faultsApplied.push({ account, mode: fault.mode, status, at: new Date().toISOString() });
+			if (fault.mode === "invalid_grant") {
+				sendJson(res, 400, { error: "invalid_grant", error_description: "injected refusal" });
+			} else sendJson(res, status, { error: "server_error", error_description: "injected" });
+		});
+	};
+
 	/** The user's side of an interaction: log in as `username`, then grant or refuse. */
 	async function interact(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
 		const details = await provider.interactionDetails(req, res);
@@ -306,6 +384,38 @@ export async function startOAuthServer(options: {
 				.catch((err: unknown) => sendJson(res, 500, { error: String(err) }));
 			return;
 		}
+		if (url.pathname === "/test/token-faults") {
+			if (req.method === "POST") {
+				readJson(req)
+					.then((body) => {
+						tokenFaults.push(...((body.rules ?? []) as TokenFault[]));
+						sendJson(res, 200, { rules: tokenFaults.length });
+					})
+					.catch((err: unknown) => sendJson(res, 500, { error: String(err) }));
+			} else if (req.method === "DELETE") {
+				tokenFaults.splice(0);
+				sendJson(res, 200, { rules: 0 });
+			} else sendJson(res, 200, { rules: tokenFaults, applied: faultsApplied });
+			return;
+		}
+		if (req.method === "GET" && url.pathname === "/test/refresh-attempts") {
+			// Attempts per refresh token issued to one account, at oidc-provider (faults answered
+			// above it are not attempts).
+			const account = url.searchParams.get("account") ?? "";
+			const attempts: number[] = [];
+			const tokens: string[] = [];
+			for (const [token, owner] of refreshTokenAccount)
+				if (owner === account) {
+					attempts.push(refreshAttempts.get(token) ?? 0);
+					tokens.push(token);
+				}
+			sendJson(res, 200, { issued: attempts.length, attempts, refresh_tokens: tokens });
+			return;
+		}
+		if (req.method === "POST" && url.pathname === ROUTES.token && tokenFaults.length > 0) {
+			tokenWithFaults(req, res);
+			return;
+		}
 		if (req.method === "GET" && url.pathname === "/test/tokens") {
 			sendJson(res, 200, ledger.get(url.searchParams.get("account") ?? "") ?? {});
 			return;
@@ -332,6 +442,7 @@ export async function startOAuthServer(options: {
 		driveUrl: `${issuer}/test/authorize`,
 		tokensUrl: `${issuer}/test/tokens`,
 		refreshAttemptsUrl: `${issuer}/test/refresh-attempts`,
+		tokenFaultsUrl: `${issuer}/test/token-faults`,
 		close: () =>
 			new Promise((resolve) => {
 				server.closeAllConnections();
