@@ -56,9 +56,11 @@ const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[1-3])/;
 
 // How the drivers report a transport failure when no SQLSTATE exists: Neon's HTTP path throws
 // "Error connecting to database: …" (with `sourceError`) or "Server error (HTTP status 5xx)",
-// the WebSocket path reports a closed or refused socket, fetch reports a network failure.
+// the WebSocket path reports a closed or refused socket (and its pg client, once the connection
+// broke, refuses every later query of the transaction as "not queryable"), fetch reports a
+// network failure.
 const TRANSPORT_MESSAGE =
-	/(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|connection (terminated|refused|closed|lost)|Connection terminated|timeout exceeded when trying to connect|Error connecting to database|Server error \(HTTP status 5\d\d\)|websocket|network connection lost|fetch failed|failed to fetch|socket hang up)/i;
+	/(and is not queryable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|connection (terminated|refused|closed|lost)|Connection terminated|timeout exceeded when trying to connect|Error connecting to database|Server error \(HTTP status 5\d\d\)|websocket|network connection lost|fetch failed|failed to fetch|socket hang up)/i;
 
 /**
  * True when the chain shows the database (or the path to it) failing, as opposed to a statement

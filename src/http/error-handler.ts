@@ -21,28 +21,10 @@ const CODE_FOR_STATUS: Record<number, ErrorCode> = {
 /** character_not_in_repertoire (NUL in text) and untranslatable_character (\u0000 in jsonb). */
 const UNSTORABLE_TEXT = new Set(["22021", "22P05"]);
 
-/**
- * The WebSocket path's pg client, once its connection broke (a terminated backend, a restarted
- * server), refuses every later query of the transaction with this message and no SQLSTATE.
- */
-const CLIENT_NOT_QUERYABLE =
-	/\b(Client has encountered a connection error|Client was closed) and is not queryable\b/;
-
-function isBrokenClient(err: unknown): boolean {
-	let current = err;
-	for (let depth = 0; current instanceof Error && depth < 8; depth++) {
-		// drizzle's wrapper quotes the statement, which could match by accident; skip its text.
-		if (!(current instanceof DrizzleQueryError) && CLIENT_NOT_QUERYABLE.test(current.message))
-			return true;
-		current = current.cause;
-	}
-	return false;
-}
-
 /** A dead Postgres or Redis (or the path to it), as opposed to a statement that was wrong. */
 export function isDependencyFailure(err: unknown): boolean {
 	if (err instanceof LatchkeyError) return err.code === "dependency_unavailable";
-	return isTransportFailure(err) || isBrokenClient(err);
+	return isTransportFailure(err);
 }
 
 /** Normalises anything thrown into the one error type; unknown errors become opaque 500s. */
