@@ -26,6 +26,8 @@ export async function serveWorker(opts: {
 	buildDir: string;
 	verbose?: boolean;
 	quietStdout?: boolean;
+	/** Opens workerd's inspector (Chrome DevTools Protocol) on this loopback port (bench/heap.ts). */
+	inspectorPort?: number;
 }): Promise<ServedWorker> {
 	const [{ unstable_readConfig }, scriptPath] = await Promise.all([
 		import("wrangler"),
@@ -49,6 +51,7 @@ export async function serveWorker(opts: {
 		// The request's `cf` object would otherwise be fetched from Cloudflare at start-up.
 		cf: false,
 		logRequests: false,
+		...(opts.inspectorPort === undefined ? {} : { inspectorPort: opts.inspectorPort }),
 		log: new Log(opts.verbose ? LogLevel.DEBUG : LogLevel.WARN),
 		...(opts.quietStdout
 			? {

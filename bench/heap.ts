@@ -1,0 +1,281 @@
+import pg from "pg";
+import WebSocket from "ws";
+import { freePort } from "../scripts/lib/net.ts";
+import { serveWorker } from "../scripts/lib/serve.ts";
+import { ROOT } from "../scripts/lib/wrangler.ts";
+import { startOAuthServer } from "../test/setup/oauth-server.ts";
+import { apiClient, benchUser, startInfraProcess } from "./lib.ts";
+
+/**
+ * `npx tsx bench/heap.ts`: the worker's JavaScript heap per in-flight lease, on `npm start`'s
+ * runtime (the deploy bundle on workerd through Miniflare), read over workerd's inspector with
+ * the Chrome DevTools Protocol (Runtime.getHeapUsage; HeapProfiler.collectGarbage for the
+ * retained figures). Leases are held in flight by a herd on an expired OAuth token whose refresh
+ * the authorization server delays (its token-fault control): one lease refreshes, the others
+ * wait for it, all inside the one isolate. Prints the heap before, with ~100 leases in flight,
+ * per in-flight lease, and the peak during a burst of 500, against Workers' 128 MB limit.
+ */
+const IN_FLIGHT = Number(process.env.BENCH_HEAP_IN_FLIGHT ?? 100);
+const BURST = Number(process.env.BENCH_HEAP_BURST ?? 500);
+/** How long the provider sits on the refresh: long enough to sample, short of the lease wait. */
+const DELAY_MS = Number(process.env.BENCH_HEAP_DELAY_MS ?? 6000);
+const LIMIT_MB = 128;
+
+/** A minimal CDP client: one WebSocket, calls matched to replies by id. */
+async function inspect(port: number) {
+	const deadline = Date.now() + 15_000;
+	let target: string | undefined;
+	while (!target && Date.now() < deadline) {
+		const list = (await fetch(`http://127.0.0.1:${port}/json/list`)
+			.then((r) => r.json())
+			.catch(() => [])) as Array<{ webSocketDebuggerUrl: string }>;
+		target = list[0]?.webSocketDebuggerUrl;
+		if (!target) await new Promise((r) => setTimeout(r, 100));
+	}
+	if (!target) throw new Error(`no inspector target on 127.0.0.1:${port}`);
+	const ws = new WebSocket(target);
+	await new Promise((resolve, reject) => {
+		ws.once("open", resolve);
+		ws.once("error", reject);
+	});
+	let nextId = 1;
+	const pending = new Map<number, (message: { result?: unknown; error?: unknown }) => void>();
+	let chunks: string[] = [];
+	ws.on("message", (data) => {
+		const message = JSON.parse(String(data)) as {
+			id?: number;
+			method?: string;
+			params?: { chunk?: string };
+			result?: unknown;
+			error?: unknown;
+		};
+		if (message.method === "HeapProfiler.addHeapSnapshotChunk") {
+			chunks.push(message.params?.chunk ?? "");
+			return;
+		}
+		if (message.id !== undefined) pending.get(message.id)?.(message);
+		pending.delete(message.id ?? -1);
+	});
+	const call = <T>(method: string, params: Record<string, unknown> = {}): Promise<T> =>
+		new Promise((resolve, reject) => {
+			const id = nextId++;
+			const timer = setTimeout(() => {
+				pending.delete(id);
+				reject(new Error(`${method}: no answer from the inspector within 30 s`));
+			}, 30_000);
+			pending.set(id, (m) => {
+				clearTimeout(timer);
+				if (m.error) reject(new Error(`${method}: ${JSON.stringify(m.error)}`));
+				else resolve(m.result as T);
+			});
+			ws.send(JSON.stringify({ id, method, params }));
+		});
+	return {
+		/** Bytes of the isolate's JS heap in use (garbage not yet collected included). */
+		used: async () => (await call<{ usedSize: number }>("Runtime.getHeapUsage")).usedSize,
+		/**
+		 * What is retained: the sum of the objects' sizes in a heap snapshot, which V8 takes after
+		 * a full collection (workerd's inspector does not answer HeapProfiler.collectGarbage).
+		 */
+		retained: async () => {
+			chunks = [];
+			await call("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+			const snapshot = JSON.parse(chunks.join("")) as {
+				snapshot: { meta: { node_fields: string[] } };
+				nodes: number[];
+			};
+			chunks = [];
+			const fields = snapshot.snapshot.meta.node_fields;
+			const selfSize = fields.indexOf("self_size");
+			let total = 0;
+			for (let i = selfSize; i < snapshot.nodes.length; i += fields.length) {
+				total += snapshot.nodes[i] as number;
+			}
+			return total;
+		},
+		close: () => ws.close(),
+	};
+}
+
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+const kb = (bytes: number) => (bytes / 1024).toFixed(1);
+
+const infra = await startInfraProcess();
+const port = await freePort();
+const inspectorPort = await freePort();
+const buildDir = `${ROOT}/.latchkey/bench-build-${port}`;
+const served = await serveWorker({
+	bindings: {
+		...infra.bindings,
+		LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,
+		LATCHKEY_LEASE_BURST: "0",
+		LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000",
+	},
+	host: "127.0.0.1",
+	port,
+	buildDir,
+	quietStdout: true,
+	inspectorPort,
+}).catch(async (err) => {
+	await infra.close();
+	throw err;
+});
+const oauth = await startOAuthServer({ redirectUris: [`${served.url}/v1/oauth/callback`] });
+console.error("[heap] worker and authorization server up; connecting the inspector");
+const heap = await inspect(inspectorPort);
+console.error("[heap] inspector connected");
+const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
+const api = apiClient(served.url);
+const figures: Record<string, string | number> = {};
+
+try {
+	const { key } = await benchUser(api, admin, "heap");
+	await api("/v1/admin/providers/bench-idp", {
+		method: "PUT",
+		token: admin,
+		json: {
+			name: "Bench IdP",
+			authorize_url: oauth.authorizeUrl,
+			token_url: oauth.tokenUrl,
+			revoke_url: oauth.revokeUrl,
+			userinfo_url: oauth.userinfoUrl,
+			default_scopes: ["openid", "profile"],
+			scope_separator: " ",
+			pkce: true,
+			client_auth: "basic",
+			authorize_params: {},
+			client_id: oauth.clientId,
+			client_secret: oauth.clientSecret,
+		},
+	});
+	const account = `heap-${Date.now()}`;
+	const started = await api<{ authorization_url: string }>("/v1/oauth/bench-idp/authorize", {
+		method: "POST",
+		token: key,
+		json: {},
+	});
+	const driven = (await (
+		await fetch(oauth.driveUrl, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ authorization_url: started.authorization_url, username: account }),
+		})
+	).json()) as { redirect: string };
+	const back = new URL(driven.redirect);
+	const credential = await api<{ id: string }>("/v1/oauth/callback", {
+		method: "POST",
+		token: key,
+		json: { code: back.searchParams.get("code"), state: back.searchParams.get("state") },
+	});
+	const lease = () =>
+		fetch(`${served.url}/v1/credentials/${credential.id}/leases`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+			body: JSON.stringify({ ttl_seconds: 60 }),
+		}).then(async (res) => ({ status: res.status, body: await res.text() }));
+
+	console.error("[heap] credential connected");
+	// Warm: the code paths compiled and the connections open, so the baseline is the steady state.
+	for (let i = 0; i < 20; i++) await lease();
+	const db = new pg.Client({ connectionString: infra.databaseUrl });
+	db.on("error", () => {});
+	await db.connect();
+	const expire = () =>
+		db.query(
+			"update credentials set access_token_expires_at = now() - interval '1 minute', token_issued_at = now() - interval '61 minutes' where id = $1",
+			[credential.id],
+		);
+	const delayRefresh = () =>
+		fetch(oauth.tokenFaultsUrl, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ rules: [{ account, mode: "delay", delay_ms: DELAY_MS, times: 1 }] }),
+		}).then((r) => r.body?.cancel());
+	const delaysApplied = async () =>
+		((await (await fetch(oauth.tokenFaultsUrl)).json()) as { applied: unknown[] }).applied.length;
+
+	/**
+	 * `n` leases at once on the expired token while the refresh is held; samples the heap every
+	 * 25 ms until they are answered. `retainedAt` (ms after the provider got the refresh) takes
+	 * one retained figure, after a full collection, with every lease still waiting.
+	 */
+	const herd = async (n: number, retainedAt?: number) => {
+		await expire();
+		await delayRefresh();
+		const appliedBefore = await delaysApplied();
+		let sampling = true;
+		let peak = 0;
+		const sampler = (async () => {
+			while (sampling) {
+				peak = Math.max(peak, await heap.used());
+				await new Promise((r) => setTimeout(r, 25));
+			}
+		})();
+		const t0 = performance.now();
+		const answered = Promise.all(Array.from({ length: n }, lease));
+		let retained: number | undefined;
+		if (retainedAt !== undefined) {
+			// The refresh reached the provider: the lock is held, the rest of the herd waits.
+			const deadline = Date.now() + DELAY_MS;
+			while ((await delaysApplied()) === appliedBefore && Date.now() < deadline) {
+				await new Promise((r) => setTimeout(r, 20));
+			}
+			await new Promise((r) => setTimeout(r, retainedAt));
+			retained = await heap.retained();
+		}
+		const results = await answered;
+		const seconds = (performance.now() - t0) / 1000;
+		sampling = false;
+		await sampler;
+		const failed = results.filter((r) => r.status !== 201).length;
+		return { peak, retained, failed, seconds };
+	};
+
+	console.error(`[heap] warmed; ${IN_FLIGHT} leases held in flight, then a burst of ${BURST}`);
+	const before = await heap.retained();
+	const beforeUsed = await heap.used();
+	// Half the delay after the refresh starts, every lease of the herd has arrived and waits.
+	const held = await herd(IN_FLIGHT, Math.min(DELAY_MS / 2, 3000));
+	const afterHeld = await heap.retained();
+	const burst = await herd(BURST);
+	const afterBurst = await heap.retained();
+	await db.end();
+
+	const retained = held.retained ?? Number.NaN;
+	const perLease = (retained - before) / IN_FLIGHT;
+	figures.heap_before_mb = Number(mb(before));
+	figures.heap_before_in_use_mb = Number(mb(beforeUsed));
+	figures[`retained_${IN_FLIGHT}_in_flight_mb`] = Number(mb(retained));
+	figures[`peak_${IN_FLIGHT}_in_flight_mb`] = Number(mb(held.peak));
+	figures.per_in_flight_lease_kb = Number(kb(perLease));
+	figures[`peak_burst_${BURST}_mb`] = Number(mb(burst.peak));
+	figures[`burst_${BURST}_failed`] = burst.failed;
+	figures[`burst_${BURST}_seconds`] = Number(burst.seconds.toFixed(2));
+	figures.retained_after_mb = Number(mb(afterBurst));
+	figures.retained_after_held_mb = Number(mb(afterHeld));
+	figures.limit_mb = LIMIT_MB;
+	figures[`projected_${BURST}_retained_mb`] = Number(mb(before + perLease * BURST));
+	figures.leases_to_limit = Math.floor((LIMIT_MB * 1024 * 1024 - before) / perLease);
+	console.log(`JS heap of the worker (workerd via Miniflare, refresh delayed ${DELAY_MS} ms):`);
+	console.log(`  before (retained, after GC):     ${mb(before)} MB (${mb(beforeUsed)} MB in use)`);
+	console.log(
+		`  ${IN_FLIGHT} leases in flight:           ${mb(retained)} MB retained, ${mb(held.peak)} MB peak in use (${held.failed} failed)`,
+	);
+	console.log(`  per in-flight lease:             ${kb(perLease)} KB retained`);
+	console.log(
+		`  burst of ${BURST}:                    ${mb(burst.peak)} MB peak in use, ${burst.failed} failed, ${burst.seconds.toFixed(1)} s`,
+	);
+	console.log(
+		`  after (retained):                ${mb(afterBurst)} MB; Workers' limit ${LIMIT_MB} MB: ` +
+			`${((burst.peak / (LIMIT_MB * 1024 * 1024)) * 100).toFixed(0)} % at the burst's peak, ` +
+			`~${figures.leases_to_limit} in-flight leases to reach it`,
+	);
+} finally {
+	heap.close();
+	await oauth.close();
+	await served.dispose();
+	const { rm } = await import("node:fs/promises");
+	await rm(buildDir, { recursive: true, force: true });
+	await infra.close();
+}
+console.log(JSON.stringify(figures));
