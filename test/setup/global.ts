@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import type { TestProject } from "vitest/node";
 import { engineChoice, startInfra } from "../../scripts/lib/infra.ts";
+import { canConnect } from "../../scripts/lib/net.ts";
 import { startAgentMail } from "./agentmail.ts";
 import { startDropper } from "./dropper.ts";
 import { startIdentityProvider } from "./idp.ts";
@@ -79,7 +80,9 @@ export default async function setup(project: TestProject) {
 		await closeOAuth();
 		await idp.close();
 		await infra.close();
-		if (ownRedisDb && infra.redis === "real") await flushTestDb(TEST_REDIS_URL);
+		// Node-side tests use a reachable Redis even when the worker runs on the embedded engine.
+		if (ownRedisDb && (await canConnect("127.0.0.1", 6379, 1000)))
+			await flushTestDb(TEST_REDIS_URL);
 	};
 }
 
