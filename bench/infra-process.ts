@@ -7,6 +7,10 @@
  */
 import { engineChoice, startInfra } from "../scripts/lib/infra.ts";
 
+// Benches keep to a Redis database of their own, never the developer's 0 nor the test suite's
+// 15 (whose teardown empties it); a TEST_REDIS_URL given (the soak's own server) is used as is.
+process.env.TEST_REDIS_URL ??= "redis://127.0.0.1:6379/14";
+
 const infra = await startInfra({ engines: engineChoice(), label: "bench" });
 const send = (message: unknown) => process.send?.(message);
 send({
