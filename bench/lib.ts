@@ -72,7 +72,10 @@ const UNDER_WRANGLER_DEV = process.argv.includes("--dev") || process.env.BENCH_D
  * Runs the real worker on workerd with the given bindings: as `npm start` serves it (the
  * deploy bundle through Miniflare's API), or under `wrangler dev` (see UNDER_WRANGLER_DEV).
  */
-export async function startWorker(bindings: Record<string, string>): Promise<Worker> {
+export async function startWorker(
+	bindings: Record<string, string>,
+	options: { onStdout?: (text: string) => void } = {},
+): Promise<Worker> {
 	const port = await freePort();
 	const publicUrl = `http://127.0.0.1:${port}`;
 	if (!UNDER_WRANGLER_DEV) {
@@ -83,6 +86,7 @@ export async function startWorker(bindings: Record<string, string>): Promise<Wor
 			port,
 			buildDir,
 			quietStdout: true,
+			...(options.onStdout ? { onStdout: options.onStdout } : {}),
 		}).catch((err: unknown) => {
 			rmSync(buildDir, { recursive: true, force: true });
 			throw err;

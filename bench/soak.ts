@@ -86,6 +86,7 @@ if (!process.env.SOAK_KEEP_LOG) cleanups.push(async () => rmSync(logPath, { forc
 
 // The worker's warn and error lines reach our stderr (see captureStderr): kept to search for secrets.
 const stderr = captureStderr();
+const workerStdout: string[] = [];
 cleanups.push(async () => stderr.stop());
 const infra = await startInfraProcess();
 const mark = (what: string) =>
@@ -103,13 +104,17 @@ cleanups.push(() => agentmail.close());
 const orgKey = `am_org_soak_${randomBytes(12).toString("hex")}`;
 let worker: Awaited<ReturnType<typeof startWorker>>;
 try {
-	worker = await startWorker({
-		...infra.bindings,
-		AGENTMAIL_API_KEY: orgKey,
-		AGENTMAIL_BASE_URL: agentmail.url,
-		LATCHKEY_LOG_LEVEL: "info",
-		LATCHKEY_PURGE_DELAY_SECONDS: "0",
-	});
+	worker = await startWorker(
+		{
+			...infra.bindings,
+			AGENTMAIL_API_KEY: orgKey,
+			AGENTMAIL_BASE_URL: agentmail.url,
+			LATCHKEY_LOG_LEVEL: "info",
+			LATCHKEY_PURGE_DELAY_SECONDS: "0",
+		},
+		// Every line the worker logs, info included, is searched for planted secrets.
+		{ onStdout: (text) => workerStdout.push(text) },
+	);
 } catch (err) {
 	await cleanup();
 	throw err;
@@ -1036,9 +1041,10 @@ async function finalChecks(): Promise<void> {
 	await waitForQuietLog(logPath, 10_000);
 	const wranglerLog = readWorkerLog(logPath);
 	const stderrLines = stderr.text().split("\n");
-	const lines = [...wranglerLog.lines, ...stderrLines];
+	const stdoutLines = workerStdout.join("").split("\n");
+	const lines = [...wranglerLog.lines, ...stderrLines, ...stdoutLines];
 	const records = lines.filter((l) => l.startsWith('{"level":')).length;
-	logSummary = `${records} worker log records (${stderrLines.length} stderr lines, ${wranglerLog.lines.length} lines of wrangler's log)`;
+	logSummary = `${records} worker log records (${stdoutLines.length} stdout and ${stderrLines.length} stderr lines, ${wranglerLog.lines.length} lines of wrangler's log)`;
 	if (records === 0)
 		rec.fail({
 			invariant: "no secret in a log line",
@@ -1146,7 +1152,11 @@ function report(): number {
 	console.table(table);
 	if (rec.violations.length) {
 		console.log(`\n${rec.violations.length} violations (first 30):`);
-		const workerLines = [...readWorkerLog(logPath).lines, ...stderr.text().split("\n")];
+		const workerLines = [
+			...readWorkerLog(logPath).lines,
+			...stderr.text().split("\n"),
+			...workerStdout.join("").split("\n"),
+		];
 		for (const v of rec.violations.slice(0, 30)) {
 			// The worker's own log lines for the request (its warn and error lines carry the cause).
 			const logged = v.requestId

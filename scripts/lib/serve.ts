@@ -26,6 +26,8 @@ export async function serveWorker(opts: {
 	buildDir: string;
 	verbose?: boolean;
 	quietStdout?: boolean;
+	/** With quietStdout: the worker's console output goes here instead of nowhere (the soak's log check). */
+	onStdout?: (text: string) => void;
 	/** Opens workerd's inspector (Chrome DevTools Protocol) on this loopback port (bench/heap.ts). */
 	inspectorPort?: number;
 }): Promise<ServedWorker> {
@@ -56,7 +58,9 @@ export async function serveWorker(opts: {
 		...(opts.quietStdout
 			? {
 					handleRuntimeStdio: (stdout: Readable, stderr: Readable) => {
-						stdout.resume();
+						const sink = opts.onStdout;
+						if (sink) stdout.on("data", (chunk: Buffer) => sink(chunk.toString("utf8")));
+						else stdout.resume();
 						stderr.pipe(process.stderr);
 					},
 				}
