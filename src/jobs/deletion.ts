@@ -376,16 +376,27 @@ async function revokeOAuth(services: Services, job: JobRow): Promise<Outcome> {
 	} catch (err) {
 		return { status: "failed", error: describeError(err) };
 	}
-	const revoked = await revokeUpstream(services, row.provider, {
-		accessToken: secret.access_token,
-		...(secret.refresh_token ? { refreshToken: secret.refresh_token } : {}),
-	});
+	let why = "";
+	const revoked = await revokeUpstream(
+		services,
+		row.provider,
+		{
+			accessToken: secret.access_token,
+			...(secret.refresh_token ? { refreshToken: secret.refresh_token } : {}),
+		},
+		(reason) => {
+			why ||= reason;
+		},
+	);
 	if (revoked === null) {
 		return { status: "done", note: "the provider has no revocation endpoint; nothing to revoke" };
 	}
 	return revoked
 		? { status: "done" }
-		: { status: "retry", error: `the provider '${row.provider}' did not accept the revocation` };
+		: {
+				status: "retry",
+				error: `the provider '${row.provider}' did not accept the revocation${why ? `: ${why}` : ""}`,
+			};
 }
 
 /** Removes what a managed provider created for the user, after the provider checks ownership. */

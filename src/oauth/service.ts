@@ -1,6 +1,6 @@
 import * as oauth from "oauth4webapi";
 import { LatchkeyError } from "../errors.ts";
-import { outboundFetch } from "../http/outbound.ts";
+import { outboundFailureOf, outboundFetch } from "../http/outbound.ts";
 import type { Services } from "../services.ts";
 import { type EffectiveProvider, parseGrantedScopes } from "./providers.ts";
 import { resolveProvider } from "./registry.ts";
@@ -579,6 +579,8 @@ export async function revokeUpstream(
 	services: Services,
 	providerId: string,
 	token: { accessToken?: string; refreshToken?: string },
+	/** Told why, when a revocation was not accepted: unreachable, refused, or an error status. */
+	onFailure?: (reason: string) => void,
 ): Promise<boolean | null> {
 	let provider: EffectiveProvider;
 	try {
@@ -590,7 +592,10 @@ export async function revokeUpstream(
 	const revokeUrl = provider.revokeUrl;
 	if (!revokeUrl) return null;
 	const credentials = await clientOf(provider).catch(() => null);
-	if (!credentials) return false;
+	if (!credentials) {
+		onFailure?.(`Latchkey has no client of '${provider.id}' to revoke with`);
+		return false;
+	}
 	const as = authorizationServer(provider);
 	const attempts: [string, "refresh_token" | "access_token"][] = [];
 	if (token.refreshToken) attempts.push([token.refreshToken, "refresh_token"]);
@@ -610,8 +615,18 @@ export async function revokeUpstream(
 				},
 			);
 			// RFC 7009 says 200, but any 2xx means the provider accepted it.
-			if (!response.ok) allRevoked = false;
+			if (!response.ok) {
+				onFailure?.(`'${provider.id}' answered ${response.status}, an error status`);
+				allRevoked = false;
+			}
 		} catch (err) {
+			const name = err instanceof Error ? err.name : typeof err;
+			onFailure?.(
+				outboundFailureOf(err) === "refused" ||
+					(err instanceof LatchkeyError && err.code === "invalid_request")
+					? `Latchkey refused the call to '${provider.id}' (${(err as Error).message})`
+					: `'${provider.id}' was unreachable (${name})`,
+			);
 			services.logger.warn("oauth revocation failed", {
 				provider: provider.id,
 				error_name: err instanceof Error ? err.name : typeof err,

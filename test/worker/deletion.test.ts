@@ -274,6 +274,8 @@ describe("retries", () => {
 		let [job] = await jobsOf(user.id);
 		expect(job).toMatchObject({ status: "pending", attempts: 1 });
 		expect(job?.lastError).toMatch(/did not accept the revocation/);
+		// Which kind of failure it was: the endpoint could not be reached.
+		expect(job?.lastError).toMatch(/was unreachable/);
 		const wait = ((job?.nextAttemptAt.getTime() ?? 0) - w.now().getTime()) / 1000;
 		// Equal jitter: between half and all of the base delay for a first retry.
 		expect(wait).toBeGreaterThanOrEqual(BACKOFF_BASE_SECONDS / 2);
