@@ -4,7 +4,13 @@ import { freePort } from "../scripts/lib/net.ts";
 import { serveWorker } from "../scripts/lib/serve.ts";
 import { ROOT } from "../scripts/lib/wrangler.ts";
 import { startOAuthServer } from "../test/setup/oauth-server.ts";
-import { apiClient, benchUser, startInfraProcess } from "./lib.ts";
+import {
+	apiClient,
+	benchUser,
+	connectBenchOAuth,
+	registerBenchProvider,
+	startInfraProcess,
+} from "./lib.ts";
 
 /**
  * `npx tsx bench/heap.ts`: the worker's JavaScript heap per in-flight lease, on `npm start`'s
@@ -130,43 +136,9 @@ const figures: Record<string, string | number> = {};
 
 try {
 	const { key } = await benchUser(api, admin, "heap");
-	await api("/v1/admin/providers/bench-idp", {
-		method: "PUT",
-		token: admin,
-		json: {
-			name: "Bench IdP",
-			authorize_url: oauth.authorizeUrl,
-			token_url: oauth.tokenUrl,
-			revoke_url: oauth.revokeUrl,
-			userinfo_url: oauth.userinfoUrl,
-			default_scopes: ["openid", "profile"],
-			scope_separator: " ",
-			pkce: true,
-			client_auth: "basic",
-			authorize_params: {},
-			client_id: oauth.clientId,
-			client_secret: oauth.clientSecret,
-		},
-	});
+	await registerBenchProvider(api, admin, "bench-idp", oauth);
 	const account = `heap-${Date.now()}`;
-	const started = await api<{ authorization_url: string }>("/v1/oauth/bench-idp/authorize", {
-		method: "POST",
-		token: key,
-		json: {},
-	});
-	const driven = (await (
-		await fetch(oauth.driveUrl, {
-			method: "POST",
-			headers: { "content-type": "application/json" },
-			body: JSON.stringify({ authorization_url: started.authorization_url, username: account }),
-		})
-	).json()) as { redirect: string };
-	const back = new URL(driven.redirect);
-	const credential = await api<{ id: string }>("/v1/oauth/callback", {
-		method: "POST",
-		token: key,
-		json: { code: back.searchParams.get("code"), state: back.searchParams.get("state") },
-	});
+	const credential = await connectBenchOAuth(api, oauth, "bench-idp", key, account);
 	const lease = () =>
 		fetch(`${served.url}/v1/credentials/${credential.id}/leases`, {
 			method: "POST",

@@ -3,10 +3,12 @@ import { startOAuthServer } from "../test/setup/oauth-server.ts";
 import {
 	apiClient,
 	benchUser,
+	connectBenchOAuth,
 	makeSettle,
 	measureInterleaved,
 	printAgainst,
 	type Result,
+	registerBenchProvider,
 	type Scenario,
 	saveResults,
 	startInfraProcess,
@@ -67,43 +69,9 @@ try {
 	});
 
 	// An OAuth credential connected the way a user connects one.
-	await api("/v1/admin/providers/bench-idp", {
-		method: "PUT",
-		token: admin,
-		json: {
-			name: "Bench IdP",
-			authorize_url: oauth.authorizeUrl,
-			token_url: oauth.tokenUrl,
-			revoke_url: oauth.revokeUrl,
-			userinfo_url: oauth.userinfoUrl,
-			default_scopes: ["openid", "profile"],
-			scope_separator: " ",
-			pkce: true,
-			client_auth: "basic",
-			authorize_params: {},
-			client_id: oauth.clientId,
-			client_secret: oauth.clientSecret,
-		},
-	});
+	await registerBenchProvider(api, admin, "bench-idp", oauth);
 	const account = `bench-${Date.now()}`;
-	const started = await api<{ authorization_url: string }>("/v1/oauth/bench-idp/authorize", {
-		method: "POST",
-		token: key,
-		json: {},
-	});
-	const driven = (await (
-		await fetch(oauth.driveUrl, {
-			method: "POST",
-			headers: { "content-type": "application/json" },
-			body: JSON.stringify({ authorization_url: started.authorization_url, username: account }),
-		})
-	).json()) as { redirect: string };
-	const back = new URL(driven.redirect);
-	const oauthCredential = await api<{ id: string }>("/v1/oauth/callback", {
-		method: "POST",
-		token: key,
-		json: { code: back.searchParams.get("code"), state: back.searchParams.get("state") },
-	});
+	const oauthCredential = await connectBenchOAuth(api, oauth, "bench-idp", key, account);
 
 	/**
 	 * What a lease leaves in Redis: used_memory before and after MEMORY_LEASES live leases of one

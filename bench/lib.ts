@@ -325,3 +325,74 @@ export function saveResults(
 	};
 	writeFileSync(`bench/results/${name}.json`, `${JSON.stringify(record, null, 2)}\n`);
 }
+
+/** What the benches need of the local authorization server (test/setup/oauth-server.ts). */
+export interface BenchAuthServer {
+	authorizeUrl: string;
+	tokenUrl: string;
+	revokeUrl: string;
+	userinfoUrl: string;
+	clientId: string;
+	clientSecret: string;
+	driveUrl: string;
+}
+
+type Api = ReturnType<typeof apiClient>;
+
+/** Registers the local authorization server as provider `id`, as an admin would. */
+export async function registerBenchProvider(
+	api: Api,
+	admin: string,
+	id: string,
+	as: BenchAuthServer,
+): Promise<void> {
+	await api(`/v1/admin/providers/${id}`, {
+		method: "PUT",
+		token: admin,
+		json: {
+			name: `Bench ${id}`,
+			authorize_url: as.authorizeUrl,
+			token_url: as.tokenUrl,
+			revoke_url: as.revokeUrl,
+			userinfo_url: as.userinfoUrl,
+			default_scopes: ["openid", "profile"],
+			scope_separator: " ",
+			pkce: true,
+			client_auth: "basic",
+			authorize_params: {},
+			client_id: as.clientId,
+			client_secret: as.clientSecret,
+		},
+	});
+}
+
+/**
+ * An OAuth credential connected the way a platform's front end connects one: authorize, the
+ * user logs in at the server as `account`, the redirect's code and state go to the POST callback.
+ */
+export async function connectBenchOAuth(
+	api: Api,
+	as: BenchAuthServer,
+	provider: string,
+	key: string,
+	account: string,
+): Promise<{ id: string }> {
+	const started = await api<{ authorization_url: string }>(`/v1/oauth/${provider}/authorize`, {
+		method: "POST",
+		token: key,
+		json: {},
+	});
+	const driven = (await (
+		await fetch(as.driveUrl, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ authorization_url: started.authorization_url, username: account }),
+		})
+	).json()) as { redirect: string };
+	const back = new URL(driven.redirect);
+	return api<{ id: string }>("/v1/oauth/callback", {
+		method: "POST",
+		token: key,
+		json: { code: back.searchParams.get("code"), state: back.searchParams.get("state") },
+	});
+}

@@ -17,7 +17,14 @@ import { engineChoice } from "../scripts/lib/infra.ts";
 import { ROOT } from "../scripts/lib/wrangler.ts";
 import { startAgentMail } from "../test/setup/agentmail.ts";
 import { startOAuthServer } from "../test/setup/oauth-server.ts";
-import { apiClient, benchUser, startInfraProcess, startWorker } from "./lib.ts";
+import {
+	apiClient,
+	benchUser,
+	connectBenchOAuth,
+	registerBenchProvider,
+	startInfraProcess,
+	startWorker,
+} from "./lib.ts";
 import { type Answer, SoakClient, templ } from "./soak/client.ts";
 import { Faults, RECOVERY_MS } from "./soak/faults.ts";
 import { captureStderr, findSecrets, readWorkerLog, waitForQuietLog } from "./soak/logs.ts";
@@ -198,45 +205,11 @@ async function session(key: string): Promise<{ access: string; refresh: string }
 	return { access: t.access_token, refresh: t.refresh_token };
 }
 
-await setupApi("/v1/admin/providers/soak-idp", {
-	method: "PUT",
-	token: admin,
-	json: {
-		name: "Soak IdP",
-		authorize_url: oauth.authorizeUrl,
-		token_url: oauth.tokenUrl,
-		revoke_url: oauth.revokeUrl,
-		userinfo_url: oauth.userinfoUrl,
-		default_scopes: ["openid", "profile"],
-		scope_separator: " ",
-		pkce: true,
-		client_auth: "basic",
-		authorize_params: {},
-		client_id: oauth.clientId,
-		client_secret: oauth.clientSecret,
-	},
-});
+await registerBenchProvider(setupApi, admin, "soak-idp", oauth);
 
 /** An OAuth credential connected the way a user connects one; its access tokens live 120 s. */
 async function connectOAuth(key: string, account: string): Promise<Cred> {
-	const started = await setupApi<{ authorization_url: string }>("/v1/oauth/soak-idp/authorize", {
-		method: "POST",
-		token: key,
-		json: {},
-	});
-	const driven = (await (
-		await fetch(oauth.driveUrl, {
-			method: "POST",
-			headers: { "content-type": "application/json" },
-			body: JSON.stringify({ authorization_url: started.authorization_url, username: account }),
-		})
-	).json()) as { redirect: string };
-	const back = new URL(driven.redirect);
-	const c = await setupApi<{ id: string }>("/v1/oauth/callback", {
-		method: "POST",
-		token: key,
-		json: { code: back.searchParams.get("code"), state: back.searchParams.get("state") },
-	});
+	const c = await connectBenchOAuth(setupApi, oauth, "soak-idp", key, account);
 	return {
 		id: c.id,
 		type: "oauth2",
