@@ -1,10 +1,9 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "../../scripts/lib/net.ts";
-import { ROOT } from "../../scripts/lib/wrangler.ts";
+import { cleanEnv, runScript } from "./run-script.ts";
 
 /**
  * A DATABASE_URL that cannot work stops `npm run dev` and `npm start` at once, with a message
@@ -14,40 +13,8 @@ import { ROOT } from "../../scripts/lib/wrangler.ts";
 const infra = inject("infra");
 const DEADLINE_MS = 20_000;
 
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-	const env = Object.fromEntries(
-		Object.entries(process.env).filter(
-			([k]) =>
-				!/^(LATCHKEY_|EXTERNAL_JWT_|AGENTMAIL_|OAUTH_|UPSTASH_)|^(DATABASE_URL|REDIS_URL|PORT|HOST)$/.test(
-					k,
-				),
-		),
-	);
-	return { ...env, WRANGLER_SEND_METRICS: "false", ...extra };
-}
-
-async function run(
-	args: string[],
-	env: Record<string, string>,
-): Promise<{ code: number | null; output: string; ms: number }> {
-	const t0 = Date.now();
-	const child = spawn(process.execPath, ["--import", "tsx", ...args], {
-		cwd: ROOT,
-		env: cleanEnv(env),
-		stdio: ["ignore", "pipe", "pipe"],
-	});
-	let output = "";
-	child.stdout.on("data", (chunk: Buffer) => {
-		output += chunk;
-	});
-	child.stderr.on("data", (chunk: Buffer) => {
-		output += chunk;
-	});
-	const timer = setTimeout(() => child.kill("SIGKILL"), DEADLINE_MS);
-	const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-	clearTimeout(timer);
-	return { code, output, ms: Date.now() - t0 };
-}
+const run = (args: string[], env: Record<string, string>) =>
+	runScript(args, cleanEnv(env), { deadlineMs: DEADLINE_MS });
 
 function withUrl(base: string, change: (url: URL) => void): string {
 	const url = new URL(base);

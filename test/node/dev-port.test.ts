@@ -1,10 +1,10 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort, listen } from "../../scripts/lib/net.ts";
 import { probeReady, waitForLatchkey } from "../../scripts/lib/ready.ts";
-import { ROOT } from "../../scripts/lib/wrangler.ts";
+import { cleanEnv, runScript } from "./run-script.ts";
 
 /**
  * `npm run dev` refuses a port it cannot have, and only a Latchkey /health/ready makes it say
@@ -12,41 +12,9 @@ import { ROOT } from "../../scripts/lib/wrangler.ts";
  */
 const DEADLINE_MS = 15_000;
 
-/** The environment without this process's own configuration. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-	const env = Object.fromEntries(
-		Object.entries(process.env).filter(
-			([k]) =>
-				!/^(LATCHKEY_|EXTERNAL_JWT_|AGENTMAIL_|OAUTH_|UPSTASH_)|^(DATABASE_URL|REDIS_URL|PORT|HOST)$/.test(
-					k,
-				),
-		),
-	);
-	return { ...env, WRANGLER_SEND_METRICS: "false", ...extra };
-}
-
-/** Runs scripts/dev.ts to its exit (killed at the deadline); resolves with code and output. */
-async function runDev(
-	args: string[],
-	env: Record<string, string>,
-): Promise<{ code: number | null; output: string }> {
-	const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts", ...args], {
-		cwd: ROOT,
-		env: cleanEnv(env),
-		stdio: ["ignore", "pipe", "pipe"],
-	});
-	let output = "";
-	child.stdout.on("data", (chunk: Buffer) => {
-		output += chunk;
-	});
-	child.stderr.on("data", (chunk: Buffer) => {
-		output += chunk;
-	});
-	const timer = setTimeout(() => child.kill("SIGKILL"), DEADLINE_MS);
-	const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-	clearTimeout(timer);
-	return { code, output };
-}
+/** Runs scripts/dev.ts to its exit (killed at the deadline). */
+const runDev = (args: string[], env: Record<string, string>) =>
+	runScript(["scripts/dev.ts", ...args], cleanEnv(env), { deadlineMs: DEADLINE_MS });
 
 const servers: Server[] = [];
 afterEach(async () => {

@@ -1,6 +1,5 @@
-import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { ROOT } from "../../scripts/lib/wrangler.ts";
+import { runScript } from "./run-script.ts";
 
 /**
  * The soak (bench/soak.ts) in its short form: 10 s of mixed traffic with every fault (Redis
@@ -14,21 +13,11 @@ describe("soak (short)", () => {
 	it(
 		"keeps every invariant through the faults",
 		async () => {
-			const child = spawn(process.execPath, ["--import", "tsx", "bench/soak.ts"], {
-				cwd: ROOT,
-				env: { ...process.env, SOAK_SECONDS: "10", WRANGLER_SEND_METRICS: "false" },
-				stdio: ["ignore", "pipe", "pipe"],
-			});
-			let output = "";
-			child.stdout.on("data", (chunk: Buffer) => {
-				output += chunk;
-			});
-			child.stderr.on("data", (chunk: Buffer) => {
-				output += chunk;
-			});
-			const timer = setTimeout(() => child.kill("SIGINT"), BUDGET_MS - 5_000);
-			const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-			clearTimeout(timer);
+			const { code, output } = await runScript(
+				["bench/soak.ts"],
+				{ ...process.env, SOAK_SECONDS: "10", WRANGLER_SEND_METRICS: "false" },
+				{ deadlineMs: BUDGET_MS - 5_000, signal: "SIGINT" },
+			);
 			// The soak's own report (without the worker's log lines) tells why when it fails.
 			const report = output
 				.split("\n")
