@@ -171,6 +171,20 @@ export function outboundFailureOf(err: unknown): OutboundFailure | null {
 	return failure === "unreachable" || failure === "refused" ? failure : null;
 }
 
+/**
+ * A job-error sentence for a failed outbound call: "<peer> was unreachable (<what>: <cause>)."
+ * or "Latchkey refused the call to <peer> (…)."; null for an error that is not an outbound
+ * failure (the caller rethrows it).
+ */
+export function describeOutboundFailure(err: unknown, peer: string, what: string): string | null {
+	const failure = outboundFailureOf(err);
+	if (failure === null) return null;
+	const cause = (err as Error).message;
+	return failure === "unreachable"
+		? `${peer} was unreachable (${what}: ${cause}).`
+		: `Latchkey refused the call to ${peer} (${what}: ${cause}).`;
+}
+
 export interface OutboundInit extends Omit<RequestInit, "redirect" | "signal"> {
 	timeoutMs?: number;
 	maxBytes?: number;

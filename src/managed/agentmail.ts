@@ -1,6 +1,6 @@
 import type { Config } from "../config.ts";
 import type { CredentialRow } from "../db/schema.ts";
-import { type OutboundResponse, outboundFailureOf, outboundFetch } from "../http/outbound.ts";
+import { describeOutboundFailure, type OutboundResponse, outboundFetch } from "../http/outbound.ts";
 import type { Services } from "../services.ts";
 import {
 	CallBudget,
@@ -96,14 +96,9 @@ class AgentMailApi {
 				timeoutMs: CALL_TIMEOUT_MS,
 			});
 		} catch (err) {
-			const failure = outboundFailureOf(err);
-			if (failure === null) throw err;
-			const cause = (err as Error).message;
-			throw new ManagedProviderError(
-				failure === "unreachable"
-					? `AgentMail was unreachable (${what}: ${cause}).`
-					: `Latchkey refused the call to AgentMail (${what}: ${cause}).`,
-			);
+			const described = describeOutboundFailure(err, "AgentMail", what);
+			if (described === null) throw err;
+			throw new ManagedProviderError(described);
 		}
 		if (res.status === 404 && allow404) return null;
 		if (!res.ok) {

@@ -13,8 +13,8 @@ import {
 import { LatchkeyError } from "../errors.ts";
 import {
 	assertOutboundUrl,
+	describeOutboundFailure,
 	type OutboundResponse,
-	outboundFailureOf,
 	outboundFetch,
 } from "../http/outbound.ts";
 import { builtinProvider } from "../oauth/providers.ts";
@@ -126,14 +126,9 @@ async function send(
 			maxBytes: MAX_ANSWER_BYTES,
 		});
 	} catch (err) {
-		const failure = outboundFailureOf(err);
-		if (failure === null) throw err;
-		const cause = (err as Error).message;
-		throw new ManagedProviderError(
-			failure === "unreachable"
-				? `Provisioner ${row.id} was unreachable (${method}: ${cause}).`
-				: `Latchkey refused the call to provisioner ${row.id} (${method}: ${cause}).`,
-		);
+		const described = describeOutboundFailure(err, `provisioner ${row.id}`, method);
+		if (described === null) throw err;
+		throw new ManagedProviderError(described);
 	}
 }
 
