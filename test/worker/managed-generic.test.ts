@@ -369,3 +369,46 @@ describe("generic HTTP provisioner", () => {
 		}
 	});
 });
+
+describe("deprovisioning answers: transient or permanent", () => {
+	it("401, 403, 429 and 5xx are retried; 404 and 410 are already gone; another 4xx is permanent", async () => {
+		const user = await userWithKey();
+		const gp = await provisionerTenant(inject("provisioner").url, [user.id]);
+		const id = freshId();
+		try {
+			expect((await putProvider(id, gp)).status).toBe(201);
+			expect((await call("/v1/credentials", { token: user.key })).status).toBe(200);
+			const account = (await gp.state()).accounts[0];
+			const resources = { account_id: account?.account_id as string };
+			const row = (await managedRow(user.id, id)) as CredentialRow;
+			const { services: s, dispose } = services();
+			try {
+				const provider = await findManagedProvider(s, id);
+				const answerOnce = async (status: number) => {
+					await gp.fail({ method: "DELETE", path: "/deprovision", mode: "status", status, times: 1 });
+					return provider?.deprovision(s, { id: user.id }, resources, row).then(
+						(outcome) => ({ outcome }),
+						(err: unknown) => ({ permanent: (err as { permanent?: boolean }).permanent }),
+					);
+				};
+				for (const status of [401, 403, 429, 500, 503]) {
+					expect([status, await answerOnce(status)]).toEqual([status, { permanent: false }]);
+				}
+				expect(await answerOnce(400)).toEqual({ permanent: true });
+				expect(await answerOnce(422)).toEqual({ permanent: true });
+				for (const status of [404, 410]) {
+					expect([status, await answerOnce(status)]).toEqual([
+						status,
+						{ outcome: { status: "deleted" } },
+					]);
+				}
+				// None of the refusals deleted anything: the account is still there to delete.
+				expect((await gp.state()).accounts[0]?.deleted).toBe(false);
+			} finally {
+				await dispose();
+			}
+		} finally {
+			await disable(id, gp);
+		}
+	});
+});
