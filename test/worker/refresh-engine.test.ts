@@ -99,20 +99,45 @@ async function patch(key: string, id: string, json: Record<string, unknown>) {
 	expect(res.status).toBe(200);
 }
 
+type Connected = Awaited<ReturnType<typeof connected>>;
+
+/**
+ * A credential whose token is aged into its refresh margin, then leased: `during` runs once the
+ * provider has answered (and rotated the refresh token), before the database write. Resolves
+ * with the lease, or the error the lease failed with.
+ */
+async function raceRefresh(during: (c: Connected) => unknown) {
+	const c = await connected(PLAIN);
+	const before = await tokens(c.id);
+	await age(c.id, 3570, 30);
+	const outcome = await createLease(services, {
+		userId: c.user.id,
+		credentialId: c.id,
+		ttlSeconds: 60,
+		hooks: {
+			afterProviderCall: async () => {
+				await during(c);
+			},
+		},
+	}).then(
+		(lease) => ({ lease, error: undefined }),
+		(error: unknown) => ({ lease: undefined, error }),
+	);
+	return { ...c, before, ...outcome };
+}
+
 describe("a token write fences a refresh; nothing else does", () => {
 	it("a title and metadata edit racing a refresh: the lease carries the new token, the next refresh succeeds", async () => {
-		const { user, id } = await connected(PLAIN);
-		const before = await tokens(id);
-		await age(id, 3570, 30);
-		const l = await createLease(services, {
-			userId: user.id,
-			credentialId: id,
-			ttlSeconds: 60,
-			hooks: {
-				// The provider has rotated the refresh token; the user renames the credential.
-				afterProviderCall: () => patch(user.key, id, { title: "Renamed", metadata: { team: "a" } }),
-			},
-		});
+		// The provider has rotated the refresh token; the user renames the credential.
+		const {
+			user,
+			id,
+			before,
+			lease: l,
+		} = await raceRefresh(({ user, id }) =>
+			patch(user.key, id, { title: "Renamed", metadata: { team: "a" } }),
+		);
+		if (!l) throw new Error("the lease failed");
 		const stored = await tokens(id);
 		expect(accessTokenOf(l)).not.toBe(before.access_token);
 		expect(accessTokenOf(l)).toBe(stored.access_token);
@@ -132,33 +157,21 @@ describe("a token write fences a refresh; nothing else does", () => {
 	});
 
 	it("the ETag still moves with the title edit and the refresh (version semantics kept)", async () => {
-		const { user, id } = await connected(PLAIN);
-		const v0 = (await rowOf(services, id)).version;
-		await age(id, 3570, 30);
-		await createLease(services, {
-			userId: user.id,
-			credentialId: id,
-			ttlSeconds: 60,
-			hooks: { afterProviderCall: () => patch(user.key, id, { title: "Again" }) },
+		let v0 = 0;
+		const { id } = await raceRefresh(async ({ user, id }) => {
+			v0 = (await rowOf(services, id)).version;
+			await patch(user.key, id, { title: "Again" });
 		});
 		// One for the edit, one for the refresh: a client's If-Match from before either is stale.
 		expect((await rowOf(services, id)).version).toBe(v0 + 2);
 	});
 
 	it("a reconnect racing a refresh wins: the refresh's answer is not written over it", async () => {
-		const { user, username, id } = await connected(PLAIN);
-		await age(id, 3570, 30);
-		const l = await createLease(services, {
-			userId: user.id,
-			credentialId: id,
-			ttlSeconds: 60,
-			hooks: {
-				// A newer token write: the user reconnects the same account meanwhile.
-				afterProviderCall: async () => {
-					expect(await connect(user.key, username, {}, PLAIN)).toBe(id);
-				},
-			},
+		// A newer token write: the user reconnects the same account meanwhile.
+		const { id, lease: l } = await raceRefresh(async ({ user, username, id }) => {
+			expect(await connect(user.key, username, {}, PLAIN)).toBe(id);
 		});
+		if (!l) throw new Error("the lease failed");
 		const stored = await tokens(id);
 		expect(accessTokenOf(l)).toBe(stored.access_token);
 		await expectLiveRefreshToken(services, id);
@@ -167,18 +180,15 @@ describe("a token write fences a refresh; nothing else does", () => {
 
 describe("a write of the access token alone during a refresh", () => {
 	it("keeps the user's access token and carries the rotated refresh token over", async () => {
-		const { user, id } = await connected(PLAIN);
-		const before = await tokens(id);
-		await age(id, 3570, 30);
-		const l = await createLease(services, {
-			userId: user.id,
-			credentialId: id,
-			ttlSeconds: 60,
-			hooks: {
-				// The user stores an access token while the provider has just rotated the refresh token.
-				afterProviderCall: () => patch(user.key, id, { access_token: "at_from_the_user" }),
-			},
-		});
+		// The user stores an access token while the provider has just rotated the refresh token.
+		const {
+			id,
+			before,
+			lease: l,
+		} = await raceRefresh(({ user, id }) =>
+			patch(user.key, id, { access_token: "at_from_the_user" }),
+		);
+		if (!l) throw new Error("the lease failed");
 		const stored = await tokens(id);
 		expect(stored.access_token).toBe("at_from_the_user");
 		expect(accessTokenOf(l)).toBe("at_from_the_user");
@@ -229,24 +239,16 @@ describe("the stash is a safety net, never a gate", () => {
 	});
 
 	it("the scheduled worker writes a stash back with no lease at all", async () => {
-		const { user, username, id } = await connected(PLAIN);
-		const before = await tokens(id);
-		const issued = (await ledger(username))["access_token.saved"] ?? 0;
-		await age(id, 3570, 30);
 		let restore: (() => Promise<unknown>) | undefined;
-		const failed = await createLease(services, {
-			userId: user.id,
-			credentialId: id,
-			ttlSeconds: 60,
-			hooks: {
-				afterProviderCall: async () => {
-					restore = await failWritesOf(id);
-				},
-			},
-		}).then(
-			() => null,
-			(err: unknown) => err,
-		);
+		const {
+			username,
+			id,
+			before,
+			error: failed,
+		} = await raceRefresh(async ({ id }) => {
+			restore = await failWritesOf(id);
+		});
+		const issued = ((await ledger(username))["access_token.saved"] ?? 0) - 1;
 		await restore?.();
 		expect(failed).toBeTruthy();
 		expect((await tokens(id)).refresh_token).toBe(before.refresh_token);
@@ -265,20 +267,10 @@ describe("the stash is a safety net, never a gate", () => {
 	});
 
 	it("a recovered access token that has expired since is refreshed, not leased as fresh", async () => {
-		const { user, username, id } = await connected(PLAIN);
-		const before = await tokens(id);
-		await age(id, 3570, 30);
 		let restore: (() => Promise<unknown>) | undefined;
-		await createLease(services, {
-			userId: user.id,
-			credentialId: id,
-			ttlSeconds: 60,
-			hooks: {
-				afterProviderCall: async () => {
-					restore = await failWritesOf(id);
-				},
-			},
-		}).catch(() => {});
+		const { user, username, id, before } = await raceRefresh(async ({ id }) => {
+			restore = await failWritesOf(id);
+		});
 		await restore?.();
 		const issued = (await ledger(username))["access_token.saved"] ?? 0;
 		// Two hours later: the stashed token (an hour's life) has expired.
@@ -305,27 +297,22 @@ describe("the stash is a safety net, never a gate", () => {
 
 describe("a lost lock cannot discard valid tokens", () => {
 	it("a refresher whose lock lapsed writes its tokens over reconnect_required set by the rotated-away token", async () => {
-		const { user, id } = await connected(PLAIN);
-		const before = await tokens(id);
-		await age(id, 3570, 30);
 		let second: unknown;
-		const first = await createLease(services, {
-			userId: user.id,
-			credentialId: id,
-			ttlSeconds: 60,
-			hooks: {
-				afterProviderCall: async () => {
-					// A stall longer than the lock's lease: the lock lapses, another request takes it and
-					// presents the refresh token this refresh has just rotated away.
-					await services.redis.del(leaseKeys(id).lock);
-					second = await createLease(services, {
-						userId: user.id,
-						credentialId: id,
-						ttlSeconds: 60,
-					}).catch((err: unknown) => err);
-				},
-			},
+		const {
+			id,
+			before,
+			lease: first,
+		} = await raceRefresh(async ({ user, id }) => {
+			// A stall longer than the lock's lease: the lock lapses, another request takes it and
+			// presents the refresh token this refresh has just rotated away.
+			await services.redis.del(leaseKeys(id).lock);
+			second = await createLease(services, {
+				userId: user.id,
+				credentialId: id,
+				ttlSeconds: 60,
+			}).catch((err: unknown) => err);
 		});
+		if (!first) throw new Error("the lease failed");
 		expect((second as { code?: string }).code).toBe("reconnect_required");
 		expect(await refreshAttempts(before.refresh_token ?? "")).toBe(2);
 		const row = await rowOf(services, id);
