@@ -385,7 +385,13 @@ describe("deprovisioning answers: transient or permanent", () => {
 			try {
 				const provider = await findManagedProvider(s, id);
 				const answerOnce = async (status: number) => {
-					await gp.fail({ method: "DELETE", path: "/deprovision", mode: "status", status, times: 1 });
+					await gp.fail({
+						method: "DELETE",
+						path: "/deprovision",
+						mode: "status",
+						status,
+						times: 1,
+					});
 					return provider?.deprovision(s, { id: user.id }, resources, row).then(
 						(outcome) => ({ outcome }),
 						(err: unknown) => ({ permanent: (err as { permanent?: boolean }).permanent }),
