@@ -14,6 +14,12 @@ export interface TokenTimes {
 	issuedAt: Date | null;
 }
 
+/** A credential row's token times. */
+export const tokenTimesOf = (row: {
+	accessTokenExpiresAt: Date | null;
+	tokenIssuedAt: Date | null;
+}): TokenTimes => ({ expiresAt: row.accessTokenExpiresAt, issuedAt: row.tokenIssuedAt });
+
 /** The lifetime a fresh token of this credential has, as far as can be told. */
 export function tokenLifetimeMs(times: TokenTimes, fallbackIssuedAt: Date): number | null {
 	if (!times.expiresAt) return null;

@@ -1,13 +1,14 @@
 import { Lock } from "@upstash/lock";
 import type { Redis as NodeRedis } from "@upstash/redis";
 import { and, eq, ne, sql } from "drizzle-orm";
+import type { SecretOf } from "../credentials/secrets.ts";
 import { openSecret, sealSecret } from "../credentials/service.ts";
 import { getKeyRing, open, seal } from "../crypto/envelope.ts";
 import { type CredentialRow, credentials } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import { type OAuthTokenSet, refreshAccessToken } from "../oauth/service.ts";
 import type { Services } from "../services.ts";
-import { needsRefresh, refreshBackoffMs } from "./policy.ts";
+import { needsRefresh, refreshBackoffMs, tokenTimesOf } from "./policy.ts";
 import { LeaseStore, leaseKeys, lockStoreDown } from "./store.ts";
 
 /**
@@ -23,7 +24,7 @@ import { LeaseStore, leaseKeys, lockStoreDown } from "./store.ts";
 /** The refresh lock's lease; extended while a refresh waits or runs. */
 const LOCK_LEASE_MS = 15_000;
 /** How long the provider's answer is kept, sealed, until the database has it: many cron runs. */
-export const STASH_TTL_MS = 24 * 60 * 60 * 1000;
+const STASH_TTL_MS = 24 * 60 * 60 * 1000;
 /** Added to the writer intent's life beyond the last held lease, so a refresher can finish. */
 const WRITER_SLACK_MS = LOCK_LEASE_MS;
 
@@ -209,7 +210,7 @@ export async function recoverStash(
 	services: Services,
 	credentialId: string,
 	ownedBy?: readonly string[],
-): Promise<"written" | "dropped" | "none" | "busy" | "skipped"> {
+): Promise<"written" | "dropped" | "busy" | "skipped"> {
 	const store = new LeaseStore(services.redis);
 	const holder = crypto.randomUUID();
 	if (!(await acquireLock(services, store, credentialId, holder))) return "busy";
@@ -221,10 +222,8 @@ export async function recoverStash(
 			await store.dropStash(credentialId, -1);
 			return "dropped";
 		}
-		const before = await store.readStash(credentialId);
-		if (!before) return "none";
-		const written = await applyStash(services, store, row as OAuthRow);
-		return written ? "written" : "dropped";
+		const applied = await applyStash(services, store, row as OAuthRow);
+		return applied ? "written" : "dropped";
 	} finally {
 		await store.releaseLock(credentialId, holder).catch(() => {});
 	}
@@ -234,7 +233,7 @@ const notFound = () => new LatchkeyError("not_found", "No such credential.");
 
 function stillNeedsRefresh(services: Services, row: CredentialRow, options: RefreshOptions) {
 	return needsRefresh(
-		{ expiresAt: row.accessTokenExpiresAt, issuedAt: row.tokenIssuedAt },
+		tokenTimesOf(row),
 		row.updatedAt,
 		services.now(),
 		options.ttlMs,
@@ -373,27 +372,17 @@ async function graftRefreshToken(
 	tokens: OAuthTokenSet,
 ): Promise<OAuthRow | null> {
 	const rotated = tokens.refreshToken;
-	if (!rotated || rotated === presented || latest.status === "revoked") return null;
+	if (!rotated || rotated === presented) return null;
 	const secret = await openSecret(services, latest);
 	if (secret.refresh_token !== presented) return null;
-	const sealed = await sealSecret(services, latest, { ...secret, refresh_token: rotated });
-	const [updated] = await services.db
-		.update(credentials)
-		.set({
-			...sealed,
-			version: sql`${credentials.version} + 1`,
-			tokenVersion: latest.tokenVersion + 1,
-			updatedAt: services.now(),
-		})
-		.where(and(eq(credentials.id, latest.id), eq(credentials.tokenVersion, latest.tokenVersion)))
-		.returning();
+	const updated = await fencedTokenWrite(services, latest, { ...secret, refresh_token: rotated });
 	if (!updated) {
 		services.logger.warn("rotated refresh token not carried over: the credential moved on", {
 			credential_id: latest.id,
 		});
 		return null;
 	}
-	return updated as OAuthRow;
+	return updated;
 }
 
 /** Redis learns of the write: intent done, older tokens no longer granted, stash spent. */
@@ -575,15 +564,15 @@ async function writeTokens(
 ): Promise<OAuthRow | null> {
 	const current = await openSecret(services, row);
 	const refresh = tokens.refreshToken ?? current.refresh_token;
-	const sealed = await sealSecret(services, row, {
-		access_token: tokens.accessToken,
-		token_type: tokens.tokenType || current.token_type || "Bearer",
-		...(refresh ? { refresh_token: refresh } : {}),
-	});
-	const [updated] = await services.db
-		.update(credentials)
-		.set({
-			...sealed,
+	return fencedTokenWrite(
+		services,
+		row,
+		{
+			access_token: tokens.accessToken,
+			token_type: tokens.tokenType || current.token_type || "Bearer",
+			...(refresh ? { refresh_token: refresh } : {}),
+		},
+		{
 			accessTokenExpiresAt: tokens.expiresAt,
 			tokenIssuedAt: obtainedAt,
 			// Providers that restate scopes on refresh say what the token now carries.
@@ -592,6 +581,27 @@ async function writeTokens(
 			refreshFailures: 0,
 			refreshRetryAt: null,
 			refreshError: null,
+		},
+	);
+}
+
+/**
+ * Seals `secret` over the row and writes it only if the token version is still the one read (and
+ * the credential is not revoked): the one fenced token write that a refresh, a stash's write-back
+ * and a carried-over refresh token all go through. Null when fenced off.
+ */
+async function fencedTokenWrite(
+	services: Services,
+	row: OAuthRow,
+	secret: SecretOf["oauth2"],
+	also: Partial<typeof credentials.$inferInsert> = {},
+): Promise<OAuthRow | null> {
+	const sealed = await sealSecret(services, row, secret);
+	const [updated] = await services.db
+		.update(credentials)
+		.set({
+			...sealed,
+			...also,
 			version: sql`${credentials.version} + 1`,
 			tokenVersion: row.tokenVersion + 1,
 			updatedAt: services.now(),

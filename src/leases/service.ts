@@ -7,7 +7,7 @@ import { type CredentialRow, credentials, oauthProviders } from "../db/schema.ts
 import { LatchkeyError } from "../errors.ts";
 import { builtinProvider } from "../oauth/providers.ts";
 import type { Services } from "../services.ts";
-import { DEFAULT_LEASE_TTL_S, leaseEnd, needsRefresh, tokenLimit } from "./policy.ts";
+import { DEFAULT_LEASE_TTL_S, leaseEnd, needsRefresh, tokenLimit, tokenTimesOf } from "./policy.ts";
 import {
 	ensureFresh,
 	type OAuthRow,
@@ -253,7 +253,7 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 		let now = services.now();
 		assertLeasable(row, now);
 		if (row.type === "oauth2") {
-			const times = { expiresAt: row.accessTokenExpiresAt, issuedAt: row.tokenIssuedAt };
+			const times = tokenTimesOf(row);
 			if (!triedRefresh && needsRefresh(times, row.updatedAt, now, ttlMs, invalidates)) {
 				triedRefresh = true;
 				const outcome = await ensureFresh(services, row as OAuthRow, {
@@ -272,12 +272,7 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 				throw providerUnavailable(row);
 			}
 		}
-		const limit = tokenLimit(
-			{ expiresAt: row.accessTokenExpiresAt, issuedAt: row.tokenIssuedAt },
-			row.updatedAt,
-			now,
-			invalidates,
-		);
+		const limit = tokenLimit(tokenTimesOf(row), row.updatedAt, now, invalidates);
 		const end = leaseEnd(now, ttlMs, limit);
 		const leaseId = newLeaseId(row.id);
 		// Decryption overlaps the Redis round trip; a grant refused below wastes only CPU.

@@ -26,7 +26,7 @@ import { LatchkeyError } from "../errors.ts";
  */
 
 /** How long a lease's record outlives its end (or release): renew and release say 410, not 404. */
-export const LEASE_RECORD_RETENTION_MS = 5 * 60 * 1000;
+const LEASE_RECORD_RETENTION_MS = 5 * 60 * 1000;
 /** How long the token generation is kept: longer than any lease request's read-to-grant window. */
 const GENERATION_TTL_MS = 10 * 60 * 1000;
 /** The generation a deleted credential's leases are fenced with: no version ever reaches it. */
