@@ -499,6 +499,7 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 
 	it("fencing: a refresh whose row moved on meanwhile never overwrites the newer tokens", async () => {
 		const { user, username, id } = await connected(PLAIN);
+		let reconnected: Awaited<ReturnType<typeof tokensOf>> | undefined;
 		await age(id, 3570, 30);
 		const l = await createLease(services, {
 			userId: user.id,
@@ -508,10 +509,12 @@ describe("refresh engine (domain level, hooks as barriers)", () => {
 				// A newer token write lands first: the user reconnects the same account.
 				afterProviderCall: async () => {
 					expect(await connect(user.key, username, {}, PLAIN)).toBe(id);
+					reconnected = await tokensOf(id);
 				},
 			},
 		});
 		const stored = await tokensOf(id);
+		expect(stored).toEqual(reconnected);
 		expect(l.secret).toMatchObject({ access_token: stored.access_token });
 		// The fenced answer's refresh token was not written over the reconnect's.
 		expect((await introspect(stored.refresh_token ?? "")).active).toBe(true);

@@ -168,11 +168,15 @@ describe("a token write fences a refresh; nothing else does", () => {
 
 	it("a reconnect racing a refresh wins: the refresh's answer is not written over it", async () => {
 		// A newer token write: the user reconnects the same account meanwhile.
+		let reconnected: Awaited<ReturnType<typeof tokens>> | undefined;
 		const { id, lease: l } = await raceRefresh(async ({ user, username, id }) => {
 			expect(await connect(user.key, username, {}, PLAIN)).toBe(id);
+			reconnected = await tokens(id);
 		});
 		if (!l) throw new Error("the lease failed");
 		const stored = await tokens(id);
+		// Exactly the reconnect's tokens, stored and leased: the refresh's answer went nowhere.
+		expect(stored).toEqual(reconnected);
 		expect(accessTokenOf(l)).toBe(stored.access_token);
 		await expectLiveRefreshToken(services, id);
 	});
