@@ -1,4 +1,5 @@
 import type { Config } from "../config.ts";
+import { concat } from "../crypto/encoding.ts";
 import { LatchkeyError } from "../errors.ts";
 
 /**
@@ -220,13 +221,7 @@ async function readBounded(res: Response, maxBytes: number): Promise<string> {
 		}
 		chunks.push(value);
 	}
-	const all = new Uint8Array(size);
-	let at = 0;
-	for (const c of chunks) {
-		all.set(c, at);
-		at += c.byteLength;
-	}
-	return new TextDecoder().decode(all);
+	return new TextDecoder().decode(concat(...chunks));
 }
 
 /**
