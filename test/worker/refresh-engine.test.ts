@@ -684,6 +684,45 @@ describe("refresh failures", () => {
 	});
 });
 
+describe("stash index and superseded intents", () => {
+	it("forgetting a stash's index entry spares one that a newer stash re-indexed meanwhile", async () => {
+		const store = new LeaseStore(services.redis);
+		const id = `cred_${"i".repeat(16)}${Math.random().toString(36).slice(2, 6).padEnd(4, "0")}`;
+		await store.stash(id, 1, "sealed-1", 1_000, 60_000);
+		const [seen] = (await store.pendingStashes(10_000)).filter((p) => p.credentialId === id);
+		expect(seen?.indexedAt).toBe(1_000);
+		// The cron saw the entry; before it forgets it, a newer refresh stashes again.
+		await store.stash(id, 2, "sealed-2", 2_000, 60_000);
+		await store.unindexStash(id, 1_000);
+		expect(await services.redis.zscore(STASH_INDEX, id)).toBe(2_000);
+		await store.unindexStash(id, 2_000);
+		expect(await services.redis.zscore(STASH_INDEX, id)).toBeNull();
+		await store.dropStash(id, -1);
+	});
+
+	it("a refresh whose token version was superseded announces nothing and calls no provider", async () => {
+		const s = clockedServices();
+		try {
+			const { id } = await heldInMargin(s.services, s.clock.t, INVALIDATING);
+			const row = await rowOf(services, id);
+			const presented = (await tokens(id)).refresh_token ?? "";
+			// Newer tokens were committed meanwhile (a refresher whose lock this one outlived).
+			await new LeaseStore(services.redis).commitWrite(id, row.tokenVersion + 1);
+			const outcome = await ensureFresh(s.services, row, {
+				ttlMs: 5_000,
+				invalidates: true,
+				deadline: performance.now() + 2_000,
+				waitForHolders: true,
+			});
+			expect(outcome.kind).toBe("fresh");
+			expect(await services.redis.exists(leaseKeys(id).writer)).toBe(0);
+			expect(await refreshAttempts(presented)).toBe(0);
+		} finally {
+			await s.dispose();
+		}
+	});
+});
+
 describe("the lease generation fence", () => {
 	const grantAt = (store: LeaseStore, id: string, userId: string, tokenVersion: number) =>
 		store.grant({
