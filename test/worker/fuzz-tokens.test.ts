@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatKey } from "../../src/auth/key-format.ts";
 import worker from "../../src/index.ts";
 import { admin, createKeyJson, createUser, exchange } from "./fixtures.ts";
-import { BASE, call, randomIp, testDb, testEnv } from "./helpers.ts";
+import { BASE, call, expect4xxShape, randomIp, testDb, testEnv } from "./helpers.ts";
 
 /**
  * Hostile input, deeper than openapi-fuzz.test.ts: on every operation of the OpenAPI document,
@@ -87,25 +87,7 @@ async function send(
 async function expectErrorShape(res: Response, what: string): Promise<{ code: string }> {
 	if (res.status >= 500) throw new Error(`5xx: ${what} → ${res.status} ${await res.text()}`);
 	if (res.status < 400) throw new Error(`not refused: ${what} → ${res.status}`);
-	const raw = await res.text();
-	let parsed: { error?: Record<string, unknown> };
-	try {
-		parsed = JSON.parse(raw);
-	} catch {
-		throw new Error(`4xx without a JSON body: ${what} → ${res.status} ${raw.slice(0, 200)}`);
-	}
-	const e = parsed.error ?? {};
-	const ok =
-		typeof e.code === "string" &&
-		/^[a-z][a-z0-9_]*$/.test(e.code) &&
-		typeof e.message === "string" &&
-		e.message.length > 0 &&
-		typeof e.hint === "string" &&
-		e.hint.length > 0 &&
-		e.request_id === res.headers.get("x-request-id") &&
-		(res.status !== 401 || (res.headers.get("www-authenticate") ?? "").startsWith("Bearer"));
-	if (!ok) throw new Error(`not in the error shape: ${what} → ${res.status} ${raw.slice(0, 300)}`);
-	return { code: e.code as string };
+	return expect4xxShape(res, what);
 }
 
 /** Everything a request could change for the victim, plus rows a forged admin could create. */

@@ -180,3 +180,30 @@ export async function holdTransaction(): Promise<Holder> {
 		throw err;
 	}
 }
+
+/**
+ * Reads a 4xx answer and throws unless it is in API.md's error shape: a snake_case code, a
+ * message, a non-empty hint, the request id of the header, and `WWW-Authenticate: Bearer` on
+ * a 401. `what` names the request in the failure.
+ */
+export async function expect4xxShape(res: Response, what: string): Promise<{ code: string }> {
+	const raw = await res.text();
+	let parsed: { error?: Record<string, unknown> };
+	try {
+		parsed = JSON.parse(raw);
+	} catch {
+		throw new Error(`4xx without a JSON body: ${what} → ${res.status} ${raw.slice(0, 200)}`);
+	}
+	const e = parsed.error ?? {};
+	const ok =
+		typeof e.code === "string" &&
+		/^[a-z][a-z0-9_]*$/.test(e.code) &&
+		typeof e.message === "string" &&
+		e.message.length > 0 &&
+		typeof e.hint === "string" &&
+		e.hint.length > 0 &&
+		e.request_id === res.headers.get("x-request-id") &&
+		(res.status !== 401 || (res.headers.get("www-authenticate") ?? "").startsWith("Bearer"));
+	if (!ok) throw new Error(`not in the error shape: ${what} → ${res.status} ${raw.slice(0, 300)}`);
+	return { code: e.code as string };
+}
