@@ -1,5 +1,5 @@
+import { createApp } from "./app.ts";
 import { type Env, loadConfig } from "./config.ts";
-import { createApp } from "./http/app.ts";
 import { runJobs } from "./jobs/index.ts";
 import { createLogger } from "./log.ts";
 import { createServices } from "./services.ts";

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { describe, expect, it } from "vitest";
 import { generateDevSecrets } from "../../scripts/lib/dev-secrets.ts";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 
 /** The served OpenAPI document, checked against the OpenAPI 3.1 JSON schema by an independent validator. */
 describe("OpenAPI document", () => {

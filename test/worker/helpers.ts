@@ -1,8 +1,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Pool } from "@neondatabase/serverless";
+import { createApp } from "../../src/app.ts";
 import { createDb, type TxDatabase } from "../../src/db/client.ts";
-import { createApp } from "../../src/http/app.ts";
 import worker from "../../src/index.ts";
 
 export const BASE = "http://latchkey.test";

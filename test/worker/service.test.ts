@@ -7,7 +7,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { HTTPException } from "hono/http-exception";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import worker from "../../src/index.ts";
 import { call, expectError, testEnv } from "./helpers.ts";
 

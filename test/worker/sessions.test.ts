@@ -13,9 +13,9 @@ import {
 	SignJWT,
 } from "jose";
 import { describe, expect, inject, it } from "vitest";
+import { createApp } from "../../src/app.ts";
 import { authenticate, requireLiveCredential } from "../../src/auth/middleware.ts";
 import { apiKeys, refreshTokens, sessions } from "../../src/db/schema.ts";
-import { createApp } from "../../src/http/app.ts";
 import {
 	admin,
 	createKeyJson,

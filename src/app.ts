@@ -2,19 +2,19 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
-import { registerAuthRoutes } from "../auth/routes.ts";
-import { type Config, loadConfig } from "../config.ts";
-import { registerCredentialRoutes } from "../credentials/routes.ts";
-import { LatchkeyError } from "../errors.ts";
-import { registerHealthRoutes } from "../health/routes.ts";
-import { registerJobRoutes } from "../jobs/routes.ts";
-import { registerLeaseRoutes } from "../leases/routes.ts";
-import { registerManagedRoutes } from "../managed/routes.ts";
-import { registerOAuthRoutes } from "../oauth/routes.ts";
-import { registerUserRoutes } from "../users/routes.ts";
-import type { AppEnv } from "./context.ts";
-import { onError, onNotFound } from "./error-handler.ts";
-import { bodyLimit, requestContext, securityHeaders, services } from "./middleware.ts";
+import { registerAuthRoutes } from "./auth/routes.ts";
+import { type Config, loadConfig } from "./config.ts";
+import { registerCredentialRoutes } from "./credentials/routes.ts";
+import { LatchkeyError } from "./errors.ts";
+import { registerHealthRoutes } from "./health/routes.ts";
+import type { AppEnv } from "./http/context.ts";
+import { onError, onNotFound } from "./http/error-handler.ts";
+import { bodyLimit, requestContext, securityHeaders, services } from "./http/middleware.ts";
+import { registerJobRoutes } from "./jobs/routes.ts";
+import { registerLeaseRoutes } from "./leases/routes.ts";
+import { registerManagedRoutes } from "./managed/routes.ts";
+import { registerOAuthRoutes } from "./oauth/routes.ts";
+import { registerUserRoutes } from "./users/routes.ts";
 
 export interface AppOptions {
 	/** Injectable clock, so expiry rules can be tested without waiting. */
@@ -42,7 +42,11 @@ function corsFor(config: Config): MiddlewareHandler {
 	return handler;
 }
 
-/** Every request goes through this one app; capabilities register their routes on it. */
+/**
+ * Every request goes through this one app; capabilities register their routes on it. This is the
+ * composition root: the only module that knows every capability (beside src/index.ts, which
+ * serves it), so no capability and nothing in http/ has to import another one to be wired in.
+ */
 export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	const app = new OpenAPIHono<AppEnv>({
 		defaultHook: (result) => {
