@@ -1,9 +1,9 @@
 import pg from "pg";
-import WebSocket from "ws";
 import { freePort } from "../scripts/lib/net.ts";
 import { serveWorker } from "../scripts/lib/serve.ts";
 import { ROOT } from "../scripts/lib/wrangler.ts";
 import { startOAuthServer } from "../test/setup/oauth-server.ts";
+import { connectInspector } from "./cdp.ts";
 import {
 	apiClient,
 	benchUser,
@@ -27,55 +27,12 @@ const BURST = Number(process.env.BENCH_HEAP_BURST ?? 500);
 const DELAY_MS = Number(process.env.BENCH_HEAP_DELAY_MS ?? 6000);
 const LIMIT_MB = 128;
 
-/** A minimal CDP client: one WebSocket, calls matched to replies by id. */
+/** Heap figures over workerd's inspector. */
 async function inspect(port: number) {
-	const deadline = Date.now() + 15_000;
-	let target: string | undefined;
-	while (!target && Date.now() < deadline) {
-		const list = (await fetch(`http://127.0.0.1:${port}/json/list`)
-			.then((r) => r.json())
-			.catch(() => [])) as Array<{ webSocketDebuggerUrl: string }>;
-		target = list[0]?.webSocketDebuggerUrl;
-		if (!target) await new Promise((r) => setTimeout(r, 100));
-	}
-	if (!target) throw new Error(`no inspector target on 127.0.0.1:${port}`);
-	const ws = new WebSocket(target);
-	await new Promise((resolve, reject) => {
-		ws.once("open", resolve);
-		ws.once("error", reject);
-	});
-	let nextId = 1;
-	const pending = new Map<number, (message: { result?: unknown; error?: unknown }) => void>();
 	let chunks: string[] = [];
-	ws.on("message", (data) => {
-		const message = JSON.parse(String(data)) as {
-			id?: number;
-			method?: string;
-			params?: { chunk?: string };
-			result?: unknown;
-			error?: unknown;
-		};
-		if (message.method === "HeapProfiler.addHeapSnapshotChunk") {
-			chunks.push(message.params?.chunk ?? "");
-			return;
-		}
-		if (message.id !== undefined) pending.get(message.id)?.(message);
-		pending.delete(message.id ?? -1);
+	const { call, close } = await connectInspector(port, (method, params) => {
+		if (method === "HeapProfiler.addHeapSnapshotChunk") chunks.push(String(params.chunk ?? ""));
 	});
-	const call = <T>(method: string, params: Record<string, unknown> = {}): Promise<T> =>
-		new Promise((resolve, reject) => {
-			const id = nextId++;
-			const timer = setTimeout(() => {
-				pending.delete(id);
-				reject(new Error(`${method}: no answer from the inspector within 30 s`));
-			}, 30_000);
-			pending.set(id, (m) => {
-				clearTimeout(timer);
-				if (m.error) reject(new Error(`${method}: ${JSON.stringify(m.error)}`));
-				else resolve(m.result as T);
-			});
-			ws.send(JSON.stringify({ id, method, params }));
-		});
 	return {
 		/** Bytes of the isolate's JS heap in use (garbage not yet collected included). */
 		used: async () => (await call<{ usedSize: number }>("Runtime.getHeapUsage")).usedSize,
@@ -99,7 +56,7 @@ async function inspect(port: number) {
 			}
 			return total;
 		},
-		close: () => ws.close(),
+		close,
 	};
 }
 
