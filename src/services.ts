@@ -49,7 +49,7 @@ export function createServices(
 			return handle().txDb();
 		},
 		get redis() {
-			redis ??= createRedis(config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN, timing);
+			redis ??= createRedis(config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN);
 			return redis;
 		},
 	};

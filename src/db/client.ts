@@ -10,7 +10,7 @@ import type { BatchItem } from "drizzle-orm/batch";
 import { drizzle as drizzleHttp, type NeonHttpDatabase } from "drizzle-orm/neon-http";
 import { drizzle as drizzleWs, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
-import type { Timing } from "../timing.ts";
+import { measureInRequest, type Timing } from "../timing.ts";
 import * as schema from "./schema.ts";
 
 type Schema = typeof schema;
@@ -67,28 +67,42 @@ function configureDriver({ httpEndpoint, wsProxy }: DriverEndpoints): void {
 }
 
 /**
- * Wraps the HTTP query function so every round trip shows in Server-Timing. A single statement
- * runs through its query object's `execute`; the object itself must stay the driver's, because
- * a batch accepts nothing else (and runs through `transaction`).
+ * Wraps the HTTP query function so every round trip shows in the running request's
+ * Server-Timing. A single statement runs through its query object's `execute`; the object itself
+ * must stay the driver's, because a batch accepts nothing else (and runs through `transaction`).
  */
-function timed(
-	sql: NeonQueryFunction<false, false>,
-	timing: Timing,
-): NeonQueryFunction<false, false> {
+function timed(sql: NeonQueryFunction<false, false>): NeonQueryFunction<false, false> {
 	const query = ((text: string, params?: unknown[], opts?: object) => {
 		const pending = sql.query(text, params, opts) as NeonQueryPromise<false, false>;
 		const execute = pending.execute;
-		pending.execute = (...args) => timing.measure("pg", () => execute(...args));
+		pending.execute = (...args) => measureInRequest("pg", () => execute(...args));
 		return pending;
 	}) as NeonQueryFunction<false, false>["query"];
 	const transaction = ((queries: unknown, opts?: object) =>
-		timing.measure("pg", () =>
+		measureInRequest("pg", () =>
 			sql.transaction(queries as never, opts as never),
 		)) as NeonQueryFunction<false, false>["transaction"];
 	return Object.assign(Object.create(sql) as NeonQueryFunction<false, false>, {
 		query,
 		transaction,
 	});
+}
+
+const httpHandles = new Map<string, Database>();
+
+/**
+ * The HTTP handle, once per isolate and database URL: it holds no connection (each statement
+ * is a `fetch`), and building it (drizzle walks the whole schema) cost a lease measurable CPU
+ * when it was done per request.
+ */
+function httpDatabase(databaseUrl: string): Database {
+	let db = httpHandles.get(databaseUrl);
+	if (!db) {
+		db = drizzleHttp({ client: timed(neon(databaseUrl)), schema });
+		if (httpHandles.size >= 8) httpHandles.clear();
+		httpHandles.set(databaseUrl, db);
+	}
+	return db;
 }
 
 /**
@@ -101,8 +115,7 @@ export function createDb(
 	timing?: Timing,
 ): DbHandle {
 	configureDriver(endpoints);
-	const sql = neon(databaseUrl);
-	const db = drizzleHttp({ client: timing ? timed(sql, timing) : sql, schema });
+	const db = httpDatabase(databaseUrl);
 	let pool: Pool | undefined;
 	let tx: TxDatabase | undefined;
 	let ended = false;

@@ -4,7 +4,7 @@ import { concat } from "../crypto/encoding.ts";
 import { LatchkeyError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { createServices } from "../services.ts";
-import { Timing } from "../timing.ts";
+import { requestTiming, Timing } from "../timing.ts";
 import type { AppEnv } from "./context.ts";
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -23,7 +23,7 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
 		c.set("requestId", requestId);
 		c.set("timing", timing);
 		c.set("logger", createLogger("info", { request_id: requestId }));
-		await next();
+		await requestTiming.run(timing, next);
 		c.header("X-Request-Id", requestId);
 		c.header("Server-Timing", timing.header(performance.now() - started));
 		c.get("logger").info("request", {
