@@ -118,12 +118,15 @@ export async function open(
 ): Promise<string> {
 	try {
 		const ciphertext = decodeFramed(sealed.ciphertext, TAG_BYTES);
-		const rawDataKey = await unwrapDataKey(ring, sealed, ciphertext);
-		let dataKey: CryptoKey;
-		try {
-			dataKey = await importAesKey(rawDataKey);
-		} finally {
-			rawDataKey.fill(0);
+		let dataKey = cachedDataKey(ring, sealed);
+		if (!dataKey) {
+			const rawDataKey = await unwrapDataKey(ring, sealed, ciphertext);
+			try {
+				dataKey = await importAesKey(rawDataKey);
+			} finally {
+				rawDataKey.fill(0);
+			}
+			cacheDataKey(ring, sealed, dataKey);
 		}
 		const plaintext = await decryptFramed(dataKey, ciphertext, contentAd(aad));
 		return strictUtf8.decode(plaintext);
@@ -149,6 +152,8 @@ export async function rewrap(ring: KeyRing, sealed: Sealed): Promise<Sealed | nu
 	} catch (err) {
 		throw decryptionFailed("A data key", err);
 	}
+	// The old wrap is about to be replaced: it no longer opens anything from this isolate.
+	forgetDataKey(ring, sealed);
 	try {
 		const wrapped = await encryptFramed(wrappingKey, rawDataKey, await wrapAd(ciphertext, keyId));
 		return { ciphertext: sealed.ciphertext, dataKey: toBase64(wrapped), keyId };
@@ -207,6 +212,61 @@ export function credentialAadOf(row: CredentialAadFields & { aadVersion: number 
 /** AAD of an OAuth provider's client secret; the tag keeps it apart from credential AADs. */
 export function providerAad(providerId: string): string {
 	return JSON.stringify(["oauth_provider", providerId]);
+}
+
+/**
+ * Unwrapped data keys, per ring, so that a credential leased again and again is unwrapped once
+ * a minute rather than on every lease (the unwrap is a SHA-256 of the ciphertext, an AES-GCM
+ * decryption and a key import). Bounded in size and age; an entry is used only for the exact
+ * ciphertext its wrap was bound to, so the cache skips work, never a check; a re-wrap drops the
+ * old wrap's entry; a new configuration is a new ring with an empty cache. The keys are
+ * non-extractable CryptoKeys. docs/security.md, "Data-key cache".
+ */
+export const DATA_KEY_CACHE = { maxEntries: 1024, maxAgeMs: 60_000 } as const;
+
+interface CachedDataKey {
+	key: CryptoKey;
+	ciphertext: string;
+	at: number;
+}
+
+const dataKeys = new WeakMap<KeyRing, Map<string, CachedDataKey>>();
+
+const dataKeyId = (sealed: Sealed) => `${sealed.keyId}\n${sealed.dataKey}`;
+
+function cachedDataKey(ring: KeyRing, sealed: Sealed): CryptoKey | undefined {
+	const cache = dataKeys.get(ring);
+	const id = dataKeyId(sealed);
+	const entry = cache?.get(id);
+	if (!entry) return undefined;
+	if (Date.now() - entry.at > DATA_KEY_CACHE.maxAgeMs || entry.ciphertext !== sealed.ciphertext) {
+		cache?.delete(id);
+		return undefined;
+	}
+	return entry.key;
+}
+
+function cacheDataKey(ring: KeyRing, sealed: Sealed, key: CryptoKey): void {
+	let cache = dataKeys.get(ring);
+	if (!cache) {
+		cache = new Map();
+		dataKeys.set(ring, cache);
+	}
+	if (cache.size >= DATA_KEY_CACHE.maxEntries) {
+		// Insertion order: the first entry is the oldest.
+		const oldest = cache.keys().next().value;
+		if (oldest !== undefined) cache.delete(oldest);
+	}
+	cache.set(dataKeyId(sealed), { key, ciphertext: sealed.ciphertext, at: Date.now() });
+}
+
+function forgetDataKey(ring: KeyRing, sealed: Sealed): void {
+	dataKeys.get(ring)?.delete(dataKeyId(sealed));
+}
+
+/** How many unwrapped data keys this isolate holds for `ring` (tests). */
+export function cachedDataKeyCount(ring: KeyRing): number {
+	return dataKeys.get(ring)?.size ?? 0;
 }
 
 /** Why a sealed value did not open, without any of its bytes. */

@@ -1,9 +1,11 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { fromBase64, randomBytes, toBase64 } from "../../src/crypto/encoding.ts";
 import {
+	cachedDataKeyCount,
 	credentialAad,
+	DATA_KEY_CACHE,
 	getKeyRing,
 	type KeyRing,
 	open,
@@ -297,5 +299,84 @@ describe("key ring and rotation", () => {
 			expect(err).toBeInstanceOf(LatchkeyError);
 			expect((err as LatchkeyError).code).toBe("decryption_failed");
 		}
+	});
+});
+
+describe("data-key cache", () => {
+	afterEach(() => vi.restoreAllMocks());
+
+	/** AES-GCM decryptions done by `work`: two for a full open (wrap, content), one from cache. */
+	async function decryptionsOf(work: () => Promise<unknown>): Promise<number> {
+		const spy = vi.spyOn(crypto.subtle, "decrypt");
+		try {
+			await work();
+			return spy.mock.calls.length;
+		} finally {
+			spy.mockRestore();
+		}
+	}
+
+	it("unwraps a data key once, then opens from the cache", async () => {
+		const ring = await ringOf({ k1: K1 }, "k1");
+		const sealed = await seal(ring, "secret", AAD);
+		expect(await decryptionsOf(() => open(ring, sealed, AAD, "credential cred_A"))).toBe(2);
+		expect(await decryptionsOf(() => open(ring, sealed, AAD, "credential cred_A"))).toBe(1);
+		expect(cachedDataKeyCount(ring)).toBe(1);
+	});
+
+	it("skips no check: a cached key opens nothing but its own ciphertext under its own AAD", async () => {
+		const ring = await ringOf({ k1: K1 }, "k1");
+		const sealed = await seal(ring, "secret", AAD);
+		const other = await seal(ring, "other", AAD);
+		expect(await open(ring, sealed, AAD, "credential cred_A")).toBe("secret");
+		// Another seal's ciphertext under this (cached) wrap, the wrong AAD, a flipped ciphertext.
+		await expectDecryptionFailure(
+			open(ring, { ...sealed, ciphertext: other.ciphertext }, AAD, "credential cred_A"),
+		);
+		expect(await open(ring, sealed, AAD, "credential cred_A")).toBe("secret");
+		await expectDecryptionFailure(
+			open(ring, sealed, credentialAad({ ...row, id: "cred_B" }), "credential cred_A"),
+		);
+		await expectDecryptionFailure(
+			open(ring, { ...sealed, ciphertext: flip(sealed.ciphertext, 20) }, AAD, "credential cred_A"),
+		);
+	});
+
+	it("forgets a key after its maximum age", async () => {
+		const ring = await ringOf({ k1: K1 }, "k1");
+		const sealed = await seal(ring, "secret", AAD);
+		const start = Date.now();
+		const now = vi.spyOn(Date, "now").mockReturnValue(start);
+		await open(ring, sealed, AAD, "credential cred_A");
+		now.mockReturnValue(start + DATA_KEY_CACHE.maxAgeMs - 1);
+		expect(await decryptionsOf(() => open(ring, sealed, AAD, "credential cred_A"))).toBe(1);
+		now.mockReturnValue(start + DATA_KEY_CACHE.maxAgeMs + 1);
+		expect(await decryptionsOf(() => open(ring, sealed, AAD, "credential cred_A"))).toBe(2);
+	});
+
+	it("holds at most its bound, dropping the oldest", async () => {
+		const ring = await ringOf({ k1: K1 }, "k1");
+		const first = await seal(ring, "first", AAD);
+		await open(ring, first, AAD, "credential cred_A");
+		for (let i = 0; i < DATA_KEY_CACHE.maxEntries; i++) {
+			await open(ring, await seal(ring, `s${i}`, AAD), AAD, "credential cred_A");
+		}
+		expect(cachedDataKeyCount(ring)).toBe(DATA_KEY_CACHE.maxEntries);
+		expect(await decryptionsOf(() => open(ring, first, AAD, "credential cred_A"))).toBe(2);
+	});
+
+	it("drops the old wrap's key on re-wrap, and a new configuration starts empty", async () => {
+		const rotated = await ringOf({ k1: K1, k2: K2 }, "k2");
+		const old = await seal(await ring1(), "old secret", AAD);
+		await open(rotated, old, AAD, "credential cred_A");
+		expect(cachedDataKeyCount(rotated)).toBe(1);
+		const moved = await rewrap(rotated, old);
+		if (!moved) throw new Error("expected a re-wrapped row");
+		expect(cachedDataKeyCount(rotated)).toBe(0);
+		// k1 retired: the old wrap no longer opens, cache or not.
+		const retired = await ringOf({ k2: K2 }, "k2");
+		expect(cachedDataKeyCount(retired)).toBe(0);
+		await expectDecryptionFailure(open(retired, old, AAD, "credential cred_A"));
+		expect(await open(retired, moved, AAD, "credential cred_A")).toBe("old secret");
 	});
 });
