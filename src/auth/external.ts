@@ -5,8 +5,8 @@ import { CLOCK_TOLERANCE_S } from "./jwt.ts";
 
 /**
  * Only verification of an external identity provider's tokens lives here. Mapping a verified
- * token to a user creates and links user records, so it belongs to the users domain
- * (src/users/external.ts), which sits above auth; the middleware calls one after the other.
+ * token to a user, which creates and links user records, is ./external-users.ts; the middleware
+ * calls one after the other.
  */
 
 /** Asymmetric only: an HS* token could be forged by anyone holding the public JWKS. */

@@ -10,7 +10,6 @@ import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import type { Services } from "../services.ts";
 import { assertUserActive, inactiveUserError, sessionEndedByUserError } from "../user-status.ts";
-import { resolveExternalUser } from "../users/external.ts";
 import {
 	assertLegacyNotSunset,
 	type KeyCheck,
@@ -20,6 +19,7 @@ import {
 } from "./api-keys.ts";
 import { userStatusCache } from "./cache.ts";
 import { isExternalToken, verifyExternalToken } from "./external.ts";
+import { resolveExternalUser } from "./external-users.ts";
 import { verifyAccessToken } from "./jwt.ts";
 import { KEY_PREFIX } from "./key-format.ts";
 import { hasScope, type Principal } from "./principal.ts";

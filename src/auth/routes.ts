@@ -13,7 +13,7 @@ import {
 	listOf,
 } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
-import { getChangeableUser } from "../users/service.ts";
+import { getChangeableUser } from "../user-records.ts";
 import {
 	assertLegacyNotSunset,
 	createApiKey,

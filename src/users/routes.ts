@@ -12,15 +12,12 @@ import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
 import { bearerSecurity, errorResponses, IdParam, json, listOf } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
+import { getUser, MAX_EMAIL_LENGTH, MAX_NAME_LENGTH, normaliseEmail } from "../user-records.ts";
 import {
 	adminUpdateUser,
 	canonicalTimeZone,
 	createUser,
-	getUser,
 	listUsers,
-	MAX_EMAIL_LENGTH,
-	MAX_NAME_LENGTH,
-	normaliseEmail,
 	requestDeletion,
 	SETTABLE_STATUSES,
 	toUserJson,

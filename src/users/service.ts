@@ -17,11 +17,22 @@ import {
 } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import { enqueueDeletionJobs } from "../jobs/deletion.ts";
+import {
+	beingDeleted,
+	findUser,
+	getUser,
+	invalidUserField,
+	normaliseEmail,
+	normaliseName,
+	userNotFound,
+} from "../user-records.ts";
 
 /**
  * Users: the accounts that own credentials. Every rule about what a user record may contain is
- * enforced here, whoever the caller (admin route, /v1/me, identity-provider sign-in), so route
- * schemas only have to shape requests.
+ * enforced here or in src/user-records.ts, whoever the caller (admin route, /v1/me,
+ * identity-provider sign-in), so route schemas only have to shape requests. Those that auth/
+ * applies too (e-mail, name, whether an admin may still change the user) are the latter's, below
+ * both auth/ and users/.
  */
 
 export const USER_STATUSES = [
@@ -37,15 +48,8 @@ export type SettableStatus = (typeof SETTABLE_STATUSES)[number];
 export const NOTIFICATION_CHANNELS = ["email"] as const;
 export type NotificationChannel = (typeof NOTIFICATION_CHANNELS)[number];
 
-export const MAX_EMAIL_LENGTH = 254;
-export const MAX_NAME_LENGTH = 200;
-
-const EMAIL_PATTERN =
-	/^[^\s@"(),:;<>[\\\]]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
 // Intl also accepts UTC offsets ("+01:00") as zones; the contract asks for IANA names only.
 const ZONE_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+){0,2}$/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it rejects.
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 export interface UserJson {
 	id: string;
@@ -71,18 +75,7 @@ export function toUserJson(row: UserRow): UserJson {
 	};
 }
 
-function invalid(field: string, message: string): LatchkeyError {
-	return new LatchkeyError("invalid_request", `Invalid ${field}: ${message}.`, {
-		detail: [{ field, message }],
-	});
-}
-
-/** Lower-cased and trimmed, or null when it is not an address we accept. */
-export function normaliseEmail(raw: string): string | null {
-	const email = raw.trim().toLowerCase();
-	if (email.length > MAX_EMAIL_LENGTH || !EMAIL_PATTERN.test(email)) return null;
-	return email;
-}
+const invalid = invalidUserField;
 
 /**
  * The zone name to store, or null when the runtime does not know the zone. ICU resolves aliases
@@ -98,16 +91,6 @@ export function canonicalTimeZone(raw: string): string | null {
 		return null;
 	}
 	return resolved.toLowerCase() === raw.toLowerCase() ? resolved : raw;
-}
-
-/** A display name trimmed to its text; null clears it. */
-export function normaliseName(raw: string | null): string | null {
-	if (raw === null) return null;
-	const name = raw.trim();
-	if (name.length === 0 || name.length > MAX_NAME_LENGTH || CONTROL_CHARS.test(name)) {
-		throw invalid("name", `must be 1–${MAX_NAME_LENGTH} printable characters, or null`);
-	}
-	return name;
 }
 
 function normaliseNotifications(
@@ -168,21 +151,6 @@ export async function createUser(
 		}
 		throw err;
 	}
-}
-
-export async function findUser(db: Database, id: string): Promise<UserRow | null> {
-	const [row] = await db.select().from(users).where(eq(users.id, id)).limit(1);
-	return row ?? null;
-}
-
-function userNotFound(): LatchkeyError {
-	return new LatchkeyError("not_found", "No such user.");
-}
-
-export async function getUser(db: Database, id: string): Promise<UserRow> {
-	const row = await findUser(db, id);
-	if (!row) throw userNotFound();
-	return row;
 }
 
 export interface ListUsersOptions {
@@ -296,22 +264,6 @@ export async function adminUpdateUser(
 	const existing = await findUser(db, id);
 	if (!existing) throw userNotFound();
 	throw beingDeleted();
-}
-
-function beingDeleted(): LatchkeyError {
-	return new LatchkeyError("conflict", "The user is being deleted and can no longer be changed.", {
-		hint: "Deletion cannot be undone; create a new user if the account is needed again.",
-	});
-}
-
-/**
- * A user an admin may still act on, e.g. issue keys to: one being deleted is refused as
- * adminUpdateUser refuses it, since whatever it got would be revoked and purged.
- */
-export async function getChangeableUser(db: Database, id: string): Promise<UserRow> {
-	const row = await getUser(db, id);
-	if (row.status === "deleting") throw beingDeleted();
-	return row;
 }
 
 /**

@@ -1,14 +1,15 @@
 import { and, eq, isNull, sql } from "drizzle-orm";
 import type { JWTPayload } from "jose";
-import { TtlCache } from "../auth/cache.ts";
 import { newId } from "../crypto/encoding.ts";
 import type { Database } from "../db/client.ts";
 import { users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import { normaliseEmail, normaliseName } from "./service.ts";
+import { normaliseEmail, normaliseName } from "../user-records.ts";
+import { TtlCache } from "./cache.ts";
 
 // Users created or linked on sign-in with an external identity provider's token (verified by
-// src/auth/external.ts). They obey the same record rules as any other user, hence here.
+// ./external.ts). They obey the same record rules as any other user: those of src/user-records.ts,
+// which users/ applies too.
 const userBySubject = new TtlCache<string>();
 
 const unauthorized = (message: string) => new LatchkeyError("unauthorized", message);
