@@ -1,4 +1,4 @@
-import { proactiveRefreshJob, stashRecoveryJob } from "../leases/proactive.ts";
+import { recoverStashes, refreshExpiring } from "../leases/proactive.ts";
 import { findManagedProvider } from "../managed/registry.ts";
 import type { Services } from "../services.ts";
 import { runDeletionWork } from "./deletion.ts";
@@ -24,6 +24,18 @@ export const deletionJob: Job = {
 	name: "account-deletion",
 	run: (services, scope) =>
 		runDeletionWork(services, findManagedProvider, { userIds: scope?.userIds }),
+};
+
+// The leases' own work, scheduled here: leases/ knows nothing of jobs.
+export const proactiveRefreshJob: Job = {
+	name: "proactive_refresh",
+	// A scoped run (the maintenance route's user_id) refreshes only those users' credentials.
+	run: (services, scope) => refreshExpiring(services, { userIds: scope?.userIds }),
+};
+
+export const stashRecoveryJob: Job = {
+	name: "refresh_stash_recovery",
+	run: (services, scope) => recoverStashes(services, { userIds: scope?.userIds }),
 };
 
 /**

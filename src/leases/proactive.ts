@@ -1,7 +1,6 @@
 import { and, asc, eq, gt, inArray, isNull, lt, lte, notExists, or, sql } from "drizzle-orm";
 import { credentials, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import type { Job } from "../jobs/job.ts";
 import { listProviders } from "../oauth/registry.ts";
 import type { Services } from "../services.ts";
 import { ensureFresh, loadCredential, type OAuthRow, recoverStash } from "./refresh.ts";
@@ -154,14 +153,3 @@ export async function recoverStashes(
 	}
 	return result;
 }
-
-export const proactiveRefreshJob: Job = {
-	name: "proactive_refresh",
-	// A scoped run (the maintenance route's user_id) refreshes only those users' credentials.
-	run: (services, scope) => refreshExpiring(services, { userIds: scope?.userIds }),
-};
-
-export const stashRecoveryJob: Job = {
-	name: "refresh_stash_recovery",
-	run: (services, scope) => recoverStashes(services, { userIds: scope?.userIds }),
-};
