@@ -14,6 +14,30 @@ export type SecretOf = {
 
 export type AnySecret = SecretOf[CredentialType];
 
+/**
+ * OAuth tokens as a provider granted them, normalised: what an oauth2 credential's secret and
+ * its token metadata are made of. The vault's type, so that oauth/ (connect, refresh) and
+ * leases/ hand tokens down to credentials/ without credentials/ knowing either.
+ */
+export interface OAuthTokenSet {
+	accessToken: string;
+	refreshToken?: string;
+	tokenType: string;
+	expiresAt: Date | null;
+	scopes: string[];
+}
+
+/** A connected provider account, for the vault to keep as an oauth2 credential. */
+export interface ConnectedAccount {
+	userId: string;
+	provider: string;
+	username: string | null;
+	tokens: OAuthTokenSet;
+	/** The credential a scope upgrade started from. */
+	credentialId?: string;
+	title?: string;
+}
+
 /** A hostname, or `*.` + hostname; `*.example.com` also matches `example.com`. */
 export const HOST_PATTERN =
 	/^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(:\d{1,5})?$/;

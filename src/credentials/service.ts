@@ -13,10 +13,9 @@ import {
 import { type CursorKey, keysetAfter, keysetOrder } from "../db/pagination.ts";
 import { type CredentialRow, type CredentialType, credentials, users } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import type { ConnectedAccount, OAuthTokenSet } from "../oauth/service.ts";
 import type { Services } from "../services.ts";
 import { assertUserActive } from "../user-status.ts";
-import type { AnySecret, SecretOf } from "./secrets.ts";
+import type { AnySecret, ConnectedAccount, OAuthTokenSet, SecretOf } from "./secrets.ts";
 
 /** The credential object of API.md: metadata only, never a secret field. */
 export interface CredentialJson {

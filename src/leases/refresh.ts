@@ -1,12 +1,12 @@
 import { Lock } from "@upstash/lock";
 import type { Redis as NodeRedis } from "@upstash/redis";
 import { and, eq, ne, sql } from "drizzle-orm";
-import type { SecretOf } from "../credentials/secrets.ts";
+import type { OAuthTokenSet, SecretOf } from "../credentials/secrets.ts";
 import { openSecret, sealSecret } from "../credentials/service.ts";
 import { getKeyRing, open, seal } from "../crypto/envelope.ts";
 import { type CredentialRow, credentials } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import { type OAuthTokenSet, refreshAccessToken } from "../oauth/service.ts";
+import { refreshAccessToken } from "../oauth/service.ts";
 import type { Services } from "../services.ts";
 import { needsRefresh, refreshBackoffMs, tokenTimesOf } from "./policy.ts";
 import { LeaseStore, leaseKeys, lockStoreDown } from "./store.ts";

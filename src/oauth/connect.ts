@@ -1,5 +1,6 @@
 import { eq } from "drizzle-orm";
 import { z } from "zod";
+import type { ConnectedAccount } from "../credentials/secrets.ts";
 import { randomBase62 } from "../crypto/encoding.ts";
 import { getKeyRing, open, seal } from "../crypto/envelope.ts";
 import { sha256Hex } from "../crypto/hash.ts";
@@ -8,7 +9,7 @@ import { LatchkeyError } from "../errors.ts";
 import { parseStoredJson } from "../redis/json.ts";
 import type { Services } from "../services.ts";
 import { assertUserActive } from "../user-status.ts";
-import { type ConnectedAccount, revokeUpstream } from "./service.ts";
+import { revokeUpstream } from "./service.ts";
 
 /**
  * The provider's answer to a browser connect, parked until the user who started the connect

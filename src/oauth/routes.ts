@@ -11,6 +11,7 @@ import {
 } from "../auth/middleware.ts";
 import { etagOf } from "../credentials/routes.ts";
 import { CredentialSchema, ProviderSlug } from "../credentials/schemas.ts";
+import type { ConnectedAccount } from "../credentials/secrets.ts";
 import { findVisible, saveOAuthCredential, toCredentialJson } from "../credentials/service.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
@@ -27,7 +28,7 @@ import {
 } from "./connect.ts";
 import type { EffectiveProvider } from "./providers.ts";
 import { listProviders, putProvider } from "./registry.ts";
-import { type ConnectedAccount, finishAuthorization, startAuthorization } from "./service.ts";
+import { finishAuthorization, startAuthorization } from "./service.ts";
 import { consumeState, STATE_TTL_SECONDS } from "./state.ts";
 
 const ProviderId = ProviderSlug.openapi({ param: { name: "id", in: "path" }, example: "github" });

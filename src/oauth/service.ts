@@ -1,4 +1,5 @@
 import * as oauth from "oauth4webapi";
+import type { ConnectedAccount, OAuthTokenSet } from "../credentials/secrets.ts";
 import { LatchkeyError } from "../errors.ts";
 import { outboundFailureOf, outboundFetch } from "../http/outbound.ts";
 import type { Services } from "../services.ts";
@@ -14,30 +15,11 @@ import {
 /**
  * The authorization-code flow against a provider, built on oauth4webapi. Nothing here knows
  * about HTTP requests to Latchkey itself: routes pass plain values in and map the results.
- * Nor does it know the credential vault: the routes hand in how to look up the credential of a
- * scope upgrade and where to keep a connected account, so oauth/ and credentials/ never import
- * each other's services.
+ * Nor does it know the credential vault's services: the routes hand in how to look up the
+ * credential of a scope upgrade and where to keep a connected account. It names only the vault's
+ * types for what it hands over (src/credentials/secrets.ts): oauth/ builds on credentials/, never
+ * the reverse.
  */
-
-/** Tokens as a provider granted them, normalised. */
-export interface OAuthTokenSet {
-	accessToken: string;
-	refreshToken?: string;
-	tokenType: string;
-	expiresAt: Date | null;
-	scopes: string[];
-}
-
-/** A connected provider account, for the caller to keep (as a credential). */
-export interface ConnectedAccount {
-	userId: string;
-	provider: string;
-	username: string | null;
-	tokens: OAuthTokenSet;
-	/** The credential a scope upgrade started from. */
-	credentialId?: string;
-	title?: string;
-}
 
 // GitHub's API refuses requests without a User-Agent.
 const USER_AGENT = "Latchkey";
