@@ -12,8 +12,12 @@ import { onError, onNotFound } from "./http/error-handler.ts";
 import { bodyLimit, requestContext, securityHeaders, services } from "./http/middleware.ts";
 import { registerJobRoutes } from "./jobs/routes.ts";
 import { registerLeaseRoutes } from "./leases/routes.ts";
+import { endCredentialLeases } from "./leases/service.ts";
 import { registerManagedRoutes } from "./managed/routes.ts";
+import { ensureManagedCredentials } from "./managed/service.ts";
+import { resolveProvider } from "./oauth/registry.ts";
 import { registerOAuthRoutes } from "./oauth/routes.ts";
+import { revokeUpstream } from "./oauth/service.ts";
 import { registerUserRoutes } from "./users/routes.ts";
 
 export interface AppOptions {
@@ -83,7 +87,12 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	registerHealthRoutes(app);
 	registerAuthRoutes(app);
 	registerUserRoutes(app);
-	registerCredentialRoutes(app);
+	registerCredentialRoutes(app, {
+		oauthProvider: resolveProvider,
+		revokeUpstream,
+		provisionManaged: ensureManagedCredentials,
+		endLeases: endCredentialLeases,
+	});
 	registerLeaseRoutes(app);
 	registerOAuthRoutes(app);
 	registerJobRoutes(app);

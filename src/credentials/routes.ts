@@ -18,11 +18,8 @@ import {
 	listOf,
 } from "../http/openapi.ts";
 import { cursorFrom, ListQuery, mapPage, paginate } from "../http/pagination.ts";
-import { endCredentialLeases } from "../leases/service.ts";
-import { ensureManagedCredentials } from "../managed/service.ts";
-import { resolveProvider } from "../oauth/registry.ts";
-import { revokeUpstream } from "../oauth/service.ts";
-import { CredentialSchema, ProviderSlug } from "./schemas.ts";
+import type { Services } from "../services.ts";
+import { CredentialSchema, etagOf, ProviderSlug } from "./schemas.ts";
 import { HeadersSchema, HOST_PATTERN, secretString } from "./secrets.ts";
 import {
 	assertWritable,
@@ -37,6 +34,39 @@ import {
 	toCredentialJson,
 	updateCredential,
 } from "./service.ts";
+
+/**
+ * What the capabilities built on the vault add to its routes. oauth/, managed/ and leases/ import
+ * credentials/, never the reverse, so the vault names here what it needs from them and
+ * src/app.ts, which knows every capability, hands the functions in.
+ */
+export interface CredentialRouteHooks {
+	/**
+	 * The registered OAuth provider an imported oauth2 token belongs to (its name is the default
+	 * title); throws `not_found` when there is none. oauth/.
+	 */
+	oauthProvider: (services: Services, id: string) => Promise<{ name: string }>;
+	/**
+	 * Revokes an oauth2 credential's tokens at its provider (RFC 7009) before the row is deleted;
+	 * null where the provider has no revocation endpoint. oauth/.
+	 */
+	revokeUpstream: (
+		services: Services,
+		provider: string,
+		token: { accessToken?: string; refreshToken?: string },
+	) => Promise<boolean | null>;
+	/**
+	 * Beside a listing, provisions the managed credentials the user lacks; true when one appeared
+	 * within the wait (the list is then read again), what is left goes to `background`. managed/.
+	 */
+	provisionManaged: (
+		services: Services,
+		userId: string,
+		background: (work: Promise<unknown>) => void,
+	) => Promise<boolean>;
+	/** Ends the leases of a deleted credential. leases/. */
+	endLeases: (services: Services, credentialId: string) => Promise<void>;
+}
 
 const MAX_METADATA_BYTES = 8 * 1024;
 const Metadata = z
@@ -118,9 +148,6 @@ const PatchBody = z
 
 type PatchBodyT = z.infer<typeof PatchBody>;
 
-/** A credential's entity tag: its version, quoted (strong). */
-export const etagOf = (row: Pick<CredentialRow, "version">) => `"${row.version}"`;
-
 const ETAG_HEADER = {
 	ETag: {
 		description: "The credential's `version`, quoted: send it back in `If-Match`.",
@@ -170,6 +197,7 @@ const invalid = (field: string, message: string) =>
 /** Translates a validated create body into the domain's input. */
 async function toNewCredential(
 	c: Context<AuthEnv>,
+	hooks: CredentialRouteHooks,
 	body: CreateBodyT,
 	userId: string | null,
 ): Promise<NewCredential> {
@@ -201,13 +229,13 @@ async function toNewCredential(
 			};
 		case "oauth2": {
 			// An imported OAuth2 token must belong to a provider Latchkey can refresh it with.
-			const provider = await resolveProvider(c.get("services"), body.provider).catch(
-				(err: unknown) => {
+			const provider = await hooks
+				.oauthProvider(c.get("services"), body.provider)
+				.catch((err: unknown) => {
 					if (err instanceof LatchkeyError && err.code === "not_found")
 						throw invalid("provider", "not a registered OAuth2 provider");
 					throw err;
-				},
-			);
+				});
 			return {
 				...base,
 				type: "oauth2",
@@ -295,7 +323,10 @@ function toChange(row: CredentialRow, body: PatchBodyT): CredentialChange {
 	return change;
 }
 
-export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
+export function registerCredentialRoutes(
+	app: OpenAPIHono<AppEnv>,
+	hooks: CredentialRouteHooks,
+): void {
 	const authed = app as unknown as OpenAPIHono<AuthEnv>;
 	const needs = (scope: "credentials:read" | "credentials:write"): MiddlewareHandler<AuthEnv>[] => [
 		authenticate(),
@@ -318,7 +349,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			},
 		}),
 		async (c) => {
-			const input = await toNewCredential(c, c.req.valid("json"), userIdOf(c));
+			const input = await toNewCredential(c, hooks, c.req.valid("json"), userIdOf(c));
 			const row = await createCredential(c.get("services"), input);
 			return credentialResponse(c, row, 201);
 		},
@@ -353,7 +384,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			// Side by side, so the marker check costs no time on the common path; a managed
 			// credential provisioned within the wait means reading the list again.
 			const [appeared, rows] = await Promise.all([
-				ensureManagedCredentials(services, userId, (work) => c.executionCtx.waitUntil(work)),
+				hooks.provisionManaged(services, userId, (work) => c.executionCtx.waitUntil(work)),
 				list(),
 			]);
 			const page = appeared ? await list() : rows;
@@ -454,7 +485,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			if (row.type === "oauth2") {
 				try {
 					const secret = await openSecret(services, row as CredentialRow & { type: "oauth2" });
-					revoked = await revokeUpstream(services, row.provider, {
+					revoked = await hooks.revokeUpstream(services, row.provider, {
 						accessToken: secret.access_token,
 						refreshToken: secret.refresh_token,
 					});
@@ -474,7 +505,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 				throw preconditionFailed(now.id, now.version);
 			}
 			try {
-				await endCredentialLeases(services, row.id);
+				await hooks.endLeases(services, row.id);
 			} catch (err) {
 				// The row is gone; its leases then run out by their TTL (at most 15 minutes).
 				services.logger.warn("leases of a deleted credential not ended", {
@@ -501,7 +532,7 @@ export function registerCredentialRoutes(app: OpenAPIHono<AppEnv>): void {
 			},
 		}),
 		async (c) => {
-			const input = await toNewCredential(c, c.req.valid("json"), null);
+			const input = await toNewCredential(c, hooks, c.req.valid("json"), null);
 			const row = await createCredential(c.get("services"), { ...input, system: true });
 			return credentialResponse(c, row, 201);
 		},

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import type { CredentialRow } from "../db/schema.ts";
 
 /** Names a credential's provider, and an OAuth provider alike (the two share the namespace). */
 const PROVIDER_SLUG = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
@@ -31,3 +32,6 @@ export const CredentialSchema = z
 	.openapi("Credential", {
 		description: "Metadata only: a credential object never carries a secret.",
 	});
+
+/** A credential's entity tag, the ETag of an answer holding one: its version, quoted (strong). */
+export const etagOf = (row: Pick<CredentialRow, "version">) => `"${row.version}"`;

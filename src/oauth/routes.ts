@@ -9,8 +9,7 @@ import {
 	requireUser,
 	userIdOf,
 } from "../auth/middleware.ts";
-import { etagOf } from "../credentials/routes.ts";
-import { CredentialSchema, ProviderSlug } from "../credentials/schemas.ts";
+import { CredentialSchema, etagOf, ProviderSlug } from "../credentials/schemas.ts";
 import type { ConnectedAccount } from "../credentials/secrets.ts";
 import { findVisible, saveOAuthCredential, toCredentialJson } from "../credentials/service.ts";
 import { LatchkeyError } from "../errors.ts";
