@@ -13,6 +13,7 @@ import { bodyLimit, requestContext, securityHeaders, services } from "./http/mid
 import { registerJobRoutes } from "./jobs/routes.ts";
 import { registerLeaseRoutes } from "./leases/routes.ts";
 import { endCredentialLeases } from "./leases/service.ts";
+import { managedProviders } from "./managed/registry.ts";
 import { registerManagedRoutes } from "./managed/routes.ts";
 import { ensureManagedCredentials } from "./managed/service.ts";
 import { resolveProvider } from "./oauth/registry.ts";
@@ -94,7 +95,7 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 		endLeases: endCredentialLeases,
 	});
 	registerLeaseRoutes(app);
-	registerOAuthRoutes(app);
+	registerOAuthRoutes(app, { managedProviders });
 	registerJobRoutes(app);
 	registerManagedRoutes(app);
 

@@ -17,7 +17,6 @@ import type { AppEnv } from "../http/context.ts";
 import { NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, ErrorSchema, errorResponses, json, listOf } from "../http/openapi.ts";
 import { decodeIdCursor, encodeIdCursor, ListQuery } from "../http/pagination.ts";
-import { managedProviders } from "../managed/registry.ts";
 import type { Services } from "../services.ts";
 import {
 	CONNECT_ID_PATTERN,
@@ -353,7 +352,17 @@ const finalizeRoute = createRoute({
 	},
 });
 
-export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
+/**
+ * What a capability above oauth/ adds to its routes. managed/ imports oauth/ (a provisioner may
+ * not take an OAuth provider's id), never the reverse, so src/app.ts hands GET /v1/providers the
+ * managed providers it lists beside the OAuth ones.
+ */
+export interface OAuthRouteHooks {
+	/** The managed providers this deployment provisions now (id and display name). managed/. */
+	managedProviders: (services: Services) => Promise<readonly { id: string; name: string }[]>;
+}
+
+export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>, hooks: OAuthRouteHooks): void {
 	const authed = app as unknown as OpenAPIHono<AuthEnv>;
 
 	authed.openapi(providersRoute, async (c) => {
@@ -364,7 +373,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		// platform provisions their credentials (an api_key each).
 		const [oauth, managed] = await Promise.all([
 			listProviders(services),
-			managedProviders(services),
+			hooks.managedProviders(services),
 		]);
 		const all: z.infer<typeof ProviderSummarySchema>[] = [
 			...oauth.map(toSummary),
