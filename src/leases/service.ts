@@ -54,7 +54,15 @@ export interface LeaseRequest {
 	liveCheck?: BatchedCheck | null;
 	/** Keeps work alive past the response (the Workers `waitUntil`); without it the work is not awaited. */
 	defer?: (work: Promise<unknown>) => void;
-	hooks?: RefreshHooks;
+	hooks?: LeaseHooks;
+}
+
+/** Test seams: barriers inside the fast path, besides the refresh's own. */
+export interface LeaseHooks extends RefreshHooks {
+	/** The fast path's row read (with the fresh check) has answered; its grant may not have. */
+	afterFastRead?(): void | Promise<void>;
+	/** The fast path is about to send its provisional grant. */
+	beforeFastGrant?(): void | Promise<void>;
 }
 
 // `lease_<credential id without its prefix>_<random>`: renew and release find the credential's
@@ -231,6 +239,209 @@ function touch(services: Services, row: CredentialRow, defer?: (work: Promise<un
 }
 
 /**
+ * What an isolate last leased of a credential to a user: the token facts a grant is planned from
+ * (never a secret). With it, the grant is sent beside the row read instead of after it; the read
+ * then confirms the plan or the grant is retracted (docs/leases.md, "The fast path").
+ */
+type PlanFields = Pick<
+	CredentialRow,
+	"type" | "status" | "tokenVersion" | "accessTokenExpiresAt" | "tokenIssuedAt" | "updatedAt"
+>;
+interface LeaseHint extends PlanFields {
+	invalidates: boolean;
+	at: number;
+}
+
+/** A hint is a guess, checked by every read; these bound only the isolate's memory and staleness. */
+export const LEASE_HINTS = { maxEntries: 10_000, maxAgeMs: 5 * 60_000 } as const;
+const hints = new Map<string, LeaseHint>();
+const hintKey = (userId: string, credentialId: string) => `${userId}\n${credentialId}`;
+
+function rememberHint(userId: string, row: CredentialRow, invalidates: boolean, now: Date) {
+	const key = hintKey(userId, row.id);
+	hints.delete(key);
+	if (hints.size >= LEASE_HINTS.maxEntries) {
+		const oldest = hints.keys().next().value;
+		if (oldest !== undefined) hints.delete(oldest);
+	}
+	hints.set(key, {
+		type: row.type,
+		status: row.status,
+		tokenVersion: row.tokenVersion,
+		accessTokenExpiresAt: row.accessTokenExpiresAt,
+		tokenIssuedAt: row.tokenIssuedAt,
+		updatedAt: row.updatedAt,
+		invalidates,
+		at: now.getTime(),
+	});
+}
+
+/** Forgets every hint of this isolate (tests). */
+export function forgetLeaseHints(): void {
+	hints.clear();
+}
+
+interface GrantPlan {
+	tokenVersion: number;
+	end: number;
+	limit: number | null;
+}
+
+/**
+ * The grant a lease of these token facts gets at `now`, or null when the serial path must
+ * decide: the credential is not leasable as it stands, or its token needs a refresh first.
+ */
+function planOf(
+	fields: PlanFields,
+	invalidates: boolean,
+	now: Date,
+	ttlMs: number,
+): GrantPlan | null {
+	if (fields.status !== "active") return null;
+	const times = tokenTimesOf(fields);
+	if (times.expiresAt && times.expiresAt <= now) return null;
+	if (fields.type === "oauth2" && needsRefresh(times, fields.updatedAt, now, ttlMs, invalidates)) {
+		return null;
+	}
+	const limit = tokenLimit(times, fields.updatedAt, now, invalidates);
+	return {
+		tokenVersion: fields.tokenVersion,
+		end: leaseEnd(now, ttlMs, limit).getTime(),
+		limit: limit?.getTime() ?? null,
+	};
+}
+
+const samePlan = (a: GrantPlan, b: GrantPlan) =>
+	a.tokenVersion === b.tokenVersion && a.end === b.end && a.limit === b.limit;
+
+function leaseOf(
+	row: CredentialRow,
+	leaseId: string,
+	end: Date,
+	secret: SecretOf[keyof SecretOf],
+): Lease {
+	return {
+		lease_id: leaseId,
+		credential_id: row.id,
+		expires_at: end.toISOString(),
+		token_expires_at: row.accessTokenExpiresAt?.toISOString() ?? null,
+		secret: secretView(row, secret),
+	};
+}
+
+const rateOf = (services: Services) => ({
+	burst: services.config.LATCHKEY_LEASE_BURST,
+	perSecond: services.config.LATCHKEY_LEASE_RATE_PER_SECOND,
+});
+
+/** Where the serial path resumes after a fast path that did not lease. */
+type FastOutcome =
+	| { lease: Lease }
+	| { read: LeaseRead; resume: "plan" | "wait_for_refresh" | "read_again" };
+
+/**
+ * The common path at one round trip of latency: with a hint, the provisional grant goes to
+ * Redis while Postgres runs the caller's fresh check and reads the row. Nothing leaves before
+ * both have answered: a refused caller, a missing credential or a failed read retracts the grant
+ * and answers as the serial path would; a row that disagrees with the plan (newer token, a
+ * refresh due, another status) retracts it and hands the row to the serial path.
+ */
+async function fastLease(
+	services: Services,
+	store: LeaseStore,
+	request: LeaseRequest,
+	ttlMs: number,
+): Promise<FastOutcome | null> {
+	const key = hintKey(request.userId, request.credentialId);
+	const hint = hints.get(key);
+	if (!hint) return null;
+	const now = services.now();
+	if (now.getTime() - hint.at > LEASE_HINTS.maxAgeMs) {
+		hints.delete(key);
+		return null;
+	}
+	const plan = planOf(hint, hint.invalidates, now, ttlMs);
+	if (!plan) return null;
+	const leaseId = newLeaseId(request.credentialId);
+	const principal = request.principal ?? `user:${request.userId}`;
+	const hooks = request.hooks;
+	const [read, grant] = await Promise.allSettled([
+		readForLease(services, request.userId, request.credentialId, request.liveCheck).then(
+			async (r) => {
+				await hooks?.afterFastRead?.();
+				return r;
+			},
+		),
+		(async () => {
+			await hooks?.beforeFastGrant?.();
+			return store.grant({
+				credentialId: request.credentialId,
+				leaseId,
+				userId: request.userId,
+				principal,
+				now: now.getTime(),
+				leaseEnd: plan.end,
+				tokenLimit: plan.limit,
+				tokenVersion: plan.tokenVersion,
+				rate: rateOf(services),
+				maxLeases: services.config.LATCHKEY_MAX_LEASES_PER_CREDENTIAL,
+			});
+		})(),
+	]);
+	const granted = grant.status === "fulfilled" && grant.value.outcome === "ok";
+	const retract = () =>
+		store.retract({
+			credentialId: request.credentialId,
+			leaseId,
+			userId: request.userId,
+			principal,
+			rate: rateOf(services),
+		});
+	if (read.status === "rejected") {
+		// Refused, not found, or Postgres failed: the request leaves nothing recorded. The
+		// refusal is the answer even if Redis also failed.
+		hints.delete(key);
+		if (granted) await retract().catch(() => {});
+		throw read.reason;
+	}
+	if (grant.status === "rejected") throw grant.reason;
+	const { row, invalidates } = read.value;
+	const confirmed = planOf(row, invalidates, now, ttlMs);
+	if (!confirmed || !samePlan(confirmed, plan)) {
+		hints.delete(key);
+		// Awaited: a refresh the serial path starts waits for the holders of the token, and
+		// this request's own provisional lease must not be one of them.
+		if (granted) await retract();
+		return { read: read.value, resume: "plan" };
+	}
+	switch (grant.value.outcome) {
+		case "ok": {
+			let secret: SecretOf[keyof SecretOf];
+			try {
+				secret = await openSecret(services, row);
+			} catch (err) {
+				await store
+					.release({ credentialId: row.id, leaseId, userId: request.userId, now: now.getTime() })
+					.catch(() => {});
+				throw err;
+			}
+			rememberHint(request.userId, row, invalidates, now);
+			touch(services, row, request.defer);
+			return { lease: leaseOf(row, leaseId, new Date(plan.end), secret) };
+		}
+		case "full":
+		case "limited":
+			throw limitError(services, grant.value, row.id);
+		case "queued":
+			return { read: read.value, resume: "wait_for_refresh" };
+		case "stale":
+			// Redis has seen a newer token than the row read: the read came before that write.
+			hints.delete(key);
+			return { read: read.value, resume: "read_again" };
+	}
+}
+
+/**
  * POST /v1/credentials/{id}/leases. Reads the row (with the caller's fresh check), refreshes an
  * OAuth token first when it would not outlast the lease plus the margin, and records the lease
  * in one Redis script. While a refresh of a provider that invalidates old tokens waits for held
@@ -240,14 +451,18 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 	const store = new LeaseStore(services.redis);
 	const ttlMs = request.ttlSeconds * 1000;
 	const deadline = performance.now() + LEASE_WAIT_MS;
-	const read = await readForLease(
-		services,
-		request.userId,
-		request.credentialId,
-		request.liveCheck,
-	);
+	const fast = await fastLease(services, store, request, ttlMs);
+	if (fast && "lease" in fast) return fast.lease;
+	const read =
+		fast?.read ??
+		(await readForLease(services, request.userId, request.credentialId, request.liveCheck));
 	const { invalidates } = read;
 	let { row } = read;
+	if (fast?.resume === "wait_for_refresh") {
+		request.hooks?.waitingForRefresh?.("writer");
+		await waitForRefresh(store, row.id, deadline);
+	}
+	if (fast && fast.resume !== "plan") row = await findVisible(services, request.userId, row.id);
 	let triedRefresh = false;
 	for (let round = 0; round < MAX_ROUNDS; round++) {
 		let now = services.now();
@@ -290,10 +505,7 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 				leaseEnd: end.getTime(),
 				tokenLimit: limit?.getTime() ?? null,
 				tokenVersion: row.tokenVersion,
-				rate: {
-					burst: services.config.LATCHKEY_LEASE_BURST,
-					perSecond: services.config.LATCHKEY_LEASE_RATE_PER_SECOND,
-				},
+				rate: rateOf(services),
 				maxLeases: services.config.LATCHKEY_MAX_LEASES_PER_CREDENTIAL,
 			}),
 		]);
@@ -308,14 +520,9 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 		}
 		const { secret } = opened;
 		if (grant.outcome === "ok") {
+			rememberHint(request.userId, row, invalidates, now);
 			touch(services, row, request.defer);
-			return {
-				lease_id: leaseId,
-				credential_id: row.id,
-				expires_at: end.toISOString(),
-				token_expires_at: row.accessTokenExpiresAt?.toISOString() ?? null,
-				secret: secretView(row, secret),
-			};
+			return leaseOf(row, leaseId, end, secret);
 		}
 		if (grant.outcome === "full" || grant.outcome === "limited") {
 			throw limitError(services, grant, row.id);

@@ -136,6 +136,21 @@ redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[5]))
 return 'ok'
 `;
 
+// Retract: a provisional grant whose row read disagreed (docs/leases.md, "The fast path") is
+// removed as if it had never been, its rate token given back. Only the request that made it
+// retracts it (same user, same lease id); a retry finds nothing left and gives nothing back.
+const RETRACT = `
+if redis.call('HGET', KEYS[2], 'u') ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+local burst = tonumber(ARGV[3])
+if burst > 0 then
+  local k = tonumber(redis.call('HGET', KEYS[3], 'k'))
+  if k then redis.call('HSET', KEYS[3], 'k', tostring(math.min(burst, k + 1))) end
+end
+return 1
+`;
+
 // A credential's deletion: every lease ends at once, and a grant racing the deletion (its row read
 // before the delete) is refused as stale, then finds no row.
 const END_ALL = `
@@ -301,6 +316,7 @@ export class LeaseStore {
 			grant: scriptOf<Reply>(redis, GRANT),
 			renew: scriptOf<Reply>(redis, RENEW),
 			release: scriptOf<string>(redis, RELEASE),
+			retract: scriptOf<number>(redis, RETRACT),
 			endAll: scriptOf<number>(redis, END_ALL),
 			beginWrite: scriptOf<[number, string]>(redis, BEGIN_WRITE),
 			extendWrite: scriptOf<number>(redis, EXTEND_WRITE),
@@ -408,6 +424,23 @@ export class LeaseStore {
 				],
 			);
 			return outcome === "ok" || outcome === "gone" ? outcome : "unknown";
+		});
+	}
+
+	/** Removes a provisional grant this request made, and gives its rate token back. */
+	retract(input: {
+		credentialId: string;
+		leaseId: string;
+		userId: string;
+		principal: string;
+		rate: RateLimit;
+	}): Promise<void> {
+		const k = leaseKeys(input.credentialId);
+		return guarded(async () => {
+			await this.scripts.retract.exec(
+				[k.holders, k.lease(input.leaseId), rateKey(input.principal)],
+				[input.leaseId, input.userId, String(input.rate.burst)],
+			);
 		});
 	}
 
