@@ -2,6 +2,7 @@ import { and, eq, isNull, lt, or } from "drizzle-orm";
 import type { SecretOf } from "../credentials/secrets.ts";
 import { findVisible, openSecret, visibleTo } from "../credentials/service.ts";
 import { randomBase62 } from "../crypto/encoding.ts";
+import { readBeside } from "../db/beside.ts";
 import type { BatchedCheck } from "../db/client.ts";
 import { type CredentialRow, credentials, oauthProviders } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
@@ -123,7 +124,9 @@ async function readForLease(
 		.limit(1);
 	let rows: ReadRow[];
 	if (liveCheck) {
-		const [checked, found] = (await db.batch([liveCheck.query, read])) as [unknown, ReadRow[]];
+		// One statement rather than a batch: a batch is a transaction, four exchanges with
+		// Postgres where this is one (src/db/beside.ts).
+		const [checked, found] = (await readBeside(db, liveCheck.query, read)) as [unknown, ReadRow[]];
 		// Refused callers learn nothing about the credential, not even whether it exists.
 		liveCheck.assert(checked);
 		rows = found;
