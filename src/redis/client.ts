@@ -22,6 +22,9 @@ export function createRedis(url: string, token: string): Redis {
 			url,
 			token,
 			enableTelemetry: false,
+			// Every value Latchkey stores is ASCII (ids, numbers, base64, JSON with escapes), so
+			// the base64 wrapping of replies, made for binary values, is only decoding work.
+			responseEncoding: false,
 			retry: { retries: 2, backoff: (n) => 25 * 2 ** n },
 		});
 		// The REST client exposes no hook, so time the one method every command goes through.
