@@ -18,6 +18,8 @@ export interface Services {
 	/** Opens a WebSocket pool on first use: only for transactions that must be interactive. */
 	readonly txDb: TxDatabase;
 	readonly redis: Redis;
+	/** The same Redis, replies undecoded: for the lease scripts, which answer plain strings. */
+	readonly rawRedis: Redis;
 	readonly logger: Logger;
 	readonly now: () => Date;
 }
@@ -30,6 +32,7 @@ export function createServices(
 ): { services: Services; dispose: () => Promise<void> } {
 	let dbHandle: DbHandle | undefined;
 	let redis: Redis | undefined;
+	let rawRedis: Redis | undefined;
 	const handle = () => {
 		dbHandle ??= createDb(
 			config.DATABASE_URL,
@@ -51,6 +54,12 @@ export function createServices(
 		get redis() {
 			redis ??= createRedis(config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN);
 			return redis;
+		},
+		get rawRedis() {
+			rawRedis ??= createRedis(config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN, {
+				raw: true,
+			});
+			return rawRedis;
 		},
 	};
 	return { services, dispose: async () => dbHandle?.end() };

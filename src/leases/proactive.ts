@@ -4,7 +4,7 @@ import { LatchkeyError } from "../errors.ts";
 import { listProviders } from "../oauth/registry.ts";
 import type { Services } from "../services.ts";
 import { ensureFresh, loadCredential, type OAuthRow, recoverStash } from "./refresh.ts";
-import { LeaseStore } from "./store.ts";
+import { leaseStoreOf } from "./store.ts";
 
 /**
  * Refreshes OAuth tokens before anyone needs them: those that expire within the next 15 minutes
@@ -129,7 +129,7 @@ export async function recoverStashes(
 	services: Services,
 	options: { batch?: number; userIds?: readonly string[] } = {},
 ): Promise<Record<string, number>> {
-	const store = new LeaseStore(services.redis);
+	const store = leaseStoreOf(services);
 	const result = { pending: 0, written: 0, dropped: 0, busy: 0, skipped: 0, failed: 0 };
 	const pending = await store.pendingStashes(options.batch ?? STASH_BATCH);
 	result.pending = pending.length;

@@ -9,7 +9,7 @@ import { LatchkeyError } from "../errors.ts";
 import { refreshAccessToken } from "../oauth/service.ts";
 import type { Services } from "../services.ts";
 import { needsRefresh, refreshBackoffMs, tokenTimesOf } from "./policy.ts";
-import { LeaseStore, leaseKeys, lockStoreDown } from "./store.ts";
+import { type LeaseStore, leaseKeys, leaseStoreOf, lockStoreDown } from "./store.ts";
 
 /**
  * The refresh engine: one refresh per credential at a time across every isolate, however many
@@ -175,7 +175,7 @@ export async function ensureFresh(
 	initial: OAuthRow,
 	options: RefreshOptions,
 ): Promise<RefreshOutcome> {
-	const store = new LeaseStore(services.redis);
+	const store = leaseStoreOf(services);
 	let row = initial;
 	for (;;) {
 		const holder = crypto.randomUUID();
@@ -211,7 +211,7 @@ export async function recoverStash(
 	credentialId: string,
 	ownedBy?: readonly string[],
 ): Promise<"written" | "dropped" | "busy" | "skipped"> {
-	const store = new LeaseStore(services.redis);
+	const store = leaseStoreOf(services);
 	const holder = crypto.randomUUID();
 	if (!(await acquireLock(services, store, credentialId, holder))) return "busy";
 	try {

@@ -16,7 +16,7 @@ import {
 	refreshPending,
 	waitForRefresh,
 } from "./refresh.ts";
-import { type GrantResult, LeaseStore } from "./store.ts";
+import { type GrantResult, type LeaseStore, leaseStoreOf } from "./store.ts";
 
 /**
  * Leases: the only way a secret leaves Latchkey. A lease names the credential, ends at a fixed
@@ -451,7 +451,7 @@ async function fastLease(
  * leases, new leases queue behind it (writer priority).
  */
 export async function createLease(services: Services, request: LeaseRequest): Promise<Lease> {
-	const store = new LeaseStore(services.redis);
+	const store = leaseStoreOf(services);
 	const ttlMs = request.ttlSeconds * 1000;
 	const deadline = performance.now() + LEASE_WAIT_MS;
 	const fast = await fastLease(services, store, request, ttlMs);
@@ -554,7 +554,7 @@ export async function renewLease(
 	if (!credentialId) throw leaseNotFound();
 	const now = services.now().getTime();
 	const end = now + (input.ttlSeconds ?? DEFAULT_LEASE_TTL_S) * 1000;
-	const result = await new LeaseStore(services.redis).renew({
+	const result = await leaseStoreOf(services).renew({
 		credentialId,
 		leaseId: input.leaseId,
 		userId: input.userId,
@@ -585,7 +585,7 @@ export async function releaseLease(
 ): Promise<void> {
 	const credentialId = credentialOfLease(input.leaseId);
 	if (!credentialId) throw leaseNotFound();
-	const outcome = await new LeaseStore(services.redis).release({
+	const outcome = await leaseStoreOf(services).release({
 		credentialId,
 		leaseId: input.leaseId,
 		userId: input.userId,
@@ -597,5 +597,5 @@ export async function releaseLease(
 
 /** A deleted credential's leases end at once (renew and release then answer 410). */
 export async function endCredentialLeases(services: Services, credentialId: string): Promise<void> {
-	await new LeaseStore(services.redis).endAll(credentialId);
+	await leaseStoreOf(services).endAll(credentialId);
 }

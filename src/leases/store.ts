@@ -288,6 +288,18 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
 	}
 }
 
+const stores = new WeakMap<Redis, LeaseStore>();
+
+/** The lease store on the services' undecoded Redis client, built once per client. */
+export function leaseStoreOf(services: { rawRedis: Redis }): LeaseStore {
+	let store = stores.get(services.rawRedis);
+	if (!store) {
+		store = new LeaseStore(services.rawRedis);
+		stores.set(services.rawRedis, store);
+	}
+	return store;
+}
+
 export type GrantResult =
 	| { outcome: "ok" }
 	| { outcome: "queued"; retryInMs: number }

@@ -14,8 +14,8 @@ const clients = new Map<string, Redis>();
  * request's Server-Timing through `requestTiming`. Retries are few and short: a lock or
  * rate-limit check that waits seconds for a dead Redis is worse than a prompt 503.
  */
-export function createRedis(url: string, token: string): Redis {
-	const key = `${url}\n${token}`;
+export function createRedis(url: string, token: string, options: { raw?: boolean } = {}): Redis {
+	const key = `${url}\n${token}\n${options.raw ? "raw" : "json"}`;
 	let redis = clients.get(key);
 	if (!redis) {
 		redis = new Redis({
@@ -25,6 +25,9 @@ export function createRedis(url: string, token: string): Redis {
 			// Every value Latchkey stores is ASCII (ids, numbers, base64, JSON with escapes), so
 			// the base64 wrapping of replies, made for binary values, is only decoding work.
 			responseEncoding: false,
+			// `raw`: replies stay as Redis sent them. The lease scripts answer plain strings, and
+			// the client's JSON decoding tries (and fails, throwing) on each of them.
+			automaticDeserialization: !options.raw,
 			retry: { retries: 2, backoff: (n) => 25 * 2 ** n },
 		});
 		// The REST client exposes no hook, so time the one method every command goes through.
