@@ -5,6 +5,7 @@
  * Speaks to its parent over the IPC channel: it sends `{ready, infra}` once up, answers
  * `"stats"` with the SQL bridge's counters and exits on `"close"`.
  */
+import http from "node:http";
 import { engineChoice, startInfra } from "../scripts/lib/infra.ts";
 
 // Benches keep to a Redis database of their own, never the developer's 0 nor the test suite's
@@ -12,6 +13,60 @@ import { engineChoice, startInfra } from "../scripts/lib/infra.ts";
 process.env.TEST_REDIS_URL ??= "redis://127.0.0.1:6379/14";
 
 const infra = await startInfra({ engines: engineChoice(), label: "bench" });
+
+/**
+ * BENCH_RTT_MS: every request to the Neon and Upstash stand-ins waits this long before it is
+ * forwarded, as a round trip from a Worker to Neon and Upstash near it would. On loopback a
+ * round trip costs almost nothing, so what a request's shape costs in round trips (serial or
+ * side by side) only shows with them.
+ */
+const RTT_MS = Number(process.env.BENCH_RTT_MS ?? 0);
+
+async function delayed(target: string, ms: number): Promise<{ url: string; close(): void }> {
+	const upstream = new URL(target);
+	const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+	const server = http.createServer((req, res) => {
+		const chunks: Buffer[] = [];
+		req.on("data", (c: Buffer) => chunks.push(c));
+		req.on("end", () => {
+			setTimeout(() => {
+				const out = http.request(
+					{
+						host: upstream.hostname,
+						port: upstream.port,
+						path: req.url,
+						method: req.method,
+						headers: req.headers,
+						agent,
+					},
+					(answer) => {
+						res.writeHead(answer.statusCode ?? 502, answer.headers);
+						answer.pipe(res);
+					},
+				);
+				out.on("error", () => res.destroy());
+				out.end(Buffer.concat(chunks));
+			}, ms);
+		});
+	});
+	server.keepAliveTimeout = 60_000;
+	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+	const { port } = server.address() as { port: number };
+	const url = new URL(target);
+	url.host = `127.0.0.1:${port}`;
+	return {
+		url: url.toString().replace(/\/$/, target.endsWith("/") ? "/" : ""),
+		close: () => server.close(),
+	};
+}
+
+if (RTT_MS > 0) {
+	for (const name of ["LATCHKEY_DB_HTTP_ENDPOINT", "UPSTASH_REDIS_REST_URL"]) {
+		const target = infra.bindings[name];
+		if (!target) throw new Error(`BENCH_RTT_MS: no ${name} to delay`);
+		infra.bindings[name] = (await delayed(target, RTT_MS)).url;
+	}
+}
 const send = (message: unknown) => process.send?.(message);
 send({
 	ready: true,

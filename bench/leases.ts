@@ -32,8 +32,9 @@ const METADATA_READ = "metadata read: GET /v1/credentials/{id}";
 const MEMORY_LEASES = Number(process.env.BENCH_MEMORY_LEASES ?? 2000);
 
 const infra = await startInfraProcess();
+const RTT_MS = Number(process.env.BENCH_RTT_MS ?? 0);
 console.log(
-	`postgres: ${infra.postgres}, redis: ${infra.redis}, requests per scenario: ${REQUESTS}`,
+	`postgres: ${infra.postgres}, redis: ${infra.redis}, requests per scenario: ${REQUESTS}${RTT_MS ? `, ${RTT_MS} ms added to every Postgres and Redis round trip (BENCH_RTT_MS)` : ""}`,
 );
 // The bench measures speed, so the per-key lease rate and the per-credential cap are lifted:
 // thousands of 60 s leases of one credential within a minute would otherwise (rightly) be 429.
@@ -264,7 +265,8 @@ try {
 printAgainst(results, "/health");
 console.log("Against the metadata read of the same credential:");
 printAgainst(results, METADATA_READ);
-saveResults("leases", infra, {
+saveResults(RTT_MS ? `leases-rtt-${RTT_MS}ms` : "leases", infra, {
+	rtt_ms: RTT_MS,
 	per_lease: perLease,
 	herd,
 	memory,
