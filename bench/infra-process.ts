@@ -5,6 +5,7 @@
  * Speaks to its parent over the IPC channel: it sends `{ready, infra}` once up, answers
  * `"stats"` with the SQL bridge's counters and exits on `"close"`.
  */
+import { fork } from "node:child_process";
 import http from "node:http";
 import { engineChoice, startInfra } from "../scripts/lib/infra.ts";
 
@@ -58,6 +59,26 @@ async function delayed(target: string, ms: number): Promise<{ url: string; close
 		url: url.toString().replace(/\/$/, target.endsWith("/") ? "/" : ""),
 		close: () => server.close(),
 	};
+}
+
+// With a real Redis, its REST stand-in runs in a process of its own (the embedded Redis lives in
+// this one, so its bridge stays here).
+if (infra.redis === "real") {
+	const child = fork(new URL("./redis-bridge-process.ts", import.meta.url).pathname, [], {
+		execArgv: ["--import", "tsx"],
+		stdio: ["ignore", "inherit", "inherit", "ipc"],
+		env: {
+			...process.env,
+			BRIDGE_TOKEN: infra.bindings.UPSTASH_REDIS_REST_TOKEN,
+			BRIDGE_REDIS_URL: process.env.TEST_REDIS_URL,
+		},
+	});
+	const { url } = await new Promise<{ url: string }>((resolve, reject) => {
+		child.once("message", (m) => resolve(m as { url: string }));
+		child.once("exit", (code) => reject(new Error(`Redis bridge process exited (${code})`)));
+	});
+	infra.bindings.UPSTASH_REDIS_REST_URL = url;
+	process.on("exit", () => child.kill());
 }
 
 if (RTT_MS > 0) {
