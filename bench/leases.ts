@@ -46,6 +46,18 @@ const worker = await startWorker({
 	await infra.close();
 	throw err;
 });
+// The same worker with the fast path off: the serial lease (row read, then grant) as the
+// baseline of the same run.
+const serialWorker = await startWorker({
+	...infra.bindings,
+	LATCHKEY_LEASE_BURST: "0",
+	LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000",
+	LATCHKEY_LEASE_FAST_PATH: "off",
+}).catch(async (err) => {
+	await worker.stop();
+	await infra.close();
+	throw err;
+});
 const oauth = await startOAuthServer({ redirectUris: [`${worker.url}/v1/oauth/callback`] });
 const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
 
@@ -143,14 +155,16 @@ try {
 		};
 	};
 
-	const lease = (id: string) => () => ({
-		url: `${worker.url}/v1/credentials/${id}/leases`,
-		init: {
-			method: "POST",
-			headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-			body: JSON.stringify({ ttl_seconds: 60 }),
-		},
-	});
+	const lease =
+		(id: string, base = worker.url) =>
+		() => ({
+			url: `${base}/v1/credentials/${id}/leases`,
+			init: {
+				method: "POST",
+				headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+				body: JSON.stringify({ ttl_seconds: 60 }),
+			},
+		});
 	const scenarios: Scenario[] = [
 		{ name: "/health", request: () => ({ url: `${worker.url}/health` }) },
 		// The lease's natural yardstick: one authenticated read of the same row, no secret.
@@ -162,6 +176,11 @@ try {
 			}),
 		},
 		{ name: "lease: stored API key", request: lease(apiKey.id), expectStatus: 201 },
+		{
+			name: "lease: stored API key, serial (LATCHKEY_LEASE_FAST_PATH=off)",
+			request: lease(apiKey.id, serialWorker.url),
+			expectStatus: 201,
+		},
 		{ name: "lease: fresh OAuth token", request: lease(oauthCredential.id), expectStatus: 201 },
 	];
 	const settle = await makeSettle(worker.url);
@@ -262,6 +281,7 @@ try {
 } finally {
 	await oauth.close();
 	await worker.stop();
+	await serialWorker.stop();
 	await infra.close();
 }
 

@@ -188,6 +188,14 @@ const ConfigSchema = z
 		LATCHKEY_LEASE_RATE_PER_SECOND: wholeNumber(50, 1, 1_000_000),
 		/** Live leases one credential may have at once (a system credential counts all users'). */
 		LATCHKEY_MAX_LEASES_PER_CREDENTIAL: wholeNumber(1000, 1, 100_000),
+		/**
+		 * `off` sends every lease the serial way (row read, then grant) instead of the fast path
+		 * (docs/leases.md): an operator's switch, and the bench's baseline.
+		 */
+		LATCHKEY_LEASE_FAST_PATH: z
+			.enum(["on", "off", ""])
+			.optional()
+			.transform((v) => v !== "off"),
 	})
 	.superRefine((cfg, ctx) => {
 		if (!(cfg.LATCHKEY_ENCRYPTION_ACTIVE_KEY in cfg.LATCHKEY_ENCRYPTION_KEYS)) {

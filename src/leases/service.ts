@@ -355,6 +355,7 @@ async function fastLease(
 	request: LeaseRequest,
 	ttlMs: number,
 ): Promise<FastOutcome | null> {
+	if (!services.config.LATCHKEY_LEASE_FAST_PATH) return null;
 	const key = hintKey(request.userId, request.credentialId);
 	const hint = hints.get(key);
 	if (!hint) return null;

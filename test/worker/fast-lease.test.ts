@@ -260,6 +260,15 @@ describe("the fast path", () => {
 		expect(await holders(s, c.id)).toBe(1);
 	});
 
+	it("is off with LATCHKEY_LEASE_FAST_PATH=off: every lease reads the row first", async () => {
+		const { user, id } = await apiKeyCredential();
+		const { services: s } = clockedServices({ env: { LATCHKEY_LEASE_FAST_PATH: "off" } });
+		await directLease(s, user.id, id);
+		const serial = counted();
+		await directLease(s, user.id, id, { hooks: serial.hooks });
+		expect(serial.seen.fast).toBe(0);
+	});
+
 	it("plans nothing from a hint older than its bound: the row is read first", async () => {
 		const { user, id } = await apiKeyCredential();
 		const { services: s, clock } = clockedServices();
