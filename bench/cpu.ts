@@ -1,9 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { freePort } from "../scripts/lib/net.ts";
-import { serveWorker } from "../scripts/lib/serve.ts";
-import { ROOT } from "../scripts/lib/wrangler.ts";
 import { connectInspector } from "./cdp.ts";
-import { apiClient, benchUser, saveResults, startInfraProcess } from "./lib.ts";
+import { apiClient, benchUser, saveResults, startInfraProcess, startWorker } from "./lib.ts";
 
 /**
  * `npx tsx bench/cpu.ts` (part of `npm run bench`): the worker's own CPU per request, read from
@@ -54,21 +52,11 @@ function analyse(profile: Profile) {
 }
 
 const infra = await startInfraProcess();
-const port = await freePort();
 const inspectorPort = await freePort();
-const served = await serveWorker({
-	bindings: {
-		...infra.bindings,
-		LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,
-		LATCHKEY_LEASE_BURST: "0",
-		LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000",
-	},
-	host: "127.0.0.1",
-	port,
-	buildDir: `${ROOT}/.latchkey/bench-build-${port}`,
-	quietStdout: true,
-	inspectorPort,
-}).catch(async (err) => {
+const served = await startWorker(
+	{ ...infra.bindings, LATCHKEY_LEASE_BURST: "0", LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000" },
+	{ inspectorPort },
+).catch(async (err) => {
 	await infra.close();
 	throw err;
 });
@@ -163,6 +151,6 @@ try {
 	saveResults("cpu", infra, figures);
 } finally {
 	inspector.close();
-	await served.dispose();
+	await served.stop();
 	await infra.close();
 }

@@ -1,7 +1,5 @@
 import pg from "pg";
 import { freePort } from "../scripts/lib/net.ts";
-import { serveWorker } from "../scripts/lib/serve.ts";
-import { ROOT } from "../scripts/lib/wrangler.ts";
 import { startOAuthServer } from "../test/setup/oauth-server.ts";
 import { connectInspector } from "./cdp.ts";
 import {
@@ -10,6 +8,7 @@ import {
 	connectBenchOAuth,
 	registerBenchProvider,
 	startInfraProcess,
+	startWorker,
 } from "./lib.ts";
 
 /**
@@ -64,22 +63,11 @@ const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 const kb = (bytes: number) => (bytes / 1024).toFixed(1);
 
 const infra = await startInfraProcess();
-const port = await freePort();
 const inspectorPort = await freePort();
-const buildDir = `${ROOT}/.latchkey/bench-build-${port}`;
-const served = await serveWorker({
-	bindings: {
-		...infra.bindings,
-		LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,
-		LATCHKEY_LEASE_BURST: "0",
-		LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000",
-	},
-	host: "127.0.0.1",
-	port,
-	buildDir,
-	quietStdout: true,
-	inspectorPort,
-}).catch(async (err) => {
+const served = await startWorker(
+	{ ...infra.bindings, LATCHKEY_LEASE_BURST: "0", LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000" },
+	{ inspectorPort },
+).catch(async (err) => {
 	await infra.close();
 	throw err;
 });
@@ -202,9 +190,7 @@ try {
 } finally {
 	heap.close();
 	await oauth.close();
-	await served.dispose();
-	const { rm } = await import("node:fs/promises");
-	await rm(buildDir, { recursive: true, force: true });
+	await served.stop();
 	await infra.close();
 }
 console.log(JSON.stringify(figures));

@@ -74,7 +74,11 @@ const UNDER_WRANGLER_DEV = process.argv.includes("--dev") || process.env.BENCH_D
  */
 export async function startWorker(
 	bindings: Record<string, string>,
-	options: { onStdout?: (text: string) => void } = {},
+	options: {
+		onStdout?: (text: string) => void;
+		/** Opens workerd's inspector on this loopback port (`npm start`'s runtime only). */
+		inspectorPort?: number;
+	} = {},
 ): Promise<Worker> {
 	const port = await freePort();
 	const publicUrl = `http://127.0.0.1:${port}`;
@@ -87,6 +91,7 @@ export async function startWorker(
 			buildDir,
 			quietStdout: true,
 			...(options.onStdout ? { onStdout: options.onStdout } : {}),
+			...(options.inspectorPort === undefined ? {} : { inspectorPort: options.inspectorPort }),
 		}).catch((err: unknown) => {
 			rmSync(buildDir, { recursive: true, force: true });
 			throw err;
