@@ -189,6 +189,22 @@ const ConfigSchema = z
 		/** Live leases one credential may have at once (a system credential counts all users'). */
 		LATCHKEY_MAX_LEASES_PER_CREDENTIAL: wholeNumber(1000, 1, 100_000),
 		/**
+		 * Lets the authenticated proxy reach loopback hosts over http (a `host_scoped` host such as
+		 * `127.0.0.1:8080`, or a provider's api_base_url): `npm run dev` sets it, `npm start` only
+		 * when told to. Never on a shared host: any user could then reach its local services.
+		 */
+		LATCHKEY_PROXY_ALLOW_LOOPBACK: z
+			.enum(["true", "false", "on", "off", "1", "0", ""])
+			.optional()
+			.transform((v) => v === "true" || v === "on" || v === "1"),
+		/**
+		 * How long a proxied call may wait for the upstream's response headers after the last byte
+		 * of its request body moved (docs/proxy.md); then 504 upstream_timeout.
+		 */
+		LATCHKEY_PROXY_TIMEOUT_SECONDS: wholeNumber(30, 1, 300),
+		/** The largest request body the proxy forwards (streamed, never held whole); beyond it 413. */
+		LATCHKEY_PROXY_MAX_REQUEST_BYTES: wholeNumber(100 * 1024 * 1024, 1, 2 ** 31),
+		/**
 		 * `off` sends every lease the serial way (row read, then grant) instead of the fast path
 		 * (docs/leases.md): an operator's switch, and the bench's baseline.
 		 */

@@ -212,6 +212,11 @@ export const credentials = pgTable(
 
 export type CredentialRow = typeof credentials.$inferSelect;
 
+/** Where a provider takes an API key in a proxied request (docs/proxy.md). */
+export type ApiKeyPlacement =
+	| { in: "header"; name: string; prefix: string }
+	| { in: "query"; name: string };
+
 /**
  * Admin-registered OAuth2 providers, and admin-set client credentials for built-in ones
  * (`builtin = true`: endpoints come from the code, only the client is stored here).
@@ -239,6 +244,13 @@ export const oauthProviders = pgTable(
 			.notNull()
 			.default(false),
 		refreshTokenRotates: boolean("refresh_token_rotates").notNull().default(false),
+		/**
+		 * Where the authenticated proxy sends this provider's OAuth2 and API-key credentials
+		 * (https; docs/proxy.md). Null: the built-in value, or none.
+		 */
+		apiBaseUrl: text("api_base_url"),
+		/** How an API key rides a proxied request; null: the built-in value, else `Authorization: Bearer`. */
+		apiKeyPlacement: jsonb("api_key_placement").$type<ApiKeyPlacement>(),
 		clientId: text("client_id").notNull(),
 		/** The client secret, sealed like a credential secret. */
 		...sealedColumns,

@@ -1,5 +1,5 @@
 import { type Config, oauthEnvName } from "../config.ts";
-import type { OAuthProviderRow } from "../db/schema.ts";
+import type { ApiKeyPlacement, OAuthProviderRow } from "../db/schema.ts";
 
 /**
  * OAuth2 providers as data. A provider's effective configuration is its built-in description
@@ -30,7 +30,21 @@ export interface ProviderDescription {
 	refreshInvalidatesAccessToken: boolean;
 	/** A refresh returns a new refresh token and the old one stops working. */
 	refreshTokenRotates: boolean;
+	/**
+	 * The API root the authenticated proxy sends this provider's OAuth2 and API-key credentials
+	 * to (docs/proxy.md); null when there is no single one (Salesforce: per instance).
+	 */
+	apiBaseUrl: string | null;
+	/** How an API key of this provider rides a proxied request. */
+	apiKeyPlacement: ApiKeyPlacement;
 }
+
+/** What an API key gets when its provider declares nothing else. */
+export const DEFAULT_API_KEY_PLACEMENT: ApiKeyPlacement = {
+	in: "header",
+	name: "Authorization",
+	prefix: "Bearer ",
+};
 
 /**
  * From the providers' public documentation. Where a behaviour is not documented clearly the
@@ -54,6 +68,8 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
 		authorizeParams: { audience: "api.atlassian.com", prompt: "consent" },
 		refreshInvalidatesAccessToken: false,
 		refreshTokenRotates: true,
+		apiBaseUrl: "https://api.atlassian.com",
+		apiKeyPlacement: DEFAULT_API_KEY_PLACEMENT,
 	},
 	{
 		id: "discord",
@@ -70,6 +86,9 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
 		authorizeParams: { prompt: "consent" },
 		refreshInvalidatesAccessToken: true,
 		refreshTokenRotates: true,
+		// Bot tokens; a user's OAuth token is sent as Bearer like every OAuth2 token.
+		apiBaseUrl: "https://discord.com/api",
+		apiKeyPlacement: { in: "header", name: "Authorization", prefix: "Bot " },
 	},
 	{
 		id: "github",
@@ -88,6 +107,8 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
 		// Only GitHub App user tokens expire; their refresh tokens are single-use.
 		refreshInvalidatesAccessToken: true,
 		refreshTokenRotates: true,
+		apiBaseUrl: "https://api.github.com",
+		apiKeyPlacement: DEFAULT_API_KEY_PLACEMENT,
 	},
 	{
 		id: "google",
@@ -106,6 +127,8 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
 		authorizeParams: { access_type: "offline", prompt: "consent", include_granted_scopes: "true" },
 		refreshInvalidatesAccessToken: false,
 		refreshTokenRotates: false,
+		apiBaseUrl: "https://www.googleapis.com",
+		apiKeyPlacement: { in: "header", name: "X-Goog-Api-Key", prefix: "" },
 	},
 	{
 		id: "hubspot",
@@ -122,6 +145,8 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
 		authorizeParams: {},
 		refreshInvalidatesAccessToken: false,
 		refreshTokenRotates: false,
+		apiBaseUrl: "https://api.hubapi.com",
+		apiKeyPlacement: DEFAULT_API_KEY_PLACEMENT,
 	},
 	{
 		id: "linear",
@@ -138,6 +163,9 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
 		authorizeParams: { prompt: "consent" },
 		refreshInvalidatesAccessToken: true,
 		refreshTokenRotates: true,
+		// Personal API keys go bare in Authorization; OAuth tokens as Bearer.
+		apiBaseUrl: "https://api.linear.app",
+		apiKeyPlacement: { in: "header", name: "Authorization", prefix: "" },
 	},
 	{
 		id: "microsoft",
@@ -155,6 +183,8 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
 		authorizeParams: {},
 		refreshInvalidatesAccessToken: false,
 		refreshTokenRotates: true,
+		apiBaseUrl: "https://graph.microsoft.com",
+		apiKeyPlacement: DEFAULT_API_KEY_PLACEMENT,
 	},
 	{
 		id: "notion",
@@ -172,6 +202,8 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
 		authorizeParams: { owner: "user" },
 		refreshInvalidatesAccessToken: true,
 		refreshTokenRotates: true,
+		apiBaseUrl: "https://api.notion.com",
+		apiKeyPlacement: DEFAULT_API_KEY_PLACEMENT,
 	},
 	{
 		id: "salesforce",
@@ -189,6 +221,9 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
 		refreshInvalidatesAccessToken: false,
 		// Rotation is an org-level setting, so it has to be assumed.
 		refreshTokenRotates: true,
+		// Every org has its own instance URL (the token answer's instance_url).
+		apiBaseUrl: null,
+		apiKeyPlacement: DEFAULT_API_KEY_PLACEMENT,
 	},
 	{
 		id: "slack",
@@ -207,6 +242,8 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = [
 		// Only apps with token rotation enabled get refresh tokens at all.
 		refreshInvalidatesAccessToken: true,
 		refreshTokenRotates: true,
+		apiBaseUrl: "https://slack.com/api",
+		apiKeyPlacement: DEFAULT_API_KEY_PLACEMENT,
 	},
 ];
 
@@ -277,6 +314,8 @@ function descriptionFromRow(row: OAuthProviderRow): ProviderDescription | null {
 		authorizeParams: row.authorizeParams,
 		refreshInvalidatesAccessToken: row.refreshInvalidatesAccessToken,
 		refreshTokenRotates: row.refreshTokenRotates,
+		apiBaseUrl: row.apiBaseUrl,
+		apiKeyPlacement: row.apiKeyPlacement ?? DEFAULT_API_KEY_PLACEMENT,
 	};
 }
 
@@ -315,6 +354,8 @@ export function effectiveProvider(
 						: builtin.authorizeParams,
 					refreshInvalidatesAccessToken: row.refreshInvalidatesAccessToken,
 					refreshTokenRotates: row.refreshTokenRotates,
+					apiBaseUrl: row.apiBaseUrl ?? builtin.apiBaseUrl,
+					apiKeyPlacement: row.apiKeyPlacement ?? builtin.apiKeyPlacement,
 				}
 			: builtin;
 	} else {

@@ -1,9 +1,10 @@
 import { eq } from "drizzle-orm";
 import { getKeyRing, open, providerAad, seal } from "../crypto/envelope.ts";
-import { type OAuthProviderRow, oauthProviders } from "../db/schema.ts";
+import { type ApiKeyPlacement, type OAuthProviderRow, oauthProviders } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import { outboundUrlProblem } from "../http/outbound.ts";
 import type { Services } from "../services.ts";
+import { apiBaseUrlProblem } from "./api-target.ts";
 import {
 	BUILTIN_PROVIDERS,
 	builtinProvider,
@@ -63,6 +64,9 @@ export interface ProviderInput {
 	authorizeParams?: Record<string, string>;
 	refreshInvalidatesAccessToken?: boolean;
 	refreshTokenRotates?: boolean;
+	/** Where the authenticated proxy sends this provider's credentials (docs/proxy.md). */
+	apiBaseUrl?: string | null;
+	apiKeyPlacement?: ApiKeyPlacement | null;
 	clientId: string;
 	clientSecret: string;
 }
@@ -82,6 +86,8 @@ const FIELD_NAMES: Record<keyof ProviderInput, string> = {
 	authorizeParams: "authorize_params",
 	refreshInvalidatesAccessToken: "refresh_invalidates_access_token",
 	refreshTokenRotates: "refresh_token_rotates",
+	apiBaseUrl: "api_base_url",
+	apiKeyPlacement: "api_key_placement",
 	clientId: "client_id",
 	clientSecret: "client_secret",
 };
@@ -116,6 +122,12 @@ export async function putProvider(
 		const problem = input[key] ? outboundUrlProblem(input[key], services.config) : null;
 		if (problem) problems.push({ field: FIELD_NAMES[key], message: problem });
 	}
+	// The proxy sends users' secrets there: its own rule (https, public; loopback only when the
+	// deployment allows the proxy loopback), checked again before every proxied call.
+	const apiBaseProblem = input.apiBaseUrl
+		? apiBaseUrlProblem(input.apiBaseUrl, services.config)
+		: null;
+	if (apiBaseProblem) problems.push({ field: FIELD_NAMES.apiBaseUrl, message: apiBaseProblem });
 	if (problems.length) {
 		throw new LatchkeyError(
 			"invalid_request",
@@ -150,6 +162,8 @@ export async function putProvider(
 				refreshInvalidatesAccessToken:
 					input.refreshInvalidatesAccessToken ?? builtin.refreshInvalidatesAccessToken,
 				refreshTokenRotates: input.refreshTokenRotates ?? builtin.refreshTokenRotates,
+				apiBaseUrl: input.apiBaseUrl ?? null,
+				apiKeyPlacement: input.apiKeyPlacement ?? null,
 				clientId: input.clientId,
 				...sealed,
 				createdAt: now,
@@ -171,6 +185,8 @@ export async function putProvider(
 				authorizeParams: input.authorizeParams ?? {},
 				refreshInvalidatesAccessToken: input.refreshInvalidatesAccessToken ?? false,
 				refreshTokenRotates: input.refreshTokenRotates ?? false,
+				apiBaseUrl: input.apiBaseUrl ?? null,
+				apiKeyPlacement: input.apiKeyPlacement ?? null,
 				clientId: input.clientId,
 				...sealed,
 				createdAt: now,

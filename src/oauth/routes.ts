@@ -46,6 +46,46 @@ const HttpUrl = z
 	.max(2048)
 	.openapi({ description: "An absolute http(s) URL" });
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
+/** Headers the proxy or the runtime sets itself: an API key cannot ride them. */
+const RESERVED_HEADERS = new Set([
+	"host",
+	"content-length",
+	"transfer-encoding",
+	"connection",
+	"keep-alive",
+	"upgrade",
+	"te",
+	"trailer",
+	"proxy-connection",
+	"cookie",
+]);
+
+const ApiKeyPlacementSchema = z
+	.discriminatedUnion("in", [
+		z.strictObject({
+			in: z.literal("header"),
+			name: z
+				.string()
+				.regex(HEADER_NAME, "an HTTP header name")
+				.refine((n) => !RESERVED_HEADERS.has(n.toLowerCase()), "a header the proxy sets itself"),
+			prefix: z
+				.string()
+				.max(64)
+				.regex(/^[\x20-\x7E]*$/, "printable ASCII")
+				.default("")
+				.openapi({ description: "Sent before the key, e.g. `Bearer ` (mind the space)" }),
+		}),
+		z.strictObject({
+			in: z.literal("query"),
+			name: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, "a URL-safe query parameter name"),
+		}),
+	])
+	.openapi("ApiKeyPlacement", {
+		description:
+			'How the authenticated proxy sends an API key of this provider: in a header (with an optional prefix) or as a query parameter. Default `{"in":"header","name":"Authorization","prefix":"Bearer "}`.',
+	});
+
 const ProviderSummarySchema = z
 	.object({
 		id: z.string().openapi({ example: "github" }),
@@ -74,6 +114,11 @@ const ProviderConfigSchema = ProviderSummarySchema.extend({
 	authorize_params: z.record(z.string(), z.string()),
 	refresh_invalidates_access_token: z.boolean(),
 	refresh_token_rotates: z.boolean(),
+	api_base_url: z.string().nullable().openapi({
+		description:
+			"Where the authenticated proxy (`/v1/proxy/{credential_id}/{path}`) sends this provider's OAuth2 and API-key credentials; null: not proxied",
+	}),
+	api_key_placement: ApiKeyPlacementSchema,
 	client_id: z.string().nullable(),
 	client_source: z.enum(["admin", "env"]).nullable(),
 	updated_at: z.string().nullable(),
@@ -105,6 +150,17 @@ const ProviderPutSchema = z
 			.openapi({ description: "Write-only; stored sealed" }),
 		refresh_invalidates_access_token: z.boolean().optional(),
 		refresh_token_rotates: z.boolean().optional(),
+		api_base_url: z
+			.url({ protocol: /^https?$/ })
+			.max(2048)
+			.nullable()
+			.optional()
+			.openapi({
+				description:
+					"The API root the authenticated proxy forwards this provider's OAuth2 and API-key credentials to: https, a public host, a path prefix at most (no query). Proxied paths stay below it.",
+				example: "https://api.github.com",
+			}),
+		api_key_placement: ApiKeyPlacementSchema.nullable().optional(),
 	})
 	.openapi("ProviderPut", {
 		description:
@@ -181,6 +237,8 @@ function toConfigJson(p: EffectiveProvider) {
 		authorize_params: p.authorizeParams,
 		refresh_invalidates_access_token: p.refreshInvalidatesAccessToken,
 		refresh_token_rotates: p.refreshTokenRotates,
+		api_base_url: p.apiBaseUrl,
+		api_key_placement: p.apiKeyPlacement,
 		client_id: p.client?.clientId ?? null,
 		client_source: p.client?.source ?? null,
 		updated_at: p.updatedAt?.toISOString() ?? null,
@@ -415,6 +473,8 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>, hooks: OAuthRouteH
 			authorizeParams: body.authorize_params,
 			refreshInvalidatesAccessToken: body.refresh_invalidates_access_token,
 			refreshTokenRotates: body.refresh_token_rotates,
+			apiBaseUrl: body.api_base_url,
+			apiKeyPlacement: body.api_key_placement,
 			clientId: body.client_id,
 			clientSecret: body.client_secret,
 		});
