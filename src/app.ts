@@ -19,6 +19,7 @@ import { ensureManagedCredentials } from "./managed/service.ts";
 import { resolveProvider } from "./oauth/registry.ts";
 import { registerOAuthRoutes } from "./oauth/routes.ts";
 import { revokeUpstream } from "./oauth/service.ts";
+import { isProxyPath, proxyResponseHeaders, registerProxyRoutes } from "./proxy/routes.ts";
 import { registerUserRoutes } from "./users/routes.ts";
 
 export interface AppOptions {
@@ -39,7 +40,14 @@ function corsFor(config: Config): MiddlewareHandler {
 			origin: (origin) => (allowed.has(origin) ? origin : null),
 			allowHeaders: ["Authorization", "Content-Type", "X-Request-Id"],
 			allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-			exposeHeaders: ["X-Request-Id", "Retry-After", "Server-Timing", "Deprecation", "Sunset"],
+			exposeHeaders: [
+				"X-Request-Id",
+				"X-Latchkey-Request-Id",
+				"Retry-After",
+				"Server-Timing",
+				"Deprecation",
+				"Sunset",
+			],
 			maxAge: 600,
 		});
 		corsHandlers.set(config, handler);
@@ -79,11 +87,15 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	app.onError(onError);
 	app.notFound(onNotFound);
 
+	// Outermost on the proxy's path: a proxied answer keeps the upstream's own request id.
+	app.use("/v1/proxy/*", proxyResponseHeaders());
 	app.use("*", requestContext());
 	app.use("*", securityHeaders());
 	app.use("*", (c, next) => corsFor(loadConfig(c.env))(c, next));
 	app.use("*", services({ now: options.now }));
-	app.use("*", bodyLimit());
+	// Proxied bodies stream through under the proxy's own cap (docs/proxy.md), never buffered.
+	const limitBody = bodyLimit();
+	app.use("*", (c, next) => (isProxyPath(c.req.path) ? next() : limitBody(c, next)));
 
 	registerHealthRoutes(app);
 	registerAuthRoutes(app);
@@ -98,6 +110,7 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	registerOAuthRoutes(app, { managedProviders });
 	registerJobRoutes(app);
 	registerManagedRoutes(app);
+	registerProxyRoutes(app);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
 		type: "http",

@@ -21,6 +21,7 @@ export const ERROR_STATUS = {
 	version_conflict: 409,
 	reconnect_required: 409,
 	token_expiring: 409,
+	proxy_target_refused: 409,
 	lease_gone: 410,
 	precondition_failed: 412,
 	payload_too_large: 413,
@@ -30,8 +31,10 @@ export const ERROR_STATUS = {
 	misconfigured: 500,
 	decryption_failed: 500,
 	provider_unavailable: 502,
+	upstream_unavailable: 502,
 	dependency_unavailable: 503,
 	refresh_pending: 503,
+	upstream_timeout: 504,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -64,6 +67,8 @@ export const DEFAULT_HINTS: Record<ErrorCode, string> = {
 	reconnect_required:
 		"Reconnect the account with POST /v1/oauth/{provider}/authorize (credential_id set).",
 	token_expiring: "Release the lease and take a new one.",
+	proxy_target_refused:
+		"The credential's target (its host, or its provider's api_base_url) is not one the proxy calls; see docs/proxy.md.",
 	lease_gone: "The lease has ended; take a new one with POST /v1/credentials/{id}/leases.",
 	precondition_failed: "Read the object again and retry with its current ETag in If-Match.",
 	payload_too_large: "Send a request body of at most 64 KiB.",
@@ -74,9 +79,13 @@ export const DEFAULT_HINTS: Record<ErrorCode, string> = {
 	decryption_failed:
 		"The stored secret cannot be decrypted; report the request_id to the operator, or replace the credential.",
 	provider_unavailable: "The provider failed; retry later.",
+	upstream_unavailable:
+		"The upstream API could not be reached or answered in a way the proxy does not pass on; retry later.",
 	dependency_unavailable: "Retry after the number of seconds in Retry-After.",
 	refresh_pending:
 		"Leases of the current token must end before it is refreshed; retry after Retry-After seconds.",
+	upstream_timeout:
+		"The upstream API did not answer in time (LATCHKEY_PROXY_TIMEOUT_SECONDS); retry, or check the upstream.",
 };
 
 export interface ErrorOptions {

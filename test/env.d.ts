@@ -26,5 +26,7 @@ declare module "vitest" {
 		agentmail: { url: string };
 		/** The generic provisioner fake's root; controls: test/setup/managed-control.ts. */
 		provisioner: { url: string };
+		/** The proxy tests' third-party API (test/setup/upstream.ts): `${url}/t/<tenant>/…`. */
+		upstream: { url: string };
 	}
 }

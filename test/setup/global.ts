@@ -7,6 +7,7 @@ import { startDropper } from "./dropper.ts";
 import { startIdentityProvider } from "./idp.ts";
 import { startOAuthServer } from "./oauth-server.ts";
 import { startProvisioner } from "./provisioner.ts";
+import { startUpstream } from "./upstream.ts";
 
 const PUBLIC_URL = "http://latchkey.test";
 /** A platform front end that receives OAuth redirects itself (POST /v1/oauth/callback). */
@@ -48,6 +49,8 @@ export default async function setup(project: TestProject) {
 		// Scheduled runs with the real clock (the cron tests) must not purge users that other test
 		// files just deleted and still read; deletion tests move their own clock past this.
 		LATCHKEY_PURGE_DELAY_SECONDS: "86400",
+		// The proxy's test upstream (test/setup/upstream.ts) is a loopback server.
+		LATCHKEY_PROXY_ALLOW_LOOPBACK: "true",
 	});
 	project.provide("infra", {
 		databaseUrl: infra.databaseUrl,
@@ -69,11 +72,19 @@ export default async function setup(project: TestProject) {
 	project.provide("provisioner", { url: provisioner.url });
 	const { close: closeOAuth, ...oauthDetails } = oauth;
 	project.provide("oauth", oauthDetails);
+	// The third-party API the proxy tests call through Latchkey.
+	const upstream = await startUpstream({
+		introspectionUrl: oauth.introspectionUrl,
+		clientId: oauth.clientId,
+		clientSecret: oauth.clientSecret,
+	});
+	project.provide("upstream", { url: upstream.url });
 	console.log(
 		`[test setup] postgres: ${infra.postgres}, redis: ${infra.redis}` +
 			(infra.redis === "real" ? ` (${process.env.TEST_REDIS_URL})` : ""),
 	);
 	return async () => {
+		await upstream.close();
 		await provisioner.close();
 		await agentmail.close();
 		await dropper.close();
