@@ -345,3 +345,54 @@ export const jobs = pgTable(
 );
 
 export type JobRow = typeof jobs.$inferSelect;
+
+/**
+ * The audit log (docs/audit.md): append-only, one row per event, hash-chained per chain
+ * (`<UTC day>/<shard>`). Each row's `hash` covers its content, its place (chain, seq) and the
+ * previous row's hash, so an edited, reordered or removed row breaks the chain. `detail` is
+ * canonical JSON kept as text: jsonb would reorder its keys and change what was hashed. No
+ * foreign keys: events outlive the users, keys and credentials they name, for the retention.
+ */
+export const auditEvents = pgTable(
+	"audit_events",
+	{
+		id: text("id").primaryKey(),
+		chain: text("chain").notNull(),
+		seq: integer("seq").notNull(),
+		at: timestamp("at", { withTimezone: true, mode: "date" }).notNull(),
+		action: text("action").notNull(),
+		outcome: text("outcome").notNull(),
+		/** The user the event is about (who may read it); null: only the admin. */
+		userId: text("user_id"),
+		authMethod: text("auth_method").notNull(),
+		actorUserId: text("actor_user_id"),
+		actorKeyId: text("actor_key_id"),
+		actorSessionId: text("actor_session_id"),
+		targetType: text("target_type"),
+		targetId: text("target_id"),
+		ip: text("ip"),
+		requestId: text("request_id"),
+		detail: text("detail").notNull(),
+		prevHash: text("prev_hash").notNull(),
+		hash: text("hash").notNull(),
+	},
+	(t) => [
+		uniqueIndex("audit_events_chain_seq_idx").on(t.chain, t.seq),
+		index("audit_events_user_at_idx").on(t.userId, t.at, t.id),
+		index("audit_events_at_idx").on(t.at, t.id),
+		index("audit_events_target_idx").on(t.targetType, t.targetId, t.at, t.id),
+	],
+);
+
+export type AuditEventRow = typeof auditEvents.$inferSelect;
+
+/**
+ * The last (seq, hash) of every chain, written by the same statement as the row: without it,
+ * removing a chain's last rows would leave a shorter chain that still verifies.
+ */
+export const auditChainHeads = pgTable("audit_chain_heads", {
+	chain: text("chain").primaryKey(),
+	seq: integer("seq").notNull(),
+	hash: text("hash").notNull(),
+	updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
+});
