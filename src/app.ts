@@ -2,6 +2,8 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
+import { auditTrail, registerAuditRoutes } from "./audit/index.ts";
+import { authenticate, requireScope } from "./auth/middleware.ts";
 import { registerAuthRoutes } from "./auth/routes.ts";
 import { type Config, loadConfig } from "./config.ts";
 import { registerCredentialRoutes } from "./credentials/routes.ts";
@@ -93,6 +95,8 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	app.use("*", securityHeaders());
 	app.use("*", (c, next) => corsFor(loadConfig(c.env))(c, next));
 	app.use("*", services({ now: options.now }));
+	// Routes record audit events; this writes them after the response (docs/audit.md).
+	app.use("*", auditTrail());
 	// Proxied bodies stream through under the proxy's own cap (docs/proxy.md), never buffered.
 	const limitBody = bodyLimit();
 	app.use("*", (c, next) => (isProxyPath(c.req.path) ? next() : limitBody(c, next)));
@@ -111,6 +115,11 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	registerJobRoutes(app);
 	registerManagedRoutes(app);
 	registerProxyRoutes(app);
+	// audit/ sits below auth/ (which records into it): its routes get authentication from here.
+	registerAuditRoutes(app, {
+		authenticate: () => authenticate(),
+		requireAdmin: () => requireScope("admin"),
+	});
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
 		type: "http",

@@ -189,6 +189,11 @@ const ConfigSchema = z
 		/** Live leases one credential may have at once (a system credential counts all users'). */
 		LATCHKEY_MAX_LEASES_PER_CREDENTIAL: wholeNumber(1000, 1, 100_000),
 		/**
+		 * Days of audit log kept (docs/audit.md): the scheduled worker deletes older UTC days whole.
+		 * 0 keeps everything.
+		 */
+		LATCHKEY_AUDIT_RETENTION_DAYS: wholeNumber(365, 0, 36_500),
+		/**
 		 * Lets the authenticated proxy reach loopback hosts over http (a `host_scoped` host such as
 		 * `127.0.0.1:8080`, or a provider's api_base_url): `npm run dev` sets it, `npm start` only
 		 * when told to. Never on a shared host: any user could then reach its local services.

@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
+import { recordAudit } from "../audit/index.ts";
 import type { ApiKeyRow } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
@@ -139,6 +140,12 @@ async function issueKey(
 		scopes,
 		expiresAt: parseExpiry(body.expires_at, now()),
 	});
+	recordAudit(c, {
+		action: "api_key.created",
+		target: { type: "api_key", id: created.row.id },
+		userId,
+		detail: { scopes: created.row.scopes, expires_at: created.row.expiresAt?.toISOString() },
+	});
 	return c.json({ ...toKeyJson(created.row), key: created.key }, 201, NO_STORE);
 }
 
@@ -176,6 +183,19 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 						services.config,
 						body.refresh_token,
 						now,
+						(session) =>
+							recordAudit(c, {
+								action: "session.refresh_token_reused",
+								outcome: "denied",
+								target: { type: "session", id: session.id },
+								actor: {
+									method: "refresh_token",
+									userId: session.userId,
+									keyId: null,
+									sessionId: session.id,
+								},
+								detail: { revoked: true },
+							}),
 					);
 					return c.json(pair, 200, NO_STORE);
 				}
@@ -225,7 +245,19 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const { db, now } = c.get("services");
-			await revokeByRefreshToken(db, c.req.valid("json").refresh_token, now());
+			const ended = await revokeByRefreshToken(db, c.req.valid("json").refresh_token, now());
+			if (ended) {
+				recordAudit(c, {
+					action: "session.revoked",
+					target: { type: "session", id: ended.sessionId },
+					actor: {
+						method: "refresh_token",
+						userId: ended.userId,
+						keyId: null,
+						sessionId: ended.sessionId,
+					},
+				});
+			}
 			return c.json({ revoked: true }, 200);
 		},
 	);
@@ -346,7 +378,9 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const { db, now } = c.get("services");
-			await revokeApiKey(db, userIdOf(c), c.req.valid("param").id, now());
+			const { id } = c.req.valid("param");
+			await revokeApiKey(db, userIdOf(c), id, now());
+			recordAudit(c, { action: "api_key.revoked", target: { type: "api_key", id } });
 			return c.body(null, 204);
 		},
 	);
@@ -376,13 +410,13 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 		async (c) => {
 			const { txDb, now } = c.get("services");
 			const grace = c.req.valid("json")?.grace_seconds ?? 0;
-			const created = await rollApiKey(
-				txDb,
-				c.get("principal"),
-				c.req.valid("param").id,
-				grace,
-				now(),
-			);
+			const { id } = c.req.valid("param");
+			const created = await rollApiKey(txDb, c.get("principal"), id, grace, now());
+			recordAudit(c, {
+				action: "api_key.rolled",
+				target: { type: "api_key", id: created.row.id },
+				detail: { rolled_from: id, grace_seconds: grace },
+			});
 			return c.json({ ...toKeyJson(created.row), key: created.key }, 201, NO_STORE);
 		},
 	);
@@ -442,6 +476,12 @@ export function registerAuthRoutes(app: OpenAPIHono<AppEnv>): void {
 				userId: user_id,
 				name: body.name,
 				key: body.key,
+			});
+			recordAudit(c, {
+				action: "api_key.imported",
+				target: { type: "api_key", id: row.id },
+				userId: user_id,
+				detail: { kind: "legacy", scopes: row.scopes },
 			});
 			return c.json(toKeyJson(row), 201);
 		},

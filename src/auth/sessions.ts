@@ -175,6 +175,8 @@ export async function refreshSession(
 	config: Config,
 	presented: string,
 	now: Date,
+	/** Told which session a detected reuse revoked, before the refusal is thrown (the audit log). */
+	onReuse?: (session: { id: string; userId: string }) => void,
 ): Promise<TokenPair> {
 	if (!presented.startsWith(REFRESH_TOKEN_PREFIX)) throw invalidGrant("Unknown refresh token.");
 	const hash = await sha256Hex(presented);
@@ -200,7 +202,7 @@ export async function refreshSession(
 		}
 
 		const reused = () => {
-			return { reuse: session.id };
+			return { reuse: session.id, userId: session.userId };
 		};
 		if (token.invalidatedAt) return reused();
 		if (token.expiresAt <= now) return { error: invalidGrant("The refresh token has expired.") };
@@ -245,6 +247,7 @@ export async function refreshSession(
 		// the request fails.
 		await revokeSession(db, outcome.reuse, now, "refresh_token_reused");
 		invalidateSession(outcome.reuse);
+		onReuse?.({ id: outcome.reuse, userId: outcome.userId });
 		throw new LatchkeyError(
 			"refresh_token_reused",
 			"This refresh token was already used; the session is revoked.",
@@ -256,22 +259,26 @@ export async function refreshSession(
 	throw (outcome as { error: LatchkeyError }).error;
 }
 
-/** POST /v1/auth/revoke: holding the refresh token is enough to end its session. */
+/**
+ * POST /v1/auth/revoke: holding the refresh token is enough to end its session. The session (and
+ * its user) it ended, or null for a token it does not know.
+ */
 export async function revokeByRefreshToken(
 	db: Database,
 	presented: string,
 	now: Date,
-): Promise<boolean> {
+): Promise<{ sessionId: string; userId: string } | null> {
 	const hash = await sha256Hex(presented);
 	const [row] = await db
-		.select({ sessionId: refreshTokens.sessionId })
+		.select({ sessionId: refreshTokens.sessionId, userId: sessions.userId })
 		.from(refreshTokens)
+		.innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
 		.where(eq(refreshTokens.tokenHash, hash))
 		.limit(1);
-	if (!row) return false;
+	if (!row) return null;
 	await revokeSession(db, row.sessionId, now, "revoked_by_client");
 	invalidateSession(row.sessionId);
-	return true;
+	return row;
 }
 
 export interface AccessClaims {

@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
+import { recordAudit } from "../audit/index.ts";
 import {
 	type AuthEnv,
 	authenticate,
@@ -189,6 +190,9 @@ const FIELDS_OF_TYPE: Record<CredentialRow["type"], (keyof PatchBodyT)[]> = {
 	oauth2: ["access_token", "refresh_token", "access_token_expires_at", "scopes"],
 };
 
+/** The patch fields that replace a secret (for the audit detail: names only). */
+const SECRET_FIELDS = new Set(["api_key", "password", "headers", "access_token", "refresh_token"]);
+
 const invalid = (field: string, message: string) =>
 	new LatchkeyError("invalid_request", `Invalid ${field}: ${message}.`, {
 		detail: [{ field, location: "json", message }],
@@ -351,6 +355,11 @@ export function registerCredentialRoutes(
 		async (c) => {
 			const input = await toNewCredential(c, hooks, c.req.valid("json"), userIdOf(c));
 			const row = await createCredential(c.get("services"), input);
+			recordAudit(c, {
+				action: "credential.created",
+				target: { type: "credential", id: row.id },
+				detail: { provider: row.provider, type: row.type },
+			});
 			return credentialResponse(c, row, 201);
 		},
 	);
@@ -446,6 +455,17 @@ export function registerCredentialRoutes(
 				},
 				versions === null ? {} : { matches: (v) => versions.includes(v) },
 			);
+			// Names of the fields sent, never their values.
+			const fields = Object.keys(body).filter((k) => body[k as keyof typeof body] !== undefined);
+			recordAudit(c, {
+				action: "credential.updated",
+				target: { type: "credential", id: row.id },
+				detail: {
+					fields: fields.sort(),
+					secret_changed: fields.some((f) => SECRET_FIELDS.has(f)),
+					version: row.version,
+				},
+			});
 			return credentialResponse(c, row, 200);
 		},
 	);
@@ -513,6 +533,11 @@ export function registerCredentialRoutes(
 					error_code: err instanceof LatchkeyError ? err.code : "error",
 				});
 			}
+			recordAudit(c, {
+				action: "credential.deleted",
+				target: { type: "credential", id: row.id },
+				detail: { provider: row.provider, type: row.type, revoked },
+			});
 			return c.json({ deleted: true as const, revoked }, 200);
 		},
 	);
@@ -534,6 +559,12 @@ export function registerCredentialRoutes(
 		async (c) => {
 			const input = await toNewCredential(c, hooks, c.req.valid("json"), null);
 			const row = await createCredential(c.get("services"), { ...input, system: true });
+			recordAudit(c, {
+				action: "credential.created",
+				target: { type: "credential", id: row.id },
+				userId: null,
+				detail: { provider: row.provider, type: row.type, system: true },
+			});
 			return credentialResponse(c, row, 201);
 		},
 	);

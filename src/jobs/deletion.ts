@@ -15,6 +15,7 @@ import {
 	type SQL,
 	sql,
 } from "drizzle-orm";
+import { type AuditEventInput, systemRecord, writeAuditRecords } from "../audit/index.ts";
 import type { Config } from "../config.ts";
 import { openSecret } from "../credentials/service.ts";
 import { newId } from "../crypto/encoding.ts";
@@ -66,12 +67,13 @@ export const DELETION_CONCURRENCY = 5;
 export const DELETION_MAX_JOBS = 500;
 /**
  * Subrequests a run may spend on jobs, well under the invocation's 10,000 so that the other
- * scheduled work keeps its share. A job costs about JOB_SUBREQUESTS (SQL, a revocation) plus the
+ * scheduled work keeps its share. A job costs about JOB_SUBREQUESTS (SQL, its audit event, a
+ * revocation) plus the
  * provider calls of its deprovisioning step (at most DEPROVISION_STEP_CALLS); a run claims only
  * while the worst case of another batch still fits.
  */
 export const DELETION_MAX_SUBREQUESTS = 7000;
-export const JOB_SUBREQUESTS = 8;
+export const JOB_SUBREQUESTS = 9;
 /** Users purged per statement, and statements per run. */
 export const PURGE_BATCH = 100;
 export const PURGE_MAX_BATCHES = 5;
@@ -502,7 +504,12 @@ export async function attemptJob(
  * purge delay passed. Foreign keys cascade to keys, sessions, refresh tokens, credentials and
  * provisioning intents; the jobs stay (they have no foreign key) for the job retention.
  */
-export async function purgeUsers(services: Services, userIds?: readonly string[]): Promise<number> {
+export async function purgeUsers(
+	services: Services,
+	userIds?: readonly string[],
+	/** Collects the ids purged (for the audit log). */
+	purgedIds?: string[],
+): Promise<number> {
 	const { config } = services;
 	const now = services.now();
 	const requestedBefore = secondsBefore(now, config.LATCHKEY_PURGE_DELAY_SECONDS).toISOString();
@@ -551,6 +558,7 @@ export async function purgeUsers(services: Services, userIds?: readonly string[]
 			)
 			returning id`);
 		purged += result.rows.length;
+		purgedIds?.push(...result.rows.map((r) => r.id));
 		if (result.rows.length < PURGE_BATCH) break;
 	}
 	return purged;
@@ -663,12 +671,15 @@ export async function runDeletionWork(
 		stepped.push(...claimed.map((j) => j.id));
 		result.claimed += claimed.length;
 		result.taken_over += claimed.filter((j) => j.takenOver).length;
+		const events: AuditEventInput[] = [];
 		const settled = await Promise.all(
 			claimed.map(async (job) => {
 				const budget = new CallBudget(DEPROVISION_STEP_CALLS);
 				const outcome = await attemptJob(services, job, find, budget);
 				result.subrequests += JOB_SUBREQUESTS + budget.used;
 				const settledAs = await finishJob(services, job, runId, outcome, random);
+				const event = deprovisionEvent(job, settledAs);
+				if (event) events.push(event);
 				if (settledAs === "failed" && (outcome.status === "failed" || outcome.status === "retry")) {
 					// One line per job that needs a human, for alerting; the error is secret-free.
 					services.logger.warn("deletion job failed", {
@@ -686,12 +697,57 @@ export async function runDeletionWork(
 			if (s === "lost") result.lost_claims += 1;
 			else result[s] += 1;
 		}
+		// Never throws: a failed write goes to the audit log's Redis fallback.
+		await writeAuditRecords(
+			services,
+			events.map((e) => systemRecord(services, e)),
+			{ requestId: null },
+		);
 	}
 
-	result.purged_users = await purgeUsers(services, userIds);
+	const purgedIds: string[] = [];
+	result.purged_users = await purgeUsers(services, userIds, purgedIds);
+	await writeAuditRecords(
+		services,
+		purgedIds.map((id) =>
+			systemRecord(services, {
+				action: "user.purged",
+				target: { type: "user", id },
+				userId: id,
+			}),
+		),
+		{ requestId: null },
+	);
 	result.pruned_jobs = userIds === undefined ? await pruneJobs(services) : 0;
 	result.due_remaining = await countDue(services, userIds);
 	return result;
+}
+
+/** The audit event of an attempt's outcome; none for a step that goes on or a lost claim. */
+function deprovisionEvent(
+	job: JobRow,
+	settledAs: "done" | "retried" | "failed" | "lost" | "continued",
+): AuditEventInput | null {
+	if (settledAs === "lost" || settledAs === "continued") return null;
+	const provider = payloadString(job, "provider");
+	return {
+		action:
+			settledAs === "done"
+				? "deprovision.succeeded"
+				: settledAs === "retried"
+					? "deprovision.retried"
+					: "deprovision.failed",
+		outcome: settledAs === "done" ? "success" : "failure",
+		target: { type: "job", id: job.id },
+		userId: job.userId,
+		// The error stays on the job (GET /v1/admin/jobs/{id}); the log names only what and where.
+		detail: {
+			kind: job.kind,
+			...(provider ? { provider } : {}),
+			credential_id: payloadString(job, "credential_id") ?? undefined,
+			attempts: job.attempts,
+		},
+	};
 }
 
 /** Job rows for the admin routes. */

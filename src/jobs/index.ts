@@ -1,3 +1,4 @@
+import { drainPendingAudit, pruneAudit } from "../audit/index.ts";
 import { recoverStashes, refreshExpiring } from "../leases/proactive.ts";
 import { findManagedProvider } from "../managed/registry.ts";
 import type { Services } from "../services.ts";
@@ -38,6 +39,25 @@ export const stashRecoveryJob: Job = {
 	run: (services, scope) => recoverStashes(services, { userIds: scope?.userIds }),
 };
 
+/** Audit events whose write failed wait in Redis; this writes them into their chains. */
+export const auditWriteBackJob: Job = {
+	name: "audit-write-back",
+	run: (services) => drainPendingAudit(services),
+};
+
+/**
+ * Deletes the audit log's days older than LATCHKEY_AUDIT_RETENTION_DAYS, whole. Not in a run
+ * scoped to some users (the maintenance route's user_id): that run is about those users, and the
+ * log is everyone's.
+ */
+export const auditRetentionJob: Job = {
+	name: "audit-retention",
+	run: async (services, scope) =>
+		scope?.userIds === undefined
+			? pruneAudit(services)
+			: { deleted_events: 0, deleted_heads: 0, skipped: 1 },
+};
+
 /**
  * What every scheduled run does, in order; each job bounds its own work (docs/operations.md).
  * Deletion first: it has the tightest promise to keep (revoking a deleted user's tokens).
@@ -49,6 +69,8 @@ export const jobs: Job[] = [
 	stashRecoveryJob,
 	proactiveRefreshJob,
 	rewrapJob,
+	auditWriteBackJob,
+	auditRetentionJob,
 ];
 
 export async function runJobs(

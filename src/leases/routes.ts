@@ -1,4 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { auditRefusals, recordAudit } from "../audit/index.ts";
 import {
 	type AuthEnv,
 	authenticate,
@@ -17,7 +18,7 @@ import {
 	json,
 } from "../http/openapi.ts";
 import { DEFAULT_LEASE_TTL_S, MAX_LEASE_TTL_S } from "./policy.ts";
-import { createLease, releaseLease, renewLease } from "./service.ts";
+import { createLease, credentialOfLease, releaseLease, renewLease } from "./service.ts";
 
 /** Seconds, 1–900. */
 const ttlSeconds = () => z.number().int().min(1).max(MAX_LEASE_TTL_S);
@@ -100,6 +101,11 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 			// The fresh check of the caller's key or session runs in one batch with the credential read.
 			middleware: [
 				authenticate({ deferLiveCheck: true }),
+				// Refusals of an authenticated caller (scope, not found, limits, refresh failures).
+				auditRefusals((c) => ({
+					action: "lease.refused",
+					target: { type: "credential", id: c.req.param("id") ?? "" },
+				})),
 				requireUser(),
 				requireScope("credentials:use"),
 			],
@@ -119,6 +125,11 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 				ttlSeconds: ttlOf(c.req.valid("json")),
 				liveCheck: liveCheckOf(c),
 				defer: (work) => c.executionCtx.waitUntil(work),
+			});
+			recordAudit(c, {
+				action: "lease.granted",
+				target: { type: "credential", id: lease.credential_id },
+				detail: { lease_id: lease.lease_id, expires_at: lease.expires_at },
 			});
 			return c.json(lease, 201, NO_STORE);
 		},
@@ -144,11 +155,17 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 			},
 		}),
 		async (c) => {
+			const leaseId = c.req.valid("param").lease_id;
 			const renewed = await renewLease(c.get("services"), {
 				userId: userIdOf(c),
-				leaseId: c.req.valid("param").lease_id,
+				leaseId,
 				// No TTL asked for: the renewal may not shorten the lease.
 				ttlSeconds: c.req.valid("json")?.ttl_seconds,
+			});
+			recordAudit(c, {
+				action: "lease.renewed",
+				target: { type: "lease", id: leaseId },
+				detail: { credential_id: credentialOfLease(leaseId), expires_at: renewed.expires_at },
 			});
 			return c.json(renewed, 200);
 		},
@@ -169,9 +186,12 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 			},
 		}),
 		async (c) => {
-			await releaseLease(c.get("services"), {
-				userId: userIdOf(c),
-				leaseId: c.req.valid("param").lease_id,
+			const leaseId = c.req.valid("param").lease_id;
+			await releaseLease(c.get("services"), { userId: userIdOf(c), leaseId });
+			recordAudit(c, {
+				action: "lease.released",
+				target: { type: "lease", id: leaseId },
+				detail: { credential_id: credentialOfLease(leaseId) },
 			});
 			return c.body(null, 204);
 		},

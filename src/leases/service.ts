@@ -77,7 +77,7 @@ function newLeaseId(credentialId: string): string {
 	return `lease_${m[1]}_${randomBase62(24)}`;
 }
 
-function credentialOfLease(leaseId: string): string | null {
+export function credentialOfLease(leaseId: string): string | null {
 	const m = LEASE_ID.exec(leaseId);
 	return m ? `cred_${m[1]}` : null;
 }

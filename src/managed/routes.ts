@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
+import { recordAudit } from "../audit/index.ts";
 import { type AuthEnv, authenticate, requireScope } from "../auth/middleware.ts";
 import { ProviderSlug } from "../credentials/schemas.ts";
 import type { ManagedProviderConfigRow } from "../db/schema.ts";
@@ -157,6 +158,12 @@ export function registerManagedRoutes(app: OpenAPIHono<AppEnv>): void {
 				RESERVED_MANAGED_IDS,
 			);
 			await refreshMirror(services);
+			recordAudit(c, {
+				action: "provider.updated",
+				target: { type: "provider", id },
+				userId: null,
+				detail: { kind: "managed", created, enabled: row.enabled },
+			});
 			return created ? c.json(toJson(row), 201) : c.json(toJson(row), 200);
 		},
 	);
@@ -201,8 +208,15 @@ export function registerManagedRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const services = c.get("services");
-			await deleteProvisionerConfig(services, c.req.valid("param").id);
+			const { id } = c.req.valid("param");
+			await deleteProvisionerConfig(services, id);
 			await refreshMirror(services);
+			recordAudit(c, {
+				action: "provider.deleted",
+				target: { type: "provider", id },
+				userId: null,
+				detail: { kind: "managed" },
+			});
 			return c.body(null, 204);
 		},
 	);

@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { accepts } from "hono/accepts";
+import { recordAudit } from "../audit/index.ts";
 import {
 	type AuthEnv,
 	authenticate,
@@ -280,12 +281,18 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>): void {
 		const { db, config, now } = c.get("services");
 		const userId = userIdOf(c);
 		await requestDeletion(db, config, userId, now());
+		recordAudit(c, { action: "user.deletion_requested", target: { type: "user", id: userId } });
 		return c.json({ status: "deleting" as const }, 202);
 	});
 
 	app.openapi(createUserRoute, async (c) => {
 		const { db, now } = c.get("services");
 		const row = await createUser(db, c.req.valid("json"), now());
+		recordAudit(c, {
+			action: "user.created",
+			target: { type: "user", id: row.id },
+			userId: row.id,
+		});
 		return c.json(toUserJson(row), 201, { Location: `/v1/admin/users/${row.id}` });
 	});
 
@@ -308,7 +315,19 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>): void {
 	app.openapi(patchUserRoute, async (c) => {
 		const { db, now } = c.get("services");
 		const { id } = c.req.valid("param");
-		const row = await adminUpdateUser(db, id, c.req.valid("json"), now());
+		const body = c.req.valid("json") ?? {};
+		const row = await adminUpdateUser(db, id, body, now());
+		recordAudit(c, {
+			action:
+				body.status === "suspended"
+					? "user.suspended"
+					: body.status === "active"
+						? "user.reactivated"
+						: "user.updated",
+			target: { type: "user", id },
+			userId: id,
+			detail: { fields: Object.keys(body).sort(), status: row.status },
+		});
 		return c.json(toUserJson(row), 200);
 	});
 
@@ -316,6 +335,11 @@ export function registerUserRoutes(app: OpenAPIHono<AppEnv>): void {
 		const { db, config, now } = c.get("services");
 		const { id } = c.req.valid("param");
 		await requestDeletion(db, config, id, now());
+		recordAudit(c, {
+			action: "user.deletion_requested",
+			target: { type: "user", id },
+			userId: id,
+		});
 		return c.json({ status: "deleting" as const }, 202);
 	});
 
