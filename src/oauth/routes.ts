@@ -2,6 +2,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { html } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
+import { recordAudit } from "../audit/index.ts";
 import {
 	type AuthEnv,
 	authenticate,
@@ -280,6 +281,15 @@ function withParams(target: string, params: Record<string, string>): string {
 const keepAsCredential = (services: Services) => (account: ConnectedAccount) =>
 	saveOAuthCredential(services, account);
 
+/** A connect's credential: a new one, or one reconnected in place (a scope upgrade, new tokens). */
+function recordConnected(c: Context, id: string, provider: string, created: boolean) {
+	recordAudit(c, {
+		action: created ? "credential.created" : "credential.updated",
+		target: { type: "credential", id },
+		detail: { provider, type: "oauth2", via: "oauth_connect", secret_changed: true },
+	});
+}
+
 const anyPrincipal: MiddlewareHandler<AuthEnv>[] = [authenticate()];
 const adminOnly: MiddlewareHandler<AuthEnv>[] = [authenticate(), requireScope("admin")];
 const userWrite: MiddlewareHandler<AuthEnv>[] = [
@@ -478,6 +488,13 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>, hooks: OAuthRouteH
 			clientId: body.client_id,
 			clientSecret: body.client_secret,
 		});
+		recordAudit(c, {
+			action: "provider.updated",
+			target: { type: "provider", id },
+			userId: null,
+			// Names of the fields sent, never their values (one is the client secret).
+			detail: { kind: "oauth", fields: Object.keys(body).sort() },
+		});
 		return c.json(toConfigJson(provider), 200);
 	});
 
@@ -567,6 +584,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>, hooks: OAuthRouteH
 		);
 		if (!outcome.ok) throw outcome.failure;
 		const row = await findVisible(services, userId, outcome.kept.id);
+		recordConnected(c, row.id, row.provider, outcome.kept.created);
 		// Like every response holding one credential, it carries the ETag of that version.
 		return c.json(toCredentialJson(row), 201, { ...NO_STORE, ETag: etagOf(row) });
 	});
@@ -585,6 +603,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>, hooks: OAuthRouteH
 			keepAsCredential(services),
 		);
 		const row = await findVisible(services, userId, saved.id);
+		recordConnected(c, row.id, row.provider, saved.created);
 		return c.json(toCredentialJson(row), 201, { ...NO_STORE, ETag: etagOf(row) });
 	});
 }

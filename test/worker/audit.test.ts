@@ -31,6 +31,7 @@ import { createServices, type Services } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { admin, createKeyJson, exchange, userWithKey } from "./fixtures.ts";
 import { call, expect4xxShape, expectError, testDb, testEnv } from "./helpers.ts";
+import { connect, providerBody, putProvider } from "./oauth-helpers.ts";
 
 const { db, end } = testDb();
 const disposers: (() => Promise<void>)[] = [];
@@ -369,6 +370,41 @@ describe("audit log: what is recorded", () => {
 		// And not in the stored rows either.
 		const stored = await db.select().from(auditEvents).where(eq(auditEvents.userId, user.id));
 		expect(JSON.stringify(stored)).not.toContain(secret);
+	});
+
+	it("OAuth provider changes and connected accounts are recorded; the client secret never is", async () => {
+		const provider = `testidp-audit-${Math.random().toString(36).slice(2, 8)}`;
+		const body = providerBody();
+		const put = await putProvider(provider, body);
+		expect(put.status).toBe(200);
+		const changes = await allEvents(admin(), `target=provider:${provider}`);
+		expect(changes).toHaveLength(1);
+		expect(changes[0]).toMatchObject({
+			action: "provider.updated",
+			principal: { method: "admin" },
+			user_id: null,
+			detail: { kind: "oauth" },
+		});
+		expect(changes[0]?.detail.fields).toContain("client_secret");
+		expect(JSON.stringify(changes)).not.toContain(String(body.client_secret));
+
+		const user = await userWithKey();
+		const id = await connect(
+			user.key,
+			`audit-${Math.random().toString(36).slice(2, 8)}`,
+			{},
+			provider,
+		);
+		const connected = await allEvents(user.key, `target=credential:${id}`);
+		expect(connected).toMatchObject([
+			{
+				action: "credential.created",
+				user_id: user.id,
+				detail: { provider, type: "oauth2", via: "oauth_connect" },
+			},
+		]);
+		// Nobody but the admin sees provider changes.
+		expect(await allEvents(user.key, `target=provider:${provider}`)).toEqual([]);
 	});
 
 	it("deprovisioning outcomes and the purge are recorded by the scheduled work", async () => {
