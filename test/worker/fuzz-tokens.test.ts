@@ -438,9 +438,14 @@ describe("hostile bodies, paths and headers with valid credentials", () => {
 	it(`every operation refuses hostile bodies, traversal ids and request ids with a 4xx in the error shape, and a refusal changes nothing (seed ${SEED}, ≤ ${RUNS} random requests, ≤ ${SECONDS} s)`, async () => {
 		const tokens = [`Bearer ${victim.key}`, `Bearer ${accessToken}`, `Bearer ${admin()}`];
 		// DELETE /v1/me and the maintenance run would end the victim or touch every file's data.
+		// The proxy forwards bodies and paths to the credential's upstream unparsed (a hostile body
+		// is the upstream's to judge, and an unreachable upstream is a 502): its refusals are
+		// tested in test/worker/proxy.test.ts, and forged credentials on it in the test above.
 		const usable = ops.filter(
 			(o) =>
-				!(o.method === "DELETE" && o.path === "/v1/me") && o.path !== "/v1/admin/maintenance/run",
+				!(o.method === "DELETE" && o.path === "/v1/me") &&
+				o.path !== "/v1/admin/maintenance/run" &&
+				!o.path.startsWith("/v1/proxy/"),
 		);
 		const bodies = hostileBodies();
 		const withBody = usable.filter((o) => o.hasBody);
