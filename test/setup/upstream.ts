@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { gzipSync } from "node:zlib";
 import { PATTERN_PERIOD, type UpstreamState } from "./upstream-types.ts";
 
 /**
@@ -14,6 +15,7 @@ import { PATTERN_PERIOD, type UpstreamState } from "./upstream-types.ts";
  *                         echoes the credentials it got (x-echo-authorization, x-echo-api-key,
  *                         x-echo-query) as a careless API might
  *   ANY /fast             200 {"ok":true}, nothing recorded (bench/proxy.ts)
+ *   GET /gzip             a gzip-encoded JSON answer with its Content-Length
  *   ANY /status/<code>    answers <code>
  *   GET /redirect?to=URL  302 to URL
  *   ANY /hang             never answers (until released, or the client goes)
@@ -191,6 +193,19 @@ export async function startUpstream(
 			// For the bench: a small answer, nothing recorded (thousands of calls).
 			await readAll(req);
 			json(res, 200, { ok: true });
+			return;
+		}
+		if (rest === "/gzip") {
+			await readAll(req);
+			record(200, 0, null);
+			const body = gzipSync(JSON.stringify({ compressed: true, filler: "x".repeat(4096) }));
+			res
+				.writeHead(200, {
+					"content-type": "application/json",
+					"content-encoding": "gzip",
+					"content-length": String(body.length),
+				})
+				.end(body);
 			return;
 		}
 		if (rest.startsWith("/echo")) {

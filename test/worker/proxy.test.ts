@@ -241,6 +241,28 @@ describe("the proxy injects each type's secret and strips the caller's credentia
 		expect((await upstream(t)).requests.map((r) => r.method)).toEqual(["DELETE"]);
 	});
 
+	it("HEAD, the API root itself, and an encoded answer come through as the upstream sent them", async () => {
+		const { key } = await userWithKey();
+		const t = tenant();
+		const provider = await apiProvider(t);
+		const id = await storeCredential(key, { provider, type: "api_key", api_key: "ak_head" });
+		const head = await proxy(key, id, "/echo/h", { method: "HEAD" });
+		expect(head.status).toBe(200);
+		expect(await head.text()).toBe("");
+		// No path at all is the API root: the upstream's own 404 for it, with its body.
+		const root = await proxy(key, id, "");
+		expect(root.status).toBe(404);
+		expect(await root.json()).toEqual({ error: "no such upstream route" });
+		const gzipped = await proxy(key, id, "/gzip");
+		expect(gzipped.status).toBe(200);
+		expect(((await gzipped.json()) as { compressed: boolean }).compressed).toBe(true);
+		expect((await upstream(t)).requests.map((r) => [r.method, r.path])).toEqual([
+			["HEAD", `/t/${t}/echo/h`],
+			["GET", `/t/${t}/`],
+			["GET", `/t/${t}/gzip`],
+		]);
+	});
+
 	it("the call's lease is released once the upstream has answered", async () => {
 		const { key } = await userWithKey();
 		const t = tenant();
