@@ -1,5 +1,6 @@
 import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
+import { auditRefusals, recordProxyCall } from "../audit/index.ts";
 import {
 	type AuthEnv,
 	authenticate,
@@ -57,7 +58,7 @@ async function handle(c: Context<AuthEnv>): Promise<Response> {
 	if (rest !== "" && !rest.startsWith("/")) throw notFound();
 	const principal = c.get("principal");
 	const userId = userIdOf(c);
-	const response = await proxyCall(c.get("services"), {
+	const { response, host } = await proxyCall(c.get("services"), {
 		userId,
 		principal: principal.keyId ? `key:${principal.keyId}` : `user:${userId}`,
 		credentialId,
@@ -72,6 +73,9 @@ async function handle(c: Context<AuthEnv>): Promise<Response> {
 		requestId: c.get("requestId"),
 		defer: (work) => c.executionCtx.waitUntil(work),
 	});
+	// Who used which secret, where: the credential, the method, the upstream host and its status,
+	// never the path, query, headers or body (docs/audit.md).
+	recordProxyCall(c, { credentialId, method: c.req.method, host, status: response.status });
 	const owned = UPSTREAM_OWNED.flatMap((name): [string, string][] => {
 		const value = response.headers.get(name);
 		return value === null ? [] : [[name, value]];
@@ -111,6 +115,12 @@ export function registerProxyRoutes(app: OpenAPIHono<AppEnv>): void {
 	const authed = app as unknown as OpenAPIHono<AuthEnv>;
 	const middleware = [
 		authenticate({ deferLiveCheck: true }),
+		// Refusals of an authenticated caller (scope, not found, a refused target, limits, an
+		// upstream that failed), as `proxy.call` with outcome denied or failure.
+		auditRefusals((c) => ({
+			action: "proxy.call",
+			target: { type: "credential", id: c.req.param("credential_id") ?? "" },
+		})),
 		requireUser(),
 		requireScope("credentials:use"),
 	] as const;

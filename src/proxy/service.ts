@@ -77,8 +77,15 @@ const upstreamTimeout = (host: string, seconds: number) =>
 const BODILESS_METHODS = new Set(["GET", "HEAD"]);
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
 
+/** A forwarded call: the upstream's answer for the caller, and which host gave it. */
+export interface ProxyResult {
+	response: Response;
+	/** The target's host (`api.github.com`, `127.0.0.1:8080`): for the audit log, never a path. */
+	host: string;
+}
+
 /** Proxies one call; the upstream's answer comes back streamed, or a LatchkeyError is thrown. */
-export async function proxyCall(services: Services, call: ProxyCall): Promise<Response> {
+export async function proxyCall(services: Services, call: ProxyCall): Promise<ProxyResult> {
 	const { config } = services;
 	const max = config.LATCHKEY_PROXY_MAX_REQUEST_BYTES;
 	const body = BODILESS_METHODS.has(call.method) ? null : call.body;
@@ -163,11 +170,11 @@ export async function proxyCall(services: Services, call: ProxyCall): Promise<Re
 				throw err;
 			}
 		} else {
-			return relay(res, injection, target, url, call.requestId);
+			return { response: relay(res, injection, target, url, call.requestId), host: target.host };
 		}
 	}
 	call.defer(release(lease));
-	return relay(res, injection, target, url, call.requestId);
+	return { response: relay(res, injection, target, url, call.requestId), host: target.host };
 }
 
 /** The upstream URL with an API key in its query, when the provider takes it there. */

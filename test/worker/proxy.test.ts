@@ -779,6 +779,43 @@ describe("no secret in a proxied answer's headers or in a log line", () => {
 	}
 });
 
+describe("the audit log", () => {
+	it("records each proxied call as proxy.call, refusals too, without path, query or secret", async () => {
+		const { id: userId, key } = await userWithKey();
+		const t = tenant();
+		const provider = await apiProvider(t, { api_key_placement: { in: "query", name: "key" } });
+		const secret = `ak_${crypto.randomUUID()}`;
+		const id = await storeCredential(key, { provider, type: "api_key", api_key: secret });
+		expect(
+			(await proxy(key, id, "/echo/private-path?q=private-query", { method: "PUT" })).status,
+		).toBe(200);
+		expect((await proxy(key, id, "/status/503")).status).toBe(503);
+		await expectError(
+			await proxy(key, id, "/hang", {}, { LATCHKEY_PROXY_TIMEOUT_SECONDS: "1" }),
+			504,
+			"upstream_timeout",
+		);
+		await release(t);
+		const res = await call(`/v1/audit?action=proxy.call&target=credential:${id}`, { token: key });
+		expect(res.status).toBe(200);
+		const { data } = (await res.json()) as {
+			data: { outcome: string; user_id: string; detail: Record<string, unknown> }[];
+		};
+		const seen = data.map((e) => [e.outcome, e.detail]);
+		expect(seen).toEqual(
+			expect.arrayContaining([
+				["success", { method: "PUT", host: new URL(UP).host, status: 200 }],
+				["failure", { method: "GET", host: new URL(UP).host, status: 503 }],
+				["failure", { code: "upstream_timeout", status: 504 }],
+			]),
+		);
+		expect(data).toHaveLength(3);
+		expect(data.every((e) => e.user_id === userId)).toBe(true);
+		const text = JSON.stringify(data);
+		for (const leak of ["private-path", "private-query", secret]) expect(text).not.toContain(leak);
+	});
+});
+
 describe("the provider API", () => {
 	it("api_base_url and api_key_placement are set, read back, and built-ins have theirs", async () => {
 		const t = tenant();
