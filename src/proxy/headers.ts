@@ -137,10 +137,16 @@ export function injectionOf(secret: LeaseSecret, placement: ApiKeyPlacement): In
 	return injection;
 }
 
-/** The upstream request's headers: the caller's forwardable ones, then the secret over them. */
+/**
+ * The upstream request's headers: the caller's forwardable ones, then the secret over them. A
+ * stored header that names the connection itself (`Host`, `Content-Length`, `Connection`, …) is
+ * the runtime's to set and is not sent.
+ */
 export function upstreamHeaders(incoming: Headers, injection: Injection): Headers {
 	const headers = forwardableHeaders(incoming);
-	for (const [name, value] of Object.entries(injection.headers)) headers.set(name, value);
+	for (const [name, value] of Object.entries(injection.headers)) {
+		if (!HOP_BY_HOP.has(name.toLowerCase())) headers.set(name, value);
+	}
 	return headers;
 }
 
