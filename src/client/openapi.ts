@@ -3108,6 +3108,929 @@ export interface paths {
 		patch?: never;
 		trace?: never;
 	};
+	"/v1/proxy/{credential_id}/{path}": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * GET through the credential's target, with its secret injected
+		 * @description Forwards the request to the credential's own target with its secret injected, so the caller never holds the secret: a `host_scoped` credential's `host`, or for OAuth2, API-key and password credentials their provider's `api_base_url` (with `{path}` below it). Never a host the caller names; https only, never a private, link-local, loopback or metadata address (loopback over http only where LATCHKEY_PROXY_ALLOW_LOOPBACK allows it).
+		 *
+		 *     Injected: `Authorization: Bearer` (OAuth2), the provider's declared header or query parameter (API key; default `Authorization: Bearer`), the stored headers (host_scoped), `Authorization: Basic` (user_password). The caller's `Authorization`, cookies, hop-by-hop and client-address headers are not forwarded.
+		 *
+		 *     The answer is the upstream's status, headers and body, streamed, plus `X-Latchkey-Request-Id`; the upstream's cookies, hop-by-hop and CORS headers and any header carrying the secret are dropped. Redirects are not followed; one to another host is refused (502 `upstream_unavailable`). Bodies stream both ways (request bodies up to LATCHKEY_PROXY_MAX_REQUEST_BYTES, default 100 MiB; the 64 KiB JSON limit does not apply). An upstream 401 to an OAuth2 token makes one forced refresh and one retry (bodies up to 64 KiB). Every method is proxied (HEAD too) except OPTIONS, which is answered as a CORS preflight. Each call counts against the caller's lease rate and the credential's lease cap (429), and a revoked key is refused at once. 504 `upstream_timeout` when the upstream says nothing for LATCHKEY_PROXY_TIMEOUT_SECONDS (default 30) after the request's last byte. See docs/proxy.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					credential_id: string;
+					/** @description The rest of the path, slashes included, put below the target's root with the query unchanged; it cannot leave the root. */
+					path: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description The upstream's answer, whatever its status: status, headers and body unchanged (see the description), plus X-Latchkey-Request-Id */
+				200: {
+					headers: {
+						/** @description Latchkey's request id */
+						"X-Latchkey-Request-Id": string;
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Not found (also for other users' objects) */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Conflict */
+				409: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Body over 64 KiB */
+				413: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Rate limited (see Retry-After) */
+				429: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Upstream provider unavailable */
+				502: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Dependency unavailable (see Retry-After) */
+				503: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description The upstream said nothing in time (`upstream_timeout`) */
+				504: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		/**
+		 * PUT through the credential's target, with its secret injected
+		 * @description Forwards the request to the credential's own target with its secret injected, so the caller never holds the secret: a `host_scoped` credential's `host`, or for OAuth2, API-key and password credentials their provider's `api_base_url` (with `{path}` below it). Never a host the caller names; https only, never a private, link-local, loopback or metadata address (loopback over http only where LATCHKEY_PROXY_ALLOW_LOOPBACK allows it).
+		 *
+		 *     Injected: `Authorization: Bearer` (OAuth2), the provider's declared header or query parameter (API key; default `Authorization: Bearer`), the stored headers (host_scoped), `Authorization: Basic` (user_password). The caller's `Authorization`, cookies, hop-by-hop and client-address headers are not forwarded.
+		 *
+		 *     The answer is the upstream's status, headers and body, streamed, plus `X-Latchkey-Request-Id`; the upstream's cookies, hop-by-hop and CORS headers and any header carrying the secret are dropped. Redirects are not followed; one to another host is refused (502 `upstream_unavailable`). Bodies stream both ways (request bodies up to LATCHKEY_PROXY_MAX_REQUEST_BYTES, default 100 MiB; the 64 KiB JSON limit does not apply). An upstream 401 to an OAuth2 token makes one forced refresh and one retry (bodies up to 64 KiB). Every method is proxied (HEAD too) except OPTIONS, which is answered as a CORS preflight. Each call counts against the caller's lease rate and the credential's lease cap (429), and a revoked key is refused at once. 504 `upstream_timeout` when the upstream says nothing for LATCHKEY_PROXY_TIMEOUT_SECONDS (default 30) after the request's last byte. See docs/proxy.md.
+		 */
+		put: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					credential_id: string;
+					/** @description The rest of the path, slashes included, put below the target's root with the query unchanged; it cannot leave the root. */
+					path: string;
+				};
+				cookie?: never;
+			};
+			/** @description Forwarded unchanged, streamed */
+			requestBody?: {
+				content: {
+					"*/*": string;
+				};
+			};
+			responses: {
+				/** @description The upstream's answer, whatever its status: status, headers and body unchanged (see the description), plus X-Latchkey-Request-Id */
+				200: {
+					headers: {
+						/** @description Latchkey's request id */
+						"X-Latchkey-Request-Id": string;
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Not found (also for other users' objects) */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Conflict */
+				409: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Body over 64 KiB */
+				413: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Rate limited (see Retry-After) */
+				429: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Upstream provider unavailable */
+				502: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Dependency unavailable (see Retry-After) */
+				503: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description The upstream said nothing in time (`upstream_timeout`) */
+				504: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		/**
+		 * POST through the credential's target, with its secret injected
+		 * @description Forwards the request to the credential's own target with its secret injected, so the caller never holds the secret: a `host_scoped` credential's `host`, or for OAuth2, API-key and password credentials their provider's `api_base_url` (with `{path}` below it). Never a host the caller names; https only, never a private, link-local, loopback or metadata address (loopback over http only where LATCHKEY_PROXY_ALLOW_LOOPBACK allows it).
+		 *
+		 *     Injected: `Authorization: Bearer` (OAuth2), the provider's declared header or query parameter (API key; default `Authorization: Bearer`), the stored headers (host_scoped), `Authorization: Basic` (user_password). The caller's `Authorization`, cookies, hop-by-hop and client-address headers are not forwarded.
+		 *
+		 *     The answer is the upstream's status, headers and body, streamed, plus `X-Latchkey-Request-Id`; the upstream's cookies, hop-by-hop and CORS headers and any header carrying the secret are dropped. Redirects are not followed; one to another host is refused (502 `upstream_unavailable`). Bodies stream both ways (request bodies up to LATCHKEY_PROXY_MAX_REQUEST_BYTES, default 100 MiB; the 64 KiB JSON limit does not apply). An upstream 401 to an OAuth2 token makes one forced refresh and one retry (bodies up to 64 KiB). Every method is proxied (HEAD too) except OPTIONS, which is answered as a CORS preflight. Each call counts against the caller's lease rate and the credential's lease cap (429), and a revoked key is refused at once. 504 `upstream_timeout` when the upstream says nothing for LATCHKEY_PROXY_TIMEOUT_SECONDS (default 30) after the request's last byte. See docs/proxy.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					credential_id: string;
+					/** @description The rest of the path, slashes included, put below the target's root with the query unchanged; it cannot leave the root. */
+					path: string;
+				};
+				cookie?: never;
+			};
+			/** @description Forwarded unchanged, streamed */
+			requestBody?: {
+				content: {
+					"*/*": string;
+				};
+			};
+			responses: {
+				/** @description The upstream's answer, whatever its status: status, headers and body unchanged (see the description), plus X-Latchkey-Request-Id */
+				200: {
+					headers: {
+						/** @description Latchkey's request id */
+						"X-Latchkey-Request-Id": string;
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Not found (also for other users' objects) */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Conflict */
+				409: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Body over 64 KiB */
+				413: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Rate limited (see Retry-After) */
+				429: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Upstream provider unavailable */
+				502: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Dependency unavailable (see Retry-After) */
+				503: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description The upstream said nothing in time (`upstream_timeout`) */
+				504: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		/**
+		 * DELETE through the credential's target, with its secret injected
+		 * @description Forwards the request to the credential's own target with its secret injected, so the caller never holds the secret: a `host_scoped` credential's `host`, or for OAuth2, API-key and password credentials their provider's `api_base_url` (with `{path}` below it). Never a host the caller names; https only, never a private, link-local, loopback or metadata address (loopback over http only where LATCHKEY_PROXY_ALLOW_LOOPBACK allows it).
+		 *
+		 *     Injected: `Authorization: Bearer` (OAuth2), the provider's declared header or query parameter (API key; default `Authorization: Bearer`), the stored headers (host_scoped), `Authorization: Basic` (user_password). The caller's `Authorization`, cookies, hop-by-hop and client-address headers are not forwarded.
+		 *
+		 *     The answer is the upstream's status, headers and body, streamed, plus `X-Latchkey-Request-Id`; the upstream's cookies, hop-by-hop and CORS headers and any header carrying the secret are dropped. Redirects are not followed; one to another host is refused (502 `upstream_unavailable`). Bodies stream both ways (request bodies up to LATCHKEY_PROXY_MAX_REQUEST_BYTES, default 100 MiB; the 64 KiB JSON limit does not apply). An upstream 401 to an OAuth2 token makes one forced refresh and one retry (bodies up to 64 KiB). Every method is proxied (HEAD too) except OPTIONS, which is answered as a CORS preflight. Each call counts against the caller's lease rate and the credential's lease cap (429), and a revoked key is refused at once. 504 `upstream_timeout` when the upstream says nothing for LATCHKEY_PROXY_TIMEOUT_SECONDS (default 30) after the request's last byte. See docs/proxy.md.
+		 */
+		delete: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					credential_id: string;
+					/** @description The rest of the path, slashes included, put below the target's root with the query unchanged; it cannot leave the root. */
+					path: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description The upstream's answer, whatever its status: status, headers and body unchanged (see the description), plus X-Latchkey-Request-Id */
+				200: {
+					headers: {
+						/** @description Latchkey's request id */
+						"X-Latchkey-Request-Id": string;
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Not found (also for other users' objects) */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Conflict */
+				409: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Body over 64 KiB */
+				413: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Rate limited (see Retry-After) */
+				429: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Upstream provider unavailable */
+				502: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Dependency unavailable (see Retry-After) */
+				503: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description The upstream said nothing in time (`upstream_timeout`) */
+				504: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		options?: never;
+		head?: never;
+		/**
+		 * PATCH through the credential's target, with its secret injected
+		 * @description Forwards the request to the credential's own target with its secret injected, so the caller never holds the secret: a `host_scoped` credential's `host`, or for OAuth2, API-key and password credentials their provider's `api_base_url` (with `{path}` below it). Never a host the caller names; https only, never a private, link-local, loopback or metadata address (loopback over http only where LATCHKEY_PROXY_ALLOW_LOOPBACK allows it).
+		 *
+		 *     Injected: `Authorization: Bearer` (OAuth2), the provider's declared header or query parameter (API key; default `Authorization: Bearer`), the stored headers (host_scoped), `Authorization: Basic` (user_password). The caller's `Authorization`, cookies, hop-by-hop and client-address headers are not forwarded.
+		 *
+		 *     The answer is the upstream's status, headers and body, streamed, plus `X-Latchkey-Request-Id`; the upstream's cookies, hop-by-hop and CORS headers and any header carrying the secret are dropped. Redirects are not followed; one to another host is refused (502 `upstream_unavailable`). Bodies stream both ways (request bodies up to LATCHKEY_PROXY_MAX_REQUEST_BYTES, default 100 MiB; the 64 KiB JSON limit does not apply). An upstream 401 to an OAuth2 token makes one forced refresh and one retry (bodies up to 64 KiB). Every method is proxied (HEAD too) except OPTIONS, which is answered as a CORS preflight. Each call counts against the caller's lease rate and the credential's lease cap (429), and a revoked key is refused at once. 504 `upstream_timeout` when the upstream says nothing for LATCHKEY_PROXY_TIMEOUT_SECONDS (default 30) after the request's last byte. See docs/proxy.md.
+		 */
+		patch: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					credential_id: string;
+					/** @description The rest of the path, slashes included, put below the target's root with the query unchanged; it cannot leave the root. */
+					path: string;
+				};
+				cookie?: never;
+			};
+			/** @description Forwarded unchanged, streamed */
+			requestBody?: {
+				content: {
+					"*/*": string;
+				};
+			};
+			responses: {
+				/** @description The upstream's answer, whatever its status: status, headers and body unchanged (see the description), plus X-Latchkey-Request-Id */
+				200: {
+					headers: {
+						/** @description Latchkey's request id */
+						"X-Latchkey-Request-Id": string;
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Not found (also for other users' objects) */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Conflict */
+				409: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Body over 64 KiB */
+				413: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Rate limited (see Retry-After) */
+				429: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Upstream provider unavailable */
+				502: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Dependency unavailable (see Retry-After) */
+				503: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description The upstream said nothing in time (`upstream_timeout`) */
+				504: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		trace?: never;
+	};
+	"/v1/audit": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * Audit events: a user's own, or (the admin token) everyone's; newest first
+		 * @description A user sees the events about themselves and their objects (their leases, credentials, keys and sessions, and what the admin did to their account); the admin token sees every event. Filters combine: `action`, `target` (`<type>` or `<type>:<id>`), `user_id`, and the time range `since` (inclusive) … `until` (exclusive). An event about another user's object is simply absent. Events are written just after the response that caused them, so one may appear a moment after it.
+		 */
+		get: {
+			parameters: {
+				query?: {
+					/** @description Page size, 1–100. */
+					limit?: number;
+					/** @description The `next_cursor` of the previous page; omit for the first page. */
+					cursor?: string;
+					/** @description Only this action */
+					action?:
+						| "lease.granted"
+						| "lease.refused"
+						| "lease.renewed"
+						| "lease.released"
+						| "credential.created"
+						| "credential.updated"
+						| "credential.deleted"
+						| "api_key.created"
+						| "api_key.imported"
+						| "api_key.rolled"
+						| "api_key.revoked"
+						| "session.revoked"
+						| "session.refresh_token_reused"
+						| "user.created"
+						| "user.updated"
+						| "user.suspended"
+						| "user.reactivated"
+						| "user.deletion_requested"
+						| "user.purged"
+						| "provider.updated"
+						| "provider.deleted"
+						| "deprovision.succeeded"
+						| "deprovision.retried"
+						| "deprovision.failed"
+						| "proxy.call";
+					/** @description `<type>` or `<type>:<id>`: events about that kind of object, or that one object */
+					target?: string;
+					/** @description Only events about this user (for a user, their own id, or nothing matches) */
+					user_id?: string;
+					/** @description From this instant, inclusive */
+					since?: string;
+					/** @description Before this instant, exclusive */
+					until?: string;
+				};
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page of events */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["AuditEventList"];
+					};
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/v1/admin/audit/export": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * Every audit event as NDJSON, oldest first, streamed
+		 * @description One JSON object per line: the event as GET /v1/audit shows it to the admin, plus its chain, seq, prev_hash and hash, so the chains can be re-verified elsewhere (docs/audit.md). Same filters as GET /v1/audit. Read page by page while it streams: an export of any size holds one page in memory.
+		 */
+		get: {
+			parameters: {
+				query?: {
+					/** @description Only this action */
+					action?:
+						| "lease.granted"
+						| "lease.refused"
+						| "lease.renewed"
+						| "lease.released"
+						| "credential.created"
+						| "credential.updated"
+						| "credential.deleted"
+						| "api_key.created"
+						| "api_key.imported"
+						| "api_key.rolled"
+						| "api_key.revoked"
+						| "session.revoked"
+						| "session.refresh_token_reused"
+						| "user.created"
+						| "user.updated"
+						| "user.suspended"
+						| "user.reactivated"
+						| "user.deletion_requested"
+						| "user.purged"
+						| "provider.updated"
+						| "provider.deleted"
+						| "deprovision.succeeded"
+						| "deprovision.retried"
+						| "deprovision.failed"
+						| "proxy.call";
+					/** @description `<type>` or `<type>:<id>`: events about that kind of object, or that one object */
+					target?: string;
+					/** @description Only events about this user (for a user, their own id, or nothing matches) */
+					user_id?: string;
+					/** @description From this instant, inclusive */
+					since?: string;
+					/** @description Before this instant, exclusive */
+					until?: string;
+				};
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description NDJSON, one event per line */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/x-ndjson": components["schemas"]["AuditExportLine"];
+					};
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/v1/admin/audit/verify": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		get?: never;
+		put?: never;
+		/**
+		 * Check the audit hash chains (all, or those of a day range)
+		 * @description Recomputes every row's hash from its columns and the previous row's, checks that seqs run from 1 without gaps and that each chain ends at its head; 200 with `ok: false` and the first break (chain, seq, event, reason) when one does not hold. Days that have left the retention (LATCHKEY_AUDIT_RETENTION_DAYS) are deleted whole by the scheduled worker and not checked. What this does and does not prove: docs/audit.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: {
+				content: {
+					"application/json": components["schemas"]["AuditVerifyRequest"];
+				};
+			};
+			responses: {
+				/** @description The verdict */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["AuditVerification"];
+					};
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Dependency unavailable (see Retry-After) */
+				503: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3468,11 +4391,31 @@ export interface components {
 			};
 			refresh_invalidates_access_token: boolean;
 			refresh_token_rotates: boolean;
+			/** @description Where the authenticated proxy (`/v1/proxy/{credential_id}/{path}`) sends this provider's OAuth2 and API-key credentials; null: not proxied */
+			api_base_url: string | null;
+			api_key_placement: components["schemas"]["ApiKeyPlacement"];
 			client_id: string | null;
 			/** @enum {string|null} */
 			client_source: "admin" | "env" | null;
 			updated_at: string | null;
 		};
+		/** @description How the authenticated proxy sends an API key of this provider: in a header (with an optional prefix) or as a query parameter. Default `{"in":"header","name":"Authorization","prefix":"Bearer "}`. */
+		ApiKeyPlacement:
+			| {
+					/** @enum {string} */
+					in: "header";
+					name: string;
+					/**
+					 * @description Sent before the key, e.g. `Bearer ` (mind the space)
+					 * @default
+					 */
+					prefix: string;
+			  }
+			| {
+					/** @enum {string} */
+					in: "query";
+					name: string;
+			  };
 		/** @description For a custom id: name, authorize_url, token_url, client_id and client_secret are required. A built-in id takes the same body with only client_id and client_secret required: every field sent overrides the built-in value (how GitHub Enterprise or a self-hosted GitLab is reached); a field left out, or null, keeps the built-in value. */
 		ProviderPut: {
 			name?: string;
@@ -3512,6 +4455,13 @@ export interface components {
 			client_secret: string;
 			refresh_invalidates_access_token?: boolean;
 			refresh_token_rotates?: boolean;
+			/**
+			 * Format: uri
+			 * @description The API root the authenticated proxy forwards this provider's OAuth2 and API-key credentials to: https, a public host, a path prefix at most (no query). Proxied paths stay below it.
+			 * @example https://api.github.com
+			 */
+			api_base_url?: string | null;
+			api_key_placement?: components["schemas"]["ApiKeyPlacement"];
 		};
 		Authorization: {
 			authorization_url: string;
@@ -3620,6 +4570,131 @@ export interface components {
 			enabled: boolean;
 			/** @description The HMAC-SHA256 key the provisioner verifies requests with. Required for a new provisioner; left out, the stored one is kept. Stored encrypted and never returned. */
 			hmac_secret?: string;
+		};
+		AuditEventList: {
+			data: components["schemas"]["AuditEvent"][];
+			next_cursor: string | null;
+		};
+		AuditEvent: {
+			/** @example aud_4f9QbX2mT7aLkP0sVd1e */
+			id: string;
+			/** Format: date-time */
+			at: string;
+			/** @enum {string} */
+			action:
+				| "lease.granted"
+				| "lease.refused"
+				| "lease.renewed"
+				| "lease.released"
+				| "credential.created"
+				| "credential.updated"
+				| "credential.deleted"
+				| "api_key.created"
+				| "api_key.imported"
+				| "api_key.rolled"
+				| "api_key.revoked"
+				| "session.revoked"
+				| "session.refresh_token_reused"
+				| "user.created"
+				| "user.updated"
+				| "user.suspended"
+				| "user.reactivated"
+				| "user.deletion_requested"
+				| "user.purged"
+				| "provider.updated"
+				| "provider.deleted"
+				| "deprovision.succeeded"
+				| "deprovision.retried"
+				| "deprovision.failed"
+				| "proxy.call";
+			/**
+			 * @description `denied`: refused by a rule (4xx); `failure`: something broke (5xx, a job)
+			 * @enum {string}
+			 */
+			outcome: "success" | "denied" | "failure";
+			principal: components["schemas"]["AuditPrincipal"];
+			target: components["schemas"]["AuditTarget"];
+			/** @description The user the event is about; null for events only the admin sees */
+			user_id: string | null;
+			/** @description The caller's address (CF-Connecting-IP); shown to a user only for their own requests */
+			ip: string | null;
+			request_id: string | null;
+			/** @description Small and secret-free: ids, field names, error codes */
+			detail: {
+				[key: string]: unknown;
+			};
+		};
+		AuditPrincipal: {
+			/** @description `admin`, `api_key`, `legacy_key`, `access_token`, `external`, `refresh_token` (the token endpoints) or `system` (the scheduled worker) */
+			method: string;
+			user_id: string | null;
+			key_id: string | null;
+			session_id: string | null;
+		};
+		AuditTarget: {
+			/** @enum {string} */
+			type: "credential" | "lease" | "api_key" | "session" | "user" | "provider" | "job";
+			id: string;
+		} | null;
+		/** @description One line of the export: the event, its place in its chain and its hashes, so the chains can be re-verified away from Latchkey (docs/audit.md) */
+		AuditExportLine: components["schemas"]["AuditEvent"] & {
+			/** @example 2026-12-05/3 */
+			chain: string;
+			seq: number;
+			prev_hash: string;
+			hash: string;
+		};
+		AuditVerification: {
+			ok: boolean;
+			/**
+			 * Format: date
+			 * @example 2026-12-05
+			 */
+			from: string | null;
+			/**
+			 * Format: date
+			 * @example 2026-12-05
+			 */
+			to: string | null;
+			/**
+			 * Format: date
+			 * @description Days before this one leave the retention whole and are not checked
+			 * @example 2026-12-05
+			 */
+			retention_cutoff: string | null;
+			chains: number;
+			events: number;
+			break: components["schemas"]["AuditChainBreak"];
+		};
+		/** @description The first break, in chain order */
+		AuditChainBreak: {
+			/** @example 2026-12-05/3 */
+			chain: string;
+			seq: number;
+			event_id: string | null;
+			/** @enum {string} */
+			reason:
+				| "hash_mismatch"
+				| "prev_hash_mismatch"
+				| "rows_missing"
+				| "tail_missing"
+				| "head_mismatch"
+				| "head_missing";
+			message: string;
+		} | null;
+		AuditVerifyRequest: {
+			/**
+			 * Format: date
+			 * @description First day (UTC) to check; default the oldest
+			 * @example 2026-12-05
+			 */
+			since?: string;
+			/**
+			 * Format: date
+			 * @description Last day (UTC) to check, inclusive
+			 * @example 2026-12-05
+			 */
+			until?: string;
 		};
 	};
 	responses: never;
