@@ -154,7 +154,7 @@ export function auditRefusals(
 }
 
 /**
- * For the authenticated proxy (src/proxy/, not wired yet): one `proxy.call` event per forwarded
+ * For the authenticated proxy (src/proxy/): one `proxy.call` event per forwarded
  * request, naming the credential, the method, the upstream host and the status; never the path,
  * query or any header or body, which can carry secrets.
  */
