@@ -33,29 +33,40 @@ function conditions(filter: AuditFilter): (SQL | undefined)[] {
 }
 
 /**
- * Newest first, `limit + 1` rows (the extra one says another page exists), after `before` in that
- * order. Times are stored with the millisecond precision they were written with, so the cursor's
- * position is exact.
+ * Rows matching `filter` in (at, id) order from a cursor position (exclusive): newest first
+ * before it (the listing), or oldest first after it (the export). Times are stored with the
+ * millisecond precision they were written with, so a position is exact.
  */
-export function listAuditEvents(
+function page(
 	db: Database,
 	filter: AuditFilter,
-	options: { limit: number; before?: Position | undefined },
+	order: "newest" | "oldest",
+	limit: number,
+	from: Position | undefined,
 ): Promise<AuditEventRow[]> {
-	const { before } = options;
+	const [direction, past] = order === "newest" ? [desc, sql`<`] : [asc, sql`>`];
 	return db
 		.select()
 		.from(auditEvents)
 		.where(
 			and(
 				...conditions(filter),
-				before
-					? sql`(${auditEvents.at}, ${auditEvents.id}) < (${before.at.toISOString()}::timestamptz, ${before.id})`
+				from
+					? sql`(${auditEvents.at}, ${auditEvents.id}) ${past} (${from.at.toISOString()}::timestamptz, ${from.id})`
 					: undefined,
 			),
 		)
-		.orderBy(desc(auditEvents.at), desc(auditEvents.id))
-		.limit(options.limit + 1);
+		.orderBy(direction(auditEvents.at), direction(auditEvents.id))
+		.limit(limit);
+}
+
+/** Newest first, `limit + 1` rows (the extra one says another page exists), after `before`. */
+export function listAuditEvents(
+	db: Database,
+	filter: AuditFilter,
+	options: { limit: number; before?: Position | undefined },
+): Promise<AuditEventRow[]> {
+	return page(db, filter, "newest", options.limit + 1, options.before);
 }
 
 /** Oldest first, for the export: `limit` rows after `after`. */
@@ -64,18 +75,5 @@ export function exportPage(
 	filter: AuditFilter,
 	options: { limit: number; after?: Position | undefined },
 ): Promise<AuditEventRow[]> {
-	const { after } = options;
-	return db
-		.select()
-		.from(auditEvents)
-		.where(
-			and(
-				...conditions(filter),
-				after
-					? sql`(${auditEvents.at}, ${auditEvents.id}) > (${after.at.toISOString()}::timestamptz, ${after.id})`
-					: undefined,
-			),
-		)
-		.orderBy(asc(auditEvents.at), asc(auditEvents.id))
-		.limit(options.limit);
+	return page(db, filter, "oldest", options.limit, options.after);
 }
