@@ -1,7 +1,14 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { freePort } from "../scripts/lib/net.ts";
 import { connectInspector } from "./cdp.ts";
-import { apiClient, benchUser, saveResults, startInfraProcess, startWorker } from "./lib.ts";
+import {
+	apiClient,
+	benchUser,
+	saveResults,
+	startBenchWorker,
+	startInfraProcess,
+	UNLIMITED_LEASES,
+} from "./lib.ts";
 
 /**
  * `npx tsx bench/cpu.ts` (part of `npm run bench`): the worker's own CPU per request, read from
@@ -53,13 +60,7 @@ function analyse(profile: Profile) {
 
 const infra = await startInfraProcess();
 const inspectorPort = await freePort();
-const served = await startWorker(
-	{ ...infra.bindings, LATCHKEY_LEASE_BURST: "0", LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000" },
-	{ inspectorPort },
-).catch(async (err) => {
-	await infra.close();
-	throw err;
-});
+const served = await startBenchWorker(infra, UNLIMITED_LEASES, { inspectorPort });
 let stopped: ((profile: Profile) => void) | undefined;
 const inspector = await connectInspector(inspectorPort, (method, params) => {
 	if (method === "Profiler.stop") stopped?.((params as { profile: Profile }).profile);

@@ -7,8 +7,9 @@ import {
 	benchUser,
 	connectBenchOAuth,
 	registerBenchProvider,
+	startBenchWorker,
 	startInfraProcess,
-	startWorker,
+	UNLIMITED_LEASES,
 } from "./lib.ts";
 
 /**
@@ -64,13 +65,7 @@ const kb = (bytes: number) => (bytes / 1024).toFixed(1);
 
 const infra = await startInfraProcess();
 const inspectorPort = await freePort();
-const served = await startWorker(
-	{ ...infra.bindings, LATCHKEY_LEASE_BURST: "0", LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000" },
-	{ inspectorPort },
-).catch(async (err) => {
-	await infra.close();
-	throw err;
-});
+const served = await startBenchWorker(infra, UNLIMITED_LEASES, { inspectorPort });
 const oauth = await startOAuthServer({ redirectUris: [`${served.url}/v1/oauth/callback`] });
 console.error("[heap] worker and authorization server up; connecting the inspector");
 const heap = await inspect(inspectorPort);

@@ -125,6 +125,24 @@ export async function startWorker(
 	return { url: publicUrl, stop };
 }
 
+/** The lease limits lifted: benches measure speed, and would rightly be refused by the defaults. */
+export const UNLIMITED_LEASES = {
+	LATCHKEY_LEASE_BURST: "0",
+	LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000",
+} as const;
+
+/** startWorker on the infrastructure's bindings; the infrastructure is closed if it fails. */
+export function startBenchWorker(
+	infra: Pick<BenchInfra, "bindings" | "close">,
+	extra: Record<string, string> = {},
+	options: Parameters<typeof startWorker>[1] = {},
+): Promise<Worker> {
+	return startWorker({ ...infra.bindings, ...extra }, options).catch(async (err) => {
+		await infra.close();
+		throw err;
+	});
+}
+
 export interface Result {
 	name: string;
 	concurrency: number;
@@ -141,11 +159,29 @@ function percentile(sorted: number[], p: number): number {
 	return sorted[i] as number;
 }
 
-export interface Scenario {
-	name: string;
-	/** Builds the i-th request, so scenarios can vary credentials per request. */
-	request: (i: number) => { url: string; init?: RequestInit };
-	expectStatus?: number;
+export type Scenario =
+	| {
+			name: string;
+			/** Builds the i-th request, so scenarios can vary credentials per request. */
+			request: (i: number) => { url: string; init?: RequestInit };
+			expectStatus?: number;
+	  }
+	| {
+			name: string;
+			/** One call made of several requests (what an agent does for one call); false if any failed. */
+			run: (i: number) => Promise<boolean>;
+	  };
+
+/** A scenario of one HTTP request per call (its round trips can be counted). */
+export type RequestScenario = Extract<Scenario, { request: unknown }>;
+
+/** One timed call of a scenario: whether it succeeded. */
+async function callOnce(scenario: Scenario, i: number): Promise<boolean> {
+	if ("run" in scenario) return scenario.run(i);
+	const { url, init } = scenario.request(i);
+	const res = await fetch(url, init);
+	await res.arrayBuffer();
+	return res.status === (scenario.expectStatus ?? 200);
 }
 
 async function closedLoop(
@@ -157,17 +193,14 @@ async function closedLoop(
 ): Promise<{ errors: number; seconds: number }> {
 	let next = 0;
 	let errors = 0;
-	const expectStatus = scenario.expectStatus ?? 200;
 	const client = async () => {
 		for (;;) {
 			const i = next++;
 			if (i >= total) return;
-			const { url, init } = scenario.request(offset + i);
 			const t0 = performance.now();
-			const res = await fetch(url, init);
-			await res.arrayBuffer();
+			const ok = await callOnce(scenario, offset + i);
 			record?.push(performance.now() - t0);
-			if (res.status !== expectStatus) errors++;
+			if (!ok) errors++;
 		}
 	};
 	const t0 = performance.now();

@@ -9,9 +9,11 @@ import {
 	benchUser,
 	connectBenchOAuth,
 	makeSettle,
+	measureInterleaved,
 	printTable,
 	type Result,
 	registerBenchProvider,
+	type Scenario,
 	saveResults,
 	startInfraProcess,
 	startWorker,
@@ -34,7 +36,6 @@ import {
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,32").split(",").map(Number);
 const TRANSFER_MB = Number(process.env.BENCH_PROXY_TRANSFER_MB ?? 50);
-const ROUNDS = 5;
 
 const LIMITS = { LATCHKEY_LEASE_BURST: "0", LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000" };
 
@@ -68,70 +69,6 @@ function workerdChildren(): number[] {
 	} catch {
 		return [];
 	}
-}
-
-interface Run {
-	name: string;
-	/** One request (or the several an agent makes for one call); false when any failed. */
-	run: () => Promise<boolean>;
-}
-
-function percentile(sorted: number[], p: number): number {
-	const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-	return sorted[i] as number;
-}
-
-/** Closed loop, scenarios interleaved in rounds (bench/lib.ts's measureInterleaved, multi-step). */
-async function measure(
-	runs: Run[],
-	concurrency: number,
-	total: number,
-	settle: () => Promise<void>,
-) {
-	const perRound = Math.ceil(total / ROUNDS);
-	const loop = async (r: Run, n: number, record: number[] | null) => {
-		let next = 0;
-		let errors = 0;
-		const client = async () => {
-			while (next++ < n) {
-				const t0 = performance.now();
-				const ok = await r.run();
-				record?.push(performance.now() - t0);
-				if (!ok) errors++;
-			}
-		};
-		const t0 = performance.now();
-		await Promise.all(Array.from({ length: concurrency }, client));
-		return { errors, seconds: (performance.now() - t0) / 1000 };
-	};
-	for (const r of runs) await loop(r, Math.min(100, perRound), null);
-	const acc = runs.map(() => ({ latencies: [] as number[], errors: 0, seconds: 0 }));
-	for (let round = 0; round < ROUNDS; round++) {
-		for (const [k, r] of runs.entries()) {
-			await settle();
-			const a = acc[k] as (typeof acc)[number];
-			const done = await loop(r, perRound, a.latencies);
-			a.errors += done.errors;
-			a.seconds += done.seconds;
-		}
-	}
-	return runs.map((r, k): Result => {
-		const a = acc[k] as (typeof acc)[number];
-		a.latencies.sort((x, y) => x - y);
-		const result = {
-			name: r.name,
-			concurrency,
-			requests: a.latencies.length,
-			rps: a.latencies.length / a.seconds,
-			p50: percentile(a.latencies, 50),
-			p99: percentile(a.latencies, 99),
-			errors: a.errors,
-		};
-		console.log(
-			`  ${r.name} (c=${concurrency}): ${result.rps.toFixed(0)} calls/s, p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms${result.errors ? `, ${result.errors} errors` : ""}`,
-		);
-		return result;
-	});
 }
 
 async function ok(res: Response, status = 200): Promise<boolean> {
@@ -202,7 +139,7 @@ try {
 	const proxied = (id: string) => async () =>
 		ok(await fetch(`${worker.url}/v1/proxy/${id}/fast`, { headers: auth }));
 
-	const runs: Run[] = [
+	const runs: Scenario[] = [
 		{
 			name: "upstream alone",
 			run: async () => ok(await fetch(`${API_ROOT}/fast`, { headers: auth })),
@@ -214,7 +151,8 @@ try {
 		{ name: "OAuth: proxy", run: proxied(oauthCredential.id) },
 	];
 	const settle = await makeSettle(worker.url);
-	for (const c of CONCURRENCY) results.push(...(await measure(runs, c, REQUESTS, settle)));
+	for (const c of CONCURRENCY)
+		results.push(...(await measureInterleaved(runs, c, REQUESTS, { settle })));
 
 	// Memory of large transfers, on a worker of its own with the inspector open.
 	const inspectorPort = await freePort();

@@ -7,8 +7,8 @@ import {
 	makeSettle,
 	measureInterleaved,
 	printAgainst,
+	type RequestScenario,
 	type Result,
-	type Scenario,
 	saveResults,
 	startInfraProcess,
 	startWorker,
@@ -117,7 +117,7 @@ try {
 		url: `${worker.url}/v1/whoami`,
 		init: { headers: { authorization: `Bearer ${uncached[uncachedNext++ % uncached.length]}` } },
 	});
-	const scenarios: Scenario[] = [
+	const scenarios: RequestScenario[] = [
 		{ name: "/health", request: get("/health") },
 		{ name: "/health/ready", request: get("/health/ready") },
 		{ name: "whoami: cached API key (no query)", request: get("/v1/whoami", key) },
