@@ -2182,7 +2182,7 @@ export interface paths {
 			cookie?: never;
 		};
 		get?: never;
-		/** Register or replace an OAuth2 provider, or set a built-in provider's client */
+		/** Register or replace an OAuth2 or API-key-only provider, or set a built-in provider's client */
 		put: {
 			parameters: {
 				query?: never;
@@ -2227,6 +2227,15 @@ export interface paths {
 				};
 				/** @description Forbidden or insufficient scope */
 				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Conflict */
+				409: {
 					headers: {
 						[name: string]: unknown;
 					};
@@ -4368,13 +4377,22 @@ export interface components {
 			name: string;
 			auth_types: ("oauth2" | "api_key")[];
 			default_scopes: string[];
-			/** @description A client is set, so users can connect this provider */
+			/** @description Ready to use: for an OAuth2 provider, a client is set so users can connect it; always true for an API-key-only or managed provider (its auth_types lack `oauth2`: it is never connected through OAuth) */
 			configured: boolean;
 			/** @description The platform provisions this provider's credentials itself */
 			managed: boolean;
 		};
+		/** @description A registered provider: an OAuth2 provider (`kind: oauth2`) or an API-key-only one (`kind: api_key`). Never contains the client secret. */
+		ProviderConfig:
+			| components["schemas"]["OAuthProviderConfig"]
+			| components["schemas"]["ApiKeyProviderConfig"];
 		/** @description Never contains the client secret. */
-		ProviderConfig: components["schemas"]["Provider"] & {
+		OAuthProviderConfig: components["schemas"]["Provider"] & {
+			/**
+			 * @description An OAuth2 provider: users connect it
+			 * @enum {string}
+			 */
+			kind: "oauth2";
 			/** @description Endpoints are Latchkey's; only the client is set */
 			builtin: boolean;
 			authorize_url: string;
@@ -4398,6 +4416,12 @@ export interface components {
 			/** @enum {string|null} */
 			client_source: "admin" | "env" | null;
 			updated_at: string | null;
+		} & {
+			/**
+			 * @description discriminator enum property added by openapi-typescript
+			 * @enum {string}
+			 */
+			kind: "oauth2";
 		};
 		/** @description How the authenticated proxy sends an API key of this provider: in a header (with an optional prefix) or as a query parameter. Default `{"in":"header","name":"Authorization","prefix":"Bearer "}`. */
 		ApiKeyPlacement:
@@ -4416,7 +4440,26 @@ export interface components {
 					in: "query";
 					name: string;
 			  };
-		/** @description For a custom id: name, authorize_url, token_url, client_id and client_secret are required. A built-in id takes the same body with only client_id and client_secret required: every field sent overrides the built-in value (how GitHub Enterprise or a self-hosted GitLab is reached); a field left out, or null, keeps the built-in value. */
+		ApiKeyProviderConfig: components["schemas"]["Provider"] & {
+			/**
+			 * @description An API-key-only provider: users store its keys as api_key credentials and call its API through the proxy; it has no OAuth endpoints or client and is never connected
+			 * @enum {string}
+			 */
+			kind: "api_key";
+			/** @enum {boolean} */
+			builtin: false;
+			/** @description Where the authenticated proxy (`/v1/proxy/{credential_id}/{path}`) sends this provider's API-key credentials */
+			api_base_url: string;
+			api_key_placement: components["schemas"]["ApiKeyPlacement"];
+			updated_at: string;
+		} & {
+			/**
+			 * @description discriminator enum property added by openapi-typescript
+			 * @enum {string}
+			 */
+			kind: "api_key";
+		};
+		/** @description A custom id is one of two kinds. An OAuth2 provider: name, authorize_url, token_url, client_id and client_secret are required. An API-key-only provider (for the authenticated proxy): name and api_base_url, optionally api_key_placement, and none of the OAuth fields (authorize_url, token_url, revoke_url, userinfo_url, issuer, default_scopes, scope_separator, pkce, client_auth, authorize_params, refresh_invalidates_access_token, refresh_token_rotates, client_id, client_secret); a body with some OAuth fields but not all the required ones is a 400. A built-in id is always OAuth2 and takes the OAuth body with only client_id and client_secret required: every field sent overrides the built-in value (how GitHub Enterprise or a self-hosted GitLab is reached); a field left out, or null, keeps the built-in value. */
 		ProviderPut: {
 			name?: string;
 			/**
@@ -4450,9 +4493,9 @@ export interface components {
 			authorize_params?: {
 				[key: string]: string;
 			};
-			client_id: string;
+			client_id?: string;
 			/** @description Write-only; stored sealed */
-			client_secret: string;
+			client_secret?: string;
 			refresh_invalidates_access_token?: boolean;
 			refresh_token_rotates?: boolean;
 			/**

@@ -238,6 +238,9 @@ async function toNewCredential(
 				.catch((err: unknown) => {
 					if (err instanceof LatchkeyError && err.code === "not_found")
 						throw invalid("provider", "not a registered OAuth2 provider");
+					// An API-key-only provider (400 from the registry): no OAuth to refresh with.
+					if (err instanceof LatchkeyError && err.code === "invalid_request")
+						throw invalid("provider", "an API-key-only provider, not an OAuth2 one");
 					throw err;
 				});
 			return {

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import {
 	boolean,
+	check,
 	index,
 	integer,
 	jsonb,
@@ -251,12 +252,24 @@ export const oauthProviders = pgTable(
 		apiBaseUrl: text("api_base_url"),
 		/** How an API key rides a proxied request; null: the built-in value, else `Authorization: Bearer`. */
 		apiKeyPlacement: jsonb("api_key_placement").$type<ApiKeyPlacement>(),
-		clientId: text("client_id").notNull(),
-		/** The client secret, sealed like a credential secret. */
-		...sealedColumns,
+		/** Null only on an API-key-only provider (no OAuth endpoints, no client): see the check. */
+		clientId: text("client_id"),
+		/** The client secret, sealed like a credential secret; null with client_id. */
+		ciphertext: text("ciphertext"),
+		dataKey: text("data_key"),
+		keyId: text("key_id"),
 		...timestamps,
 	},
-	(t) => [index("oauth_providers_key_id_idx").on(t.keyId)],
+	(t) => [
+		index("oauth_providers_key_id_idx").on(t.keyId),
+		// A row is either an OAuth2 provider (a client, sealed secret and, unless it overrides a
+		// built-in, both endpoints) or a custom API-key-only provider: no endpoints, no client, an
+		// api_base_url. Nothing in between, so no code path meets half a provider.
+		check(
+			"oauth_providers_kind_check",
+			sql`(${t.clientId} is not null and ${t.ciphertext} is not null and ${t.dataKey} is not null and ${t.keyId} is not null and (${t.builtin} or (${t.authorizeUrl} is not null and ${t.tokenUrl} is not null))) or (not ${t.builtin} and ${t.clientId} is null and ${t.ciphertext} is null and ${t.dataKey} is null and ${t.keyId} is null and ${t.authorizeUrl} is null and ${t.tokenUrl} is null and ${t.apiBaseUrl} is not null)`,
+		),
+	],
 );
 
 export type OAuthProviderRow = typeof oauthProviders.$inferSelect;

@@ -145,7 +145,7 @@ export async function rewrapDataKeys(
 				.limit(batchSize);
 			if (rows.length === 0) break;
 			batches += 1;
-			const outcome = await rewrapRows(services, ring, name, rows);
+			const outcome = await rewrapRows(services, ring, name, rows.filter(isSealedRow));
 			totals.rewrapped += outcome.rewrapped;
 			totals.failed += outcome.failed;
 			totals.conflicts += outcome.conflicts;
@@ -160,9 +160,10 @@ export async function rewrapDataKeys(
 			.where(and(notUnderKey(table, ring.activeKeyId), notInArray(table.keyId, [...ring.keyIds])))
 			.orderBy(asc(table.id))
 			.limit(batchSize);
-		for (const row of orphans) {
+		for (const { id, keyId } of orphans) {
+			if (keyId === null) continue;
 			totals.failed += 1;
-			logFailure(services, name, row, "its key id is not in LATCHKEY_ENCRYPTION_KEYS");
+			logFailure(services, name, { id, keyId }, "its key id is not in LATCHKEY_ENCRYPTION_KEYS");
 		}
 	}
 
@@ -318,6 +319,19 @@ export async function resealRows(
 }
 
 // The id (never the row's contents) is what an operator needs to find the row.
+/**
+ * A row with a seal. Every credential and provisioner has one; an API-key-only provider has none
+ * (no client secret), and `key_id in (…)` never selects it, but its columns are nullable.
+ */
+function isSealedRow(row: {
+	id: string;
+	ciphertext: string | null;
+	dataKey: string | null;
+	keyId: string | null;
+}): row is SealedRowSnapshot {
+	return row.ciphertext !== null && row.dataKey !== null && row.keyId !== null;
+}
+
 function logFailure(
 	services: Services,
 	table: SealedTableName,
@@ -348,7 +362,9 @@ async function oldKeyUsage(services: Services, ring: KeyRing): Promise<Map<strin
 			.from(table)
 			.where(notUnderKey(table, ring.activeKeyId))
 			.groupBy(table.keyId);
-		for (const row of rows) usage.set(row.keyId, (usage.get(row.keyId) ?? 0) + row.rows);
+		for (const row of rows) {
+			if (row.keyId !== null) usage.set(row.keyId, (usage.get(row.keyId) ?? 0) + row.rows);
+		}
 	}
 	return usage;
 }

@@ -263,6 +263,7 @@ export interface ProviderClient {
 }
 
 export interface EffectiveProvider extends ProviderDescription {
+	kind: "oauth2";
 	builtin: boolean;
 	client: ProviderClient | null;
 	/** Both client auth methods need a secret, so a client id alone is not enough. */
@@ -270,12 +271,56 @@ export interface EffectiveProvider extends ProviderDescription {
 	updatedAt: Date | null;
 }
 
+/**
+ * A custom provider registered with an API target only (`PUT /v1/admin/providers/{id}` without
+ * any OAuth field): the proxy forwards its API-key credentials to `apiBaseUrl`. It has no OAuth
+ * endpoints and no client, so it is never connected, refreshed or revoked through OAuth, and an
+ * OAuth2 credential cannot name it.
+ */
+export interface ApiKeyProvider {
+	kind: "api_key";
+	id: string;
+	name: string;
+	apiBaseUrl: string;
+	apiKeyPlacement: ApiKeyPlacement;
+	updatedAt: Date;
+}
+
+/** Whether a row is an API-key-only provider (the table's check keeps the two kinds apart). */
+export function isApiKeyOnlyRow(row: OAuthProviderRow): boolean {
+	return !row.builtin && row.clientId === null;
+}
+
+export function apiKeyProviderOf(row: OAuthProviderRow): ApiKeyProvider {
+	return {
+		kind: "api_key",
+		id: row.id,
+		name: row.name,
+		// Not null on such a row (the table's check).
+		apiBaseUrl: row.apiBaseUrl ?? "",
+		apiKeyPlacement: row.apiKeyPlacement ?? DEFAULT_API_KEY_PLACEMENT,
+		updatedAt: row.updatedAt,
+	};
+}
+
+/** The sealed client secret of an OAuth row (never null there: the table's check). */
+export function sealedSecretOf(row: OAuthProviderRow): {
+	ciphertext: string;
+	dataKey: string;
+	keyId: string;
+} {
+	if (row.ciphertext === null || row.dataKey === null || row.keyId === null) {
+		throw new Error(`OAuth provider ${row.id} has no sealed client secret`);
+	}
+	return { ciphertext: row.ciphertext, dataKey: row.dataKey, keyId: row.keyId };
+}
+
 export type OpenSecret = (row: OAuthProviderRow) => Promise<string>;
 
 function clientFromRow(row: OAuthProviderRow, openSecret: OpenSecret): ProviderClient {
 	let opened: Promise<string> | undefined;
 	return {
-		clientId: row.clientId,
+		clientId: row.clientId ?? "",
 		source: "admin",
 		hasSecret: true,
 		secret: () => {
@@ -365,6 +410,7 @@ export function effectiveProvider(
 	const client = row ? clientFromRow(row, openSecret) : clientFromEnv(config, id);
 	return {
 		...description,
+		kind: "oauth2",
 		builtin: Boolean(builtin) && !(row && !row.builtin),
 		client,
 		configured: client?.hasSecret === true,

@@ -25,8 +25,8 @@ import {
 	finishConnection,
 	parkConnection,
 } from "./connect.ts";
-import type { EffectiveProvider } from "./providers.ts";
-import { listProviders, putProvider } from "./registry.ts";
+import type { ApiKeyProvider, EffectiveProvider } from "./providers.ts";
+import { listProviderCatalog, putProvider } from "./registry.ts";
 import { finishAuthorization, startAuthorization } from "./service.ts";
 import { consumeState, STATE_TTL_SECONDS } from "./state.ts";
 
@@ -93,16 +93,18 @@ const ProviderSummarySchema = z
 		name: z.string().openapi({ example: "GitHub" }),
 		auth_types: z.array(z.enum(["oauth2", "api_key"])),
 		default_scopes: z.array(z.string()),
-		configured: z
-			.boolean()
-			.openapi({ description: "A client is set, so users can connect this provider" }),
+		configured: z.boolean().openapi({
+			description:
+				"Ready to use: for an OAuth2 provider, a client is set so users can connect it; always true for an API-key-only or managed provider (its auth_types lack `oauth2`: it is never connected through OAuth)",
+		}),
 		managed: z
 			.boolean()
 			.openapi({ description: "The platform provisions this provider's credentials itself" }),
 	})
 	.openapi("Provider");
 
-const ProviderConfigSchema = ProviderSummarySchema.extend({
+const OAuthProviderConfigSchema = ProviderSummarySchema.extend({
+	kind: z.literal("oauth2").openapi({ description: "An OAuth2 provider: users connect it" }),
 	builtin: z.boolean().openapi({ description: "Endpoints are Latchkey's; only the client is set" }),
 	authorize_url: z.string(),
 	token_url: z.string(),
@@ -123,7 +125,28 @@ const ProviderConfigSchema = ProviderSummarySchema.extend({
 	client_id: z.string().nullable(),
 	client_source: z.enum(["admin", "env"]).nullable(),
 	updated_at: z.string().nullable(),
-}).openapi("ProviderConfig", { description: "Never contains the client secret." });
+}).openapi("OAuthProviderConfig", { description: "Never contains the client secret." });
+
+const ApiKeyProviderConfigSchema = ProviderSummarySchema.extend({
+	kind: z.literal("api_key").openapi({
+		description:
+			"An API-key-only provider: users store its keys as api_key credentials and call its API through the proxy; it has no OAuth endpoints or client and is never connected",
+	}),
+	builtin: z.literal(false),
+	api_base_url: z.string().openapi({
+		description:
+			"Where the authenticated proxy (`/v1/proxy/{credential_id}/{path}`) sends this provider's API-key credentials",
+	}),
+	api_key_placement: ApiKeyPlacementSchema,
+	updated_at: z.string(),
+}).openapi("ApiKeyProviderConfig");
+
+const ProviderConfigSchema = z
+	.discriminatedUnion("kind", [OAuthProviderConfigSchema, ApiKeyProviderConfigSchema])
+	.openapi("ProviderConfig", {
+		description:
+			"A registered provider: an OAuth2 provider (`kind: oauth2`) or an API-key-only one (`kind: api_key`). Never contains the client secret.",
+	});
 
 const ProviderPutSchema = z
 	.strictObject({
@@ -143,11 +166,12 @@ const ProviderPutSchema = z
 			.record(z.string().min(1).max(128), z.string().max(1024))
 			.refine((p) => Object.keys(p).length <= 20, "at most 20 parameters")
 			.optional(),
-		client_id: z.string().trim().min(1).max(512),
+		client_id: z.string().trim().min(1).max(512).optional(),
 		client_secret: z
 			.string()
 			.min(1)
 			.max(4096)
+			.optional()
 			.openapi({ description: "Write-only; stored sealed" }),
 		refresh_invalidates_access_token: z.boolean().optional(),
 		refresh_token_rotates: z.boolean().optional(),
@@ -165,7 +189,7 @@ const ProviderPutSchema = z
 	})
 	.openapi("ProviderPut", {
 		description:
-			"For a custom id: name, authorize_url, token_url, client_id and client_secret are required. A built-in id takes the same body with only client_id and client_secret required: every field sent overrides the built-in value (how GitHub Enterprise or a self-hosted GitLab is reached); a field left out, or null, keeps the built-in value.",
+			"A custom id is one of two kinds. An OAuth2 provider: name, authorize_url, token_url, client_id and client_secret are required. An API-key-only provider (for the authenticated proxy): name and api_base_url, optionally api_key_placement, and none of the OAuth fields (authorize_url, token_url, revoke_url, userinfo_url, issuer, default_scopes, scope_separator, pkce, client_auth, authorize_params, refresh_invalidates_access_token, refresh_token_rotates, client_id, client_secret); a body with some OAuth fields but not all the required ones is a 400. A built-in id is always OAuth2 and takes the OAuth body with only client_id and client_secret required: every field sent overrides the built-in value (how GitHub Enterprise or a self-hosted GitLab is reached); a field left out, or null, keeps the built-in value.",
 	});
 
 const AuthorizeSchema = z
@@ -212,7 +236,17 @@ const CallbackBody = z
 	.openapi("OAuthCallback");
 
 // The credential object of API.md, as the credentials routes describe it.
-function toSummary(p: EffectiveProvider) {
+function toSummary(p: EffectiveProvider | ApiKeyProvider) {
+	if (p.kind === "api_key") {
+		return {
+			id: p.id,
+			name: p.name,
+			auth_types: ["api_key" as const],
+			default_scopes: [] as string[],
+			configured: true,
+			managed: false,
+		};
+	}
 	return {
 		id: p.id,
 		name: p.name,
@@ -223,9 +257,20 @@ function toSummary(p: EffectiveProvider) {
 	};
 }
 
-function toConfigJson(p: EffectiveProvider) {
+function toConfigJson(p: EffectiveProvider | ApiKeyProvider): z.infer<typeof ProviderConfigSchema> {
+	if (p.kind === "api_key") {
+		return {
+			...toSummary(p),
+			kind: "api_key",
+			builtin: false,
+			api_base_url: p.apiBaseUrl,
+			api_key_placement: p.apiKeyPlacement,
+			updated_at: p.updatedAt.toISOString(),
+		};
+	}
 	return {
 		...toSummary(p),
+		kind: "oauth2",
 		builtin: p.builtin,
 		authorize_url: p.authorizeUrl,
 		token_url: p.tokenUrl,
@@ -316,7 +361,8 @@ const putProviderRoute = createRoute({
 	method: "put",
 	path: "/v1/admin/providers/{id}",
 	tags: ["Admin", "OAuth"],
-	summary: "Register or replace an OAuth2 provider, or set a built-in provider's client",
+	summary:
+		"Register or replace an OAuth2 or API-key-only provider, or set a built-in provider's client",
 	security: bearerSecurity,
 	middleware: adminOnly,
 	request: {
@@ -325,7 +371,7 @@ const putProviderRoute = createRoute({
 	},
 	responses: {
 		200: { description: "The provider (without its client secret)", ...json(ProviderConfigSchema) },
-		...errorResponses(400, 401, 403),
+		...errorResponses(400, 401, 403, 409),
 	},
 });
 
@@ -439,12 +485,15 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>, hooks: OAuthRouteH
 		const services = c.get("services");
 		// Managed providers are listed beside the OAuth ones: users do not connect them, the
 		// platform provisions their credentials (an api_key each).
-		const [oauth, managed] = await Promise.all([
-			listProviders(services),
+		const [{ oauth, apiKey }, managed] = await Promise.all([
+			listProviderCatalog(services),
 			hooks.managedProviders(services),
 		]);
+		// API-key-only providers too (auth_types ["api_key"]): users store keys for them, never
+		// connect them.
 		const all: z.infer<typeof ProviderSummarySchema>[] = [
 			...oauth.map(toSummary),
+			...apiKey.map(toSummary),
 			...managed.map((p) => ({
 				id: p.id,
 				name: p.name,
@@ -493,7 +542,10 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>, hooks: OAuthRouteH
 			target: { type: "provider", id },
 			userId: null,
 			// Names of the fields sent, never their values (one is the client secret).
-			detail: { kind: "oauth", fields: Object.keys(body).sort() },
+			detail: {
+				kind: provider.kind === "api_key" ? "api_key" : "oauth",
+				fields: Object.keys(body).sort(),
+			},
 		});
 		return c.json(toConfigJson(provider), 200);
 	});

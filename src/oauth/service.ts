@@ -4,7 +4,7 @@ import { LatchkeyError } from "../errors.ts";
 import { outboundFailureOf, outboundFetch } from "../http/outbound.ts";
 import type { Services } from "../services.ts";
 import { type EffectiveProvider, parseGrantedScopes } from "./providers.ts";
-import { resolveProvider } from "./registry.ts";
+import { isApiKeyOnlyError, resolveProvider } from "./registry.ts";
 import {
 	checkRedirectTarget,
 	createState,
@@ -568,7 +568,9 @@ export async function revokeUpstream(
 	try {
 		provider = await resolveProvider(services, providerId);
 	} catch (err) {
+		// No OAuth provider (any more) means no revocation endpoint.
 		if (err instanceof LatchkeyError && err.code === "not_found") return null;
+		if (isApiKeyOnlyError(err)) return null;
 		throw err;
 	}
 	const revokeUrl = provider.revokeUrl;

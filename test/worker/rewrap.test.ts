@@ -25,6 +25,7 @@ import {
 	type SealedRowSnapshot,
 } from "../../src/jobs/rewrap.ts";
 import type { Logger } from "../../src/log.ts";
+import { sealedSecretOf } from "../../src/oauth/providers.ts";
 import { createServices, type Services } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { testDb } from "./helpers.ts";
@@ -191,7 +192,8 @@ async function stored(p: Planted) {
 	}
 	const [row] = await db.db.select().from(oauthProviders).where(eq(oauthProviders.id, p.id));
 	if (!row) throw new Error(`provider ${p.id} vanished`);
-	return row;
+	// Planted providers are OAuth ones: their sealed columns are set.
+	return { ...row, ...sealedSecretOf(row) };
 }
 
 const snapshot = (s: Sealed & { id: string }): SealedRowSnapshot => ({

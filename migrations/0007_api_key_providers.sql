@@ -1,0 +1,5 @@
+ALTER TABLE "oauth_providers" ALTER COLUMN "client_id" DROP NOT NULL;--> statement-breakpoint
+ALTER TABLE "oauth_providers" ALTER COLUMN "ciphertext" DROP NOT NULL;--> statement-breakpoint
+ALTER TABLE "oauth_providers" ALTER COLUMN "data_key" DROP NOT NULL;--> statement-breakpoint
+ALTER TABLE "oauth_providers" ALTER COLUMN "key_id" DROP NOT NULL;--> statement-breakpoint
+ALTER TABLE "oauth_providers" ADD CONSTRAINT "oauth_providers_kind_check" CHECK (("oauth_providers"."client_id" is not null and "oauth_providers"."ciphertext" is not null and "oauth_providers"."data_key" is not null and "oauth_providers"."key_id" is not null and ("oauth_providers"."builtin" or ("oauth_providers"."authorize_url" is not null and "oauth_providers"."token_url" is not null))) or (not "oauth_providers"."builtin" and "oauth_providers"."client_id" is null and "oauth_providers"."ciphertext" is null and "oauth_providers"."data_key" is null and "oauth_providers"."key_id" is null and "oauth_providers"."authorize_url" is null and "oauth_providers"."token_url" is null and "oauth_providers"."api_base_url" is not null));
