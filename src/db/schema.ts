@@ -409,3 +409,53 @@ export const auditChainHeads = pgTable("audit_chain_heads", {
 	hash: text("hash").notNull(),
 	updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
 });
+
+export type WebhookDeliveryStatus = "pending" | "delivered" | "failed";
+
+/**
+ * Platform-configured webhook endpoints (docs/webhooks.md): the URL, the event types it wants,
+ * and its Standard Webhooks signing secret (`whsec_…`), sealed like a credential secret.
+ */
+export const webhooks = pgTable("webhooks", {
+	id: text("id").primaryKey(),
+	url: text("url").notNull(),
+	events: text("events").array().notNull(),
+	...sealedColumns,
+	...timestamps,
+});
+
+export type WebhookRow = typeof webhooks.$inferSelect;
+
+/**
+ * One row per event × webhook, written in the same statement as the event's audit row, and sent
+ * by the scheduled worker with retries (exponential backoff with jitter); `failed` after
+ * `max_attempts` is the dead letter. The payload is the exact body sent (and signed) each time.
+ */
+export const webhookDeliveries = pgTable(
+	"webhook_deliveries",
+	{
+		id: text("id").primaryKey(),
+		webhookId: text("webhook_id")
+			.notNull()
+			.references(() => webhooks.id, { onDelete: "cascade" }),
+		eventType: text("event_type").notNull(),
+		payload: text("payload").notNull(),
+		status: text("status").$type<WebhookDeliveryStatus>().notNull().default("pending"),
+		attempts: integer("attempts").notNull().default(0),
+		maxAttempts: integer("max_attempts").notNull(),
+		nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true, mode: "date" })
+			.notNull()
+			.defaultNow(),
+		claimedUntil: timestamp("claimed_until", { withTimezone: true, mode: "date" }),
+		lastStatus: integer("last_status"),
+		lastError: text("last_error"),
+		deliveredAt: timestamp("delivered_at", { withTimezone: true, mode: "date" }),
+		...timestamps,
+	},
+	(t) => [
+		index("webhook_deliveries_due_idx").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+		index("webhook_deliveries_webhook_order_idx").on(t.webhookId, t.createdAt, t.id),
+	],
+);
+
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
