@@ -13,6 +13,8 @@ export const AUDIT_ACTIONS = [
 	"credential.created",
 	"credential.updated",
 	"credential.deleted",
+	/** The provider refused the refresh token (invalid_grant) or there was none: the user must reconnect. */
+	"credential.reconnect_required",
 	"api_key.created",
 	"api_key.imported",
 	"api_key.rolled",

@@ -1,6 +1,7 @@
 import { Lock } from "@upstash/lock";
 import type { Redis as NodeRedis } from "@upstash/redis";
 import { and, eq, ne, sql } from "drizzle-orm";
+import { systemRecord, writeAuditRecords } from "../audit/index.ts";
 import type { OAuthTokenSet, SecretOf } from "../credentials/secrets.ts";
 import { openSecret, sealSecret } from "../credentials/service.ts";
 import { getKeyRing, open, seal } from "../crypto/envelope.ts";
@@ -627,7 +628,7 @@ async function markReconnect(
 	row: OAuthRow,
 	reason: string,
 ): Promise<LatchkeyError> {
-	await services.db
+	const marked = await services.db
 		.update(credentials)
 		.set({
 			status: "reconnect_required",
@@ -635,7 +636,25 @@ async function markReconnect(
 			version: sql`${credentials.version} + 1`,
 			updatedAt: services.now(),
 		})
-		.where(and(eq(credentials.id, row.id), eq(credentials.tokenVersion, row.tokenVersion)));
+		.where(and(eq(credentials.id, row.id), eq(credentials.tokenVersion, row.tokenVersion)))
+		.returning({ id: credentials.id });
+	if (marked.length > 0 && row.status !== "reconnect_required") {
+		// Recorded once, by whoever made the change; it also queues the webhook (docs/webhooks.md).
+		// Never throws: a failed write waits in Redis for the cron's write-back.
+		await writeAuditRecords(
+			services,
+			[
+				systemRecord(services, {
+					action: "credential.reconnect_required",
+					outcome: "failure",
+					target: { type: "credential", id: row.id },
+					userId: row.userId,
+					detail: { provider: row.provider, reason },
+				}),
+			],
+			{ requestId: null },
+		);
+	}
 	return reconnectRequired(row);
 }
 
