@@ -23,6 +23,7 @@ import { registerOAuthRoutes } from "./oauth/routes.ts";
 import { revokeUpstream } from "./oauth/service.ts";
 import { isProxyPath, proxyResponseHeaders, registerProxyRoutes } from "./proxy/routes.ts";
 import { registerUserRoutes } from "./users/routes.ts";
+import { registerWebhookRoutes } from "./webhooks/routes.ts";
 
 export interface AppOptions {
 	/** Injectable clock, so expiry rules can be tested without waiting. */
@@ -117,6 +118,11 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 	registerProxyRoutes(app);
 	// audit/ sits below auth/ (which records into it): its routes get authentication from here.
 	registerAuditRoutes(app, {
+		authenticate: () => authenticate(),
+		requireAdmin: () => requireScope("admin"),
+	});
+
+	registerWebhookRoutes(app, {
 		authenticate: () => authenticate(),
 		requireAdmin: () => requireScope("admin"),
 	});

@@ -6,6 +6,7 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
 import { postgresErrorOf, violatedUniqueConstraint } from "../db/errors.ts";
 import type { Services } from "../services.ts";
+import { queueDeliveriesSql } from "../webhooks/events.ts";
 import {
 	AUDIT_ACTIONS,
 	AUDIT_OUTCOMES,
@@ -42,6 +43,9 @@ const CHAIN_SEQ = "audit_events_chain_seq_idx";
  */
 function insertStatement(r: AuditRecord, chain: string): SQL {
 	const body = canonicalBody(r);
+	// The event's webhook deliveries (docs/webhooks.md) go in with it: both or neither.
+	const deliveries = queueDeliveriesSql(r, sql`ins`);
+	const queued = deliveries === null ? sql`` : sql`, deliveries as (${deliveries})`;
 	return sql`
 		with head as (
 			select seq, hash from audit_chain_heads where chain = ${chain}
@@ -68,7 +72,7 @@ function insertStatement(r: AuditRecord, chain: string): SQL {
 			on conflict (chain) do update
 				set seq = excluded.seq, hash = excluded.hash, updated_at = excluded.updated_at
 			returning seq
-		)
+		)${queued}
 		select (select seq from moved) as seq`;
 }
 

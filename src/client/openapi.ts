@@ -3780,6 +3780,7 @@ export interface paths {
 						| "credential.created"
 						| "credential.updated"
 						| "credential.deleted"
+						| "credential.reconnect_required"
 						| "api_key.created"
 						| "api_key.imported"
 						| "api_key.rolled"
@@ -3882,6 +3883,7 @@ export interface paths {
 						| "credential.created"
 						| "credential.updated"
 						| "credential.deleted"
+						| "credential.reconnect_required"
 						| "api_key.created"
 						| "api_key.imported"
 						| "api_key.rolled"
@@ -4025,6 +4027,416 @@ export interface paths {
 				};
 				/** @description Dependency unavailable (see Retry-After) */
 				503: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/v1/admin/webhooks/{id}": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/** Get a webhook (never its secret) */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description The webhook */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Webhook"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Not found (also for other users' objects) */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		/**
+		 * Register or replace a webhook
+		 * @description Deliveries of the chosen events are POSTed to `url`, signed per the Standard Webhooks spec (docs/webhooks.md). The URL must be one Latchkey will call (https, a public host). Without `secret`, a new webhook gets a generated one, returned once in `secret`.
+		 */
+		put: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody: {
+				content: {
+					"application/json": components["schemas"]["WebhookInput"];
+				};
+			};
+			responses: {
+				/** @description Replaced */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["WebhookWithSecret"];
+					};
+				};
+				/** @description Created */
+				201: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["WebhookWithSecret"];
+					};
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Body over 64 KiB */
+				413: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		post?: never;
+		/**
+		 * Delete a webhook and its deliveries
+		 * @description Deliveries not yet sent are dropped with it.
+		 */
+		delete: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description Deleted */
+				204: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Not found (also for other users' objects) */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/v1/admin/webhooks": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/** List webhooks, oldest first */
+		get: {
+			parameters: {
+				query?: {
+					/** @description Page size, 1–100. */
+					limit?: number;
+					/** @description The `next_cursor` of the previous page; omit for the first page. */
+					cursor?: string;
+				};
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page of webhooks */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["WebhookList"];
+					};
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/v1/admin/webhooks/{id}/deliveries": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * A webhook's deliveries, oldest first
+		 * @description Each event × webhook is one delivery: `pending` (due at `next_attempt_at`), `delivered`, or `failed` once its attempts ran out (the dead letter).
+		 */
+		get: {
+			parameters: {
+				query?: {
+					/** @description Page size, 1–100. */
+					limit?: number;
+					/** @description The `next_cursor` of the previous page; omit for the first page. */
+					cursor?: string;
+					/** @description Only deliveries with this status */
+					status?: "pending" | "delivered" | "failed";
+				};
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page of deliveries */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["WebhookDeliveryList"];
+					};
+				};
+				/** @description Invalid request (`invalid_request`; `detail` lists the fields) */
+				400: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Not found (also for other users' objects) */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/v1/admin/webhooks/{id}/deliveries/{delivery_id}/redeliver": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		get?: never;
+		put?: never;
+		/**
+		 * Send a delivery again
+		 * @description The delivery becomes `pending`, due now, with its attempts reset; the scheduled worker sends it (same `webhook-id`, same body, a new timestamp and signature).
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+					delivery_id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description The delivery, queued again */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["WebhookDelivery"];
+					};
+				};
+				/** @description Missing or invalid credentials */
+				401: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Forbidden or insufficient scope */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Not found (also for other users' objects) */
+				404: {
 					headers: {
 						[name: string]: unknown;
 					};
@@ -4632,6 +5044,7 @@ export interface components {
 				| "credential.created"
 				| "credential.updated"
 				| "credential.deleted"
+				| "credential.reconnect_required"
 				| "api_key.created"
 				| "api_key.imported"
 				| "api_key.rolled"
@@ -4738,6 +5151,83 @@ export interface components {
 			 * @example 2026-12-05
 			 */
 			until?: string;
+		};
+		WebhookWithSecret: components["schemas"]["Webhook"] & {
+			/** @description The generated signing secret (`whsec_…`), present only in the answer that created it */
+			secret?: string;
+		};
+		Webhook: {
+			/** @example platform-events */
+			id: string;
+			url: string;
+			events: (
+				| "credential.reconnect_required"
+				| "credential.deleted"
+				| "user.deleted"
+				| "deprovision.failed"
+			)[];
+			/** Format: date-time */
+			created_at: string;
+			/** Format: date-time */
+			updated_at: string;
+		};
+		WebhookInput: {
+			/**
+			 * @description Where deliveries are POSTed: an https URL on a public host (docs/security.md, 'Outbound calls')
+			 * @example https://platform.example.com/hooks/latchkey
+			 */
+			url: string;
+			/** @description The event types to deliver (docs/webhooks.md) */
+			events: (
+				| "credential.reconnect_required"
+				| "credential.deleted"
+				| "user.deleted"
+				| "deprovision.failed"
+			)[];
+			/** @description A Standard Webhooks secret (`whsec_` + base64 of 24–64 bytes). Omitted on creation: one is generated and returned once; omitted on a replacement: the current secret stays */
+			secret?: string;
+		};
+		WebhookList: {
+			data: components["schemas"]["Webhook"][];
+			next_cursor: string | null;
+		};
+		WebhookDeliveryList: {
+			data: components["schemas"]["WebhookDelivery"][];
+			next_cursor: string | null;
+		};
+		WebhookDelivery: {
+			/**
+			 * @description Also the `webhook-id` header of every attempt
+			 * @example whd_0cc175b9c0f1b6a831c399e269772661
+			 */
+			id: string;
+			webhook_id: string;
+			/** @enum {string} */
+			event_type:
+				| "credential.reconnect_required"
+				| "credential.deleted"
+				| "user.deleted"
+				| "deprovision.failed";
+			/**
+			 * @description `failed`: every attempt failed (the dead letter); redeliver to try again
+			 * @enum {string}
+			 */
+			status: "pending" | "delivered" | "failed";
+			attempts: number;
+			max_attempts: number;
+			/** Format: date-time */
+			next_attempt_at: string;
+			/** @description The receiver's HTTP status on the last attempt; null when it gave none */
+			last_status: number | null;
+			last_error: string | null;
+			/** Format: date-time */
+			delivered_at: string | null;
+			/** @description The exact body sent and signed (JSON) */
+			payload: string;
+			/** Format: date-time */
+			created_at: string;
+			/** Format: date-time */
+			updated_at: string;
 		};
 	};
 	responses: never;

@@ -2,6 +2,7 @@ import { drainPendingAudit, pruneAudit } from "../audit/index.ts";
 import { recoverStashes, refreshExpiring } from "../leases/proactive.ts";
 import { findManagedProvider } from "../managed/registry.ts";
 import type { Services } from "../services.ts";
+import { deliverWebhooks } from "../webhooks/deliver.ts";
 import { runDeletionWork } from "./deletion.ts";
 import type { Job, JobScope } from "./job.ts";
 import { rewrapJob } from "./rewrap.ts";
@@ -59,6 +60,18 @@ export const auditRetentionJob: Job = {
 };
 
 /**
+ * Sends due webhook deliveries (docs/webhooks.md). Not in a run scoped to some users: the
+ * deliveries are the platform's, not those users'.
+ */
+export const webhookDeliveryJob: Job = {
+	name: "webhook-delivery",
+	run: async (services, scope) =>
+		scope?.userIds === undefined
+			? deliverWebhooks(services)
+			: { claimed: 0, delivered: 0, retried: 0, failed: 0, skipped: 1 },
+};
+
+/**
  * What every scheduled run does, in order; each job bounds its own work (docs/operations.md).
  * Deletion first: it has the tightest promise to keep (revoking a deleted user's tokens).
  */
@@ -70,6 +83,8 @@ export const jobs: Job[] = [
 	proactiveRefreshJob,
 	rewrapJob,
 	auditWriteBackJob,
+	// After the write-back: events it writes queue their deliveries, sent in this same run.
+	webhookDeliveryJob,
 	auditRetentionJob,
 ];
 

@@ -18,18 +18,24 @@ import {
 	type Sealed,
 	seal,
 } from "../crypto/envelope.ts";
-import { credentials, managedProviderConfigs, oauthProviders } from "../db/schema.ts";
+import { credentials, managedProviderConfigs, oauthProviders, webhooks } from "../db/schema.ts";
 import type { Services } from "../services.ts";
 import type { Job } from "./job.ts";
 
 /** The tables with sealed columns, by their SQL names. */
-export type SealedTableName = "credentials" | "oauth_providers" | "managed_provider_configs";
+export type SealedTableName =
+	| "credentials"
+	| "oauth_providers"
+	| "managed_provider_configs"
+	| "webhooks";
 
 // Providers (OAuth, then generic provisioners) first: they are few, so a run that spends its
 // batch budget on a large credentials table still finishes them.
 const TABLES = {
 	oauth_providers: oauthProviders,
 	managed_provider_configs: managedProviderConfigs,
+	// Webhook signing secrets: as few as the providers.
+	webhooks,
 	credentials,
 } as const;
 

@@ -1,0 +1,159 @@
+/** Webhook endpoints and their deliveries, as the admin routes see them (docs/webhooks.md). */
+import { and, asc, eq } from "drizzle-orm";
+import { getKeyRing, open, seal } from "../crypto/envelope.ts";
+import { type CursorKey, keysetAfter } from "../db/pagination.ts";
+import {
+	type WebhookDeliveryRow,
+	type WebhookRow,
+	webhookDeliveries,
+	webhooks,
+} from "../db/schema.ts";
+import { LatchkeyError } from "../errors.ts";
+import { assertOutboundUrl } from "../http/outbound.ts";
+import type { Services } from "../services.ts";
+import type { WebhookEvent } from "./events.ts";
+import { generateWebhookSecret, secretBytes } from "./sign.ts";
+
+/** AAD of a webhook's signing secret; the tag keeps it apart from other sealed secrets. */
+export function webhookAad(id: string): string {
+	return JSON.stringify(["webhook", id]);
+}
+
+export async function openWebhookSecret(services: Services, row: WebhookRow): Promise<string> {
+	const ring = await getKeyRing(services.config);
+	return open(ring, row, webhookAad(row.id), `webhook ${row.id}`);
+}
+
+export interface WebhookInput {
+	url: string;
+	events: WebhookEvent[];
+	secret?: string | undefined;
+}
+
+/**
+ * Creates or replaces a webhook. Without `secret`, a new one is generated when the webhook is
+ * new; an existing webhook keeps its secret unless one is sent. Answers the row and, when
+ * generated, the secret (shown this once).
+ */
+export async function putWebhook(
+	services: Services,
+	id: string,
+	input: WebhookInput,
+): Promise<{ row: WebhookRow; created: boolean; generatedSecret: string | null }> {
+	assertOutboundUrl(input.url, "url", services.config);
+	if (input.secret !== undefined && secretBytes(input.secret) === null) {
+		throw new LatchkeyError("invalid_request", "The secret is not a Standard Webhooks secret.", {
+			hint: "Send whsec_ followed by the base64 of 24 to 64 random bytes, or omit it to have one generated.",
+			detail: [{ field: "secret", location: "json", message: "not a whsec_ secret" }],
+		});
+	}
+	const { db } = services;
+	const now = services.now();
+	const events = [...new Set(input.events)].sort();
+	const [existing] = await db.select().from(webhooks).where(eq(webhooks.id, id)).limit(1);
+	const generatedSecret =
+		input.secret === undefined && existing === undefined ? generateWebhookSecret() : null;
+	const secret = input.secret ?? generatedSecret;
+	if (existing !== undefined && secret === null) {
+		// A replacement without a secret keeps the current one.
+		const [row] = await db
+			.update(webhooks)
+			.set({ url: input.url, events, updatedAt: now })
+			.where(eq(webhooks.id, id))
+			.returning();
+		if (row) return { row, created: false, generatedSecret: null };
+	}
+	const sealed = await seal(
+		await getKeyRing(services.config),
+		secret ?? generateWebhookSecret(),
+		webhookAad(id),
+	);
+	const [row] = await db
+		.insert(webhooks)
+		.values({ id, url: input.url, events, ...sealed, createdAt: now, updatedAt: now })
+		.onConflictDoUpdate({
+			target: webhooks.id,
+			set: { url: input.url, events, ...sealed, updatedAt: now },
+		})
+		.returning();
+	if (!row) throw new Error("webhook upsert returned no row");
+	return { row, created: existing === undefined, generatedSecret };
+}
+
+export async function getWebhook(services: Services, id: string): Promise<WebhookRow> {
+	const [row] = await services.db.select().from(webhooks).where(eq(webhooks.id, id)).limit(1);
+	if (!row) throw new LatchkeyError("not_found", "No such webhook.");
+	return row;
+}
+
+export async function listWebhooks(
+	services: Services,
+	limit: number,
+	after: CursorKey | undefined,
+): Promise<WebhookRow[]> {
+	return services.db
+		.select()
+		.from(webhooks)
+		.where(keysetAfter(webhooks.createdAt, webhooks.id, after))
+		.orderBy(asc(webhooks.createdAt), asc(webhooks.id))
+		.limit(limit + 1);
+}
+
+/** Deletes the webhook and, with it (the foreign key), its deliveries. */
+export async function deleteWebhook(services: Services, id: string): Promise<void> {
+	const rows = await services.db
+		.delete(webhooks)
+		.where(eq(webhooks.id, id))
+		.returning({ id: webhooks.id });
+	if (rows.length === 0) throw new LatchkeyError("not_found", "No such webhook.");
+}
+
+/** A webhook's deliveries, oldest first. */
+export async function listDeliveries(
+	services: Services,
+	webhookId: string,
+	limit: number,
+	after: CursorKey | undefined,
+	status?: string,
+): Promise<WebhookDeliveryRow[]> {
+	await getWebhook(services, webhookId);
+	return services.db
+		.select()
+		.from(webhookDeliveries)
+		.where(
+			and(
+				eq(webhookDeliveries.webhookId, webhookId),
+				status === undefined
+					? undefined
+					: eq(webhookDeliveries.status, status as WebhookDeliveryRow["status"]),
+				keysetAfter(webhookDeliveries.createdAt, webhookDeliveries.id, after),
+			),
+		)
+		.orderBy(asc(webhookDeliveries.createdAt), asc(webhookDeliveries.id))
+		.limit(limit + 1);
+}
+
+/**
+ * Sends a delivery again: due now, with a fresh set of attempts, whatever its status. The same
+ * webhook-id and body, so a receiver that did get it can tell it is the same message.
+ */
+export async function redeliver(
+	services: Services,
+	webhookId: string,
+	deliveryId: string,
+): Promise<WebhookDeliveryRow> {
+	const now = services.now();
+	const [row] = await services.db
+		.update(webhookDeliveries)
+		.set({
+			status: "pending",
+			attempts: 0,
+			nextAttemptAt: now,
+			claimedUntil: null,
+			updatedAt: now,
+		})
+		.where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.webhookId, webhookId)))
+		.returning();
+	if (!row) throw new LatchkeyError("not_found", "No such delivery.");
+	return row;
+}
