@@ -17,6 +17,8 @@ import { PATTERN_PERIOD, type UpstreamState } from "./upstream-types.ts";
  *   ANY /fast             200 {"ok":true}, nothing recorded (bench/proxy.ts)
  *   GET /gzip             a gzip-encoded JSON answer with its Content-Length
  *   ANY /status/<code>    answers <code>
+ *   ANY /flaky/<n>        records the request; the first <n> attempts of each webhook-id answer
+ *                         500, then 200
  *   GET /redirect?to=URL  302 to URL
  *   ANY /hang             never answers (until released, or the client goes)
  *   POST /upload          reads the body as it comes (progress visible to /wait), checks its
@@ -231,6 +233,20 @@ export async function startUpstream(
 					...echoed,
 				},
 			);
+			return;
+		}
+		const flaky = /^\/flaky\/(\d{1,2})$/.exec(rest);
+		if (flaky) {
+			// A webhook receiver that fails: the first <n> attempts of each message (webhook-id) answer
+			// 500, the rest 200; each is recorded with its headers and body (test/worker/webhooks.test.ts).
+			const body = await readAll(req);
+			const message = req.headers["webhook-id"];
+			const seen = tenant.requests.filter(
+				(r) => r.path === url.pathname && r.headers["webhook-id"] === message,
+			).length;
+			const code = seen < Number(flaky[1]) ? 500 : 200;
+			record(code, body.length, body.toString("utf8"));
+			json(res, code, { ok: code === 200 });
 			return;
 		}
 		const status = /^\/status\/(\d{3})$/.exec(rest);
