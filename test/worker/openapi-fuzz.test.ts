@@ -16,7 +16,7 @@ import { BASE, call, expect4xxShape, randomIp, testEnv } from "./helpers.ts";
 // runtime the tests run in.
 const metaEnv = (import.meta as unknown as { env?: Record<string, string | undefined> }).env ?? {};
 const SEED = Number(metaEnv.VITE_FUZZ_SEED ?? "") || 20_261_130;
-const MAX_RUNS = Number(metaEnv.VITE_FUZZ_RUNS ?? "") || 300;
+const MAX_RUNS = Number(metaEnv.VITE_FUZZ_RUNS ?? "") || 400;
 const TIME_LIMIT_MS = (Number(metaEnv.VITE_FUZZ_SECONDS ?? "") || 20) * 1000;
 
 interface Operation {
