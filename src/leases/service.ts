@@ -337,6 +337,32 @@ const rateOf = (services: Services) => ({
 	perSecond: services.config.LATCHKEY_LEASE_RATE_PER_SECOND,
 });
 
+/** Whom the lease rate counts: the key (shared by its sessions), else the user. */
+const principalOf = (request: LeaseRequest) => request.principal ?? `user:${request.userId}`;
+
+/** The one grant script call, fast or serial: the lease recorded as `plan` says. */
+function grantPlanned(
+	services: Services,
+	store: LeaseStore,
+	request: LeaseRequest,
+	leaseId: string,
+	now: Date,
+	plan: GrantPlan,
+): Promise<GrantResult> {
+	return store.grant({
+		credentialId: request.credentialId,
+		leaseId,
+		userId: request.userId,
+		principal: principalOf(request),
+		now: now.getTime(),
+		leaseEnd: plan.end,
+		tokenLimit: plan.limit,
+		tokenVersion: plan.tokenVersion,
+		rate: rateOf(services),
+		maxLeases: services.config.LATCHKEY_MAX_LEASES_PER_CREDENTIAL,
+	});
+}
+
 /** Where the serial path resumes after a fast path that did not lease. */
 type FastOutcome =
 	| { lease: Lease }
@@ -367,7 +393,6 @@ async function fastLease(
 	const plan = planOf(hint, hint.invalidates, now, ttlMs);
 	if (!plan) return null;
 	const leaseId = newLeaseId(request.credentialId);
-	const principal = request.principal ?? `user:${request.userId}`;
 	const hooks = request.hooks;
 	const [read, grant] = await Promise.allSettled([
 		readForLease(services, request.userId, request.credentialId, request.liveCheck).then(
@@ -378,18 +403,7 @@ async function fastLease(
 		),
 		(async () => {
 			await hooks?.beforeFastGrant?.();
-			return store.grant({
-				credentialId: request.credentialId,
-				leaseId,
-				userId: request.userId,
-				principal,
-				now: now.getTime(),
-				leaseEnd: plan.end,
-				tokenLimit: plan.limit,
-				tokenVersion: plan.tokenVersion,
-				rate: rateOf(services),
-				maxLeases: services.config.LATCHKEY_MAX_LEASES_PER_CREDENTIAL,
-			});
+			return grantPlanned(services, store, request, leaseId, now, plan);
 		})(),
 	]);
 	const granted = grant.status === "fulfilled" && grant.value.outcome === "ok";
@@ -398,7 +412,7 @@ async function fastLease(
 			credentialId: request.credentialId,
 			leaseId,
 			userId: request.userId,
-			principal,
+			principal: principalOf(request),
 			rate: rateOf(services),
 		});
 	if (read.status === "rejected") {
@@ -500,17 +514,10 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 				(secret) => ({ ok: true as const, secret }),
 				(error: unknown) => ({ ok: false as const, error }),
 			),
-			store.grant({
-				credentialId: row.id,
-				leaseId,
-				userId: request.userId,
-				principal: request.principal ?? `user:${request.userId}`,
-				now: now.getTime(),
-				leaseEnd: end.getTime(),
-				tokenLimit: limit?.getTime() ?? null,
+			grantPlanned(services, store, request, leaseId, now, {
 				tokenVersion: row.tokenVersion,
-				rate: rateOf(services),
-				maxLeases: services.config.LATCHKEY_MAX_LEASES_PER_CREDENTIAL,
+				end: end.getTime(),
+				limit: limit?.getTime() ?? null,
 			}),
 		]);
 		if (!opened.ok) {
