@@ -13,7 +13,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatKey } from "../../src/auth/key-format.ts";
 import worker from "../../src/index.ts";
 import { admin, createKeyJson, createUser, exchange } from "./fixtures.ts";
-import { BASE, call, expect4xxShape, randomIp, testDb, testEnv } from "./helpers.ts";
+import {
+	BASE,
+	call,
+	expect4xxShape,
+	randomIp,
+	testDb,
+	testEnv,
+	throwIfFuzzFailed,
+} from "./helpers.ts";
 
 /**
  * Hostile input, deeper than openapi-fuzz.test.ts: on every operation of the OpenAPI document,
@@ -561,13 +569,7 @@ describe("hostile bodies, paths and headers with valid credentials", () => {
 				endOnFailure: true,
 			},
 		);
-		if (result.failed) {
-			throw new Error(
-				`fuzz failed (seed ${SEED}, path ${result.counterexamplePath}) after ${sent} requests: ${String(
-					(result.errorInstance as Error | undefined)?.message ?? result.errorInstance,
-				)}`,
-			);
-		}
+		throwIfFuzzFailed(result, SEED, sent);
 		expect(sent).toBeGreaterThan(0);
 		if (!LONG) expect(deterministicMs).toBeLessThan(15_000);
 	}, 180_000);

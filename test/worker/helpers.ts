@@ -1,6 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Pool } from "@neondatabase/serverless";
+import type fc from "fast-check";
 import { createApp } from "../../src/app.ts";
 import { createDb, type TxDatabase } from "../../src/db/client.ts";
 import worker from "../../src/index.ts";
@@ -206,4 +207,14 @@ export async function expect4xxShape(res: Response, what: string): Promise<{ cod
 		(res.status !== 401 || (res.headers.get("www-authenticate") ?? "").startsWith("Bearer"));
 	if (!ok) throw new Error(`not in the error shape: ${what} → ${res.status} ${raw.slice(0, 300)}`);
 	return { code: e.code as string };
+}
+
+/** Throws a seeded fuzz run's failure with what replays it (seed, path) and how far it got. */
+export function throwIfFuzzFailed<T>(result: fc.RunDetails<T>, seed: number, sent: number): void {
+	if (!result.failed) return;
+	throw new Error(
+		`fuzz failed (seed ${seed}, path ${result.counterexamplePath}) after ${sent} requests: ${String(
+			(result.errorInstance as Error | undefined)?.message ?? result.errorInstance,
+		)}`,
+	);
 }

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
 import { admin, userWithKey } from "./fixtures.ts";
-import { BASE, call, expect4xxShape, randomIp, testEnv } from "./helpers.ts";
+import { BASE, call, expect4xxShape, randomIp, testEnv, throwIfFuzzFailed } from "./helpers.ts";
 
 /**
  * Hostile input, generated from the OpenAPI document: every operation is sent malformed path
@@ -246,13 +246,7 @@ describe("hostile input from the OpenAPI document", () => {
 					endOnFailure: true,
 				},
 			);
-			if (result.failed) {
-				throw new Error(
-					`fuzz failed (seed ${SEED}, path ${result.counterexamplePath}) after ${sent} requests: ${String(
-						(result.errorInstance as Error | undefined)?.message ?? result.errorInstance,
-					)}`,
-				);
-			}
+			throwIfFuzzFailed(result, SEED, sent);
 			expect(sent).toBeLessThanOrEqual(MAX_RUNS + 1);
 			expect(Date.now() - started).toBeLessThan(TIME_LIMIT_MS + 10_000);
 		},
