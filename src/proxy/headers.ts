@@ -70,8 +70,12 @@ export interface Injection {
 
 /** Shorter values are too likely to occur by chance in an ordinary header to be scrubbed by. */
 const MIN_SCRUBBED_LENGTH = 8;
-/** Header names whose values are credentials, in a `host_scoped` credential's stored set. */
-const SENSITIVE_NAME = /auth|key|token|secret|session|cookie|signature|password|credential/i;
+/**
+ * Stored headers whose values describe the request rather than authenticate it. Every other
+ * stored header is treated as the secret it usually is, whatever its name (`X-Honeycomb-Team`
+ * carries a key and says nothing of it); scrubbing by these values would drop ordinary answers.
+ */
+const NOT_SECRET_NAME = /^(accept(-[a-z]+)?|content-[a-z]+|user-agent|cache-control)$/i;
 
 function base64Utf8(text: string): string {
 	let binary = "";
@@ -126,7 +130,7 @@ export function injectionOf(secret: LeaseSecret, placement: ApiKeyPlacement): In
 				headers: { ...secret.headers },
 				query: null,
 				secrets: Object.entries(secret.headers).flatMap(([name, value]) =>
-					SENSITIVE_NAME.test(name) ? secretForms(value) : [],
+					NOT_SECRET_NAME.test(name) ? [] : secretForms(value),
 				),
 			};
 			break;

@@ -12,7 +12,7 @@ import { PATTERN_PERIOD, type UpstreamState } from "./upstream-types.ts";
  *   ANY /echo…            records the request; 200 JSON {method, path, query, headers, body};
  *                         answers with headers an upstream may send that the proxy must not pass
  *                         on (set-cookie, CORS) or must keep (x-request-id, server-timing), and
- *                         echoes the credentials it got (x-echo-authorization, x-echo-api-key,
+ *                         echoes the credentials it got (x-echo-authorization, x-echo-api-key, x-echo-honeycomb-team,
  *                         x-echo-query) as a careless API might
  *   ANY /fast             200 {"ok":true}, nothing recorded (bench/proxy.ts)
  *   GET /gzip             a gzip-encoded JSON answer with its Content-Length
@@ -215,7 +215,7 @@ export async function startUpstream(
 			const text = body.length <= 64 * 1024 ? body.toString("utf8") : null;
 			record(200, body.length, text);
 			const echoed: Record<string, string> = {};
-			for (const name of ["authorization", "x-api-key", "x-stored-token"]) {
+			for (const name of ["authorization", "x-api-key", "x-stored-token", "x-honeycomb-team"]) {
 				const value = req.headers[name];
 				if (typeof value === "string") echoed[`x-echo-${name.replace(/^x-/, "")}`] = value;
 			}

@@ -725,6 +725,8 @@ describe("no secret in a proxied answer's headers or in a log line", () => {
 		const apiKey = `plain${crypto.randomUUID().replaceAll("-", "")}`;
 		const password = `pw${crypto.randomUUID().replaceAll("-", "")}`;
 		const stored = `hs${crypto.randomUUID().replaceAll("-", "")}`;
+		// A key header whose name says nothing of a secret (Honeycomb's, say) is as secret.
+		const team = `tm${crypto.randomUUID().replaceAll("-", "")}`;
 		const ids = [
 			await storeCredential(key, { provider, type: "api_key", api_key: apiKey }),
 			await storeCredential(key, { provider, type: "user_password", username: "u", password }),
@@ -732,12 +734,19 @@ describe("no secret in a proxied answer's headers or in a log line", () => {
 				provider: "upstream",
 				type: "host_scoped",
 				host: UP_HOST,
-				headers: { "X-Stored-Token": stored },
+				headers: { "X-Stored-Token": stored, "X-Honeycomb-Team": team },
 			}),
 		];
 		const oauthTenant = tenant();
 		const oauth = await connectedAt401(oauthTenant);
-		const secrets = [apiKey, password, basic("u", password), stored, oauth.before.access_token];
+		const secrets = [
+			apiKey,
+			password,
+			basic("u", password),
+			stored,
+			team,
+			oauth.before.access_token,
+		];
 
 		const lines = captureConsole();
 		const answers: Response[] = [];
