@@ -318,7 +318,7 @@ export class LatchkeyClient {
 			| { grant_type: "refresh_token"; refresh_token: string },
 	): Promise<{ token: TokenResponse; receivedAt: number }> {
 		const { response } = await this.#send("post", "/v1/auth/token", { body, auth: false });
-		const token = (await response.json()) as TokenResponse;
+		const token = parseAnswer(response, await response.text()) as TokenResponse;
 		return { token, receivedAt: this.#timers.now() };
 	}
 
@@ -456,7 +456,25 @@ async function readBody(response: Response): Promise<unknown> {
 	const text = await response.text();
 	if (text === "") return undefined;
 	const type = response.headers.get("content-type") ?? "";
-	return /\bjson\b/i.test(type) ? JSON.parse(text) : text;
+	return /\bjson\b/i.test(type) ? parseAnswer(response, text) : text;
+}
+
+/**
+ * JSON.parse's SyntaxError quotes the text around the fault, which in a truncated lease or
+ * token answer is part of the secret: the error says what failed and carries none of it.
+ */
+function parseAnswer(response: Response, text: string): unknown {
+	try {
+		return JSON.parse(text);
+	} catch {
+		throw new LatchkeyError({
+			status: response.status,
+			code: "invalid_response",
+			message: "Latchkey's answer was not the JSON it announced (truncated or altered).",
+			hint: "The call can be retried; if it keeps happening, check what sits between the client and Latchkey.",
+			requestId: response.headers.get("x-request-id"),
+		});
+	}
 }
 
 /** `/v1/credentials/{id}` with its parameters filled in, each segment escaped. */

@@ -20,6 +20,8 @@ export interface Fault {
 	headers?: Record<string, string>;
 	/** JSON body; by default Latchkey's error shape for the status. */
 	body?: unknown;
+	/** The body's text as sent, instead of `body` (a truncated answer). */
+	rawBody?: string;
 	/** How many matching requests get it (default 1). */
 	times?: number;
 	/** Instead of answering, drop the connection (the answer is lost); `status` is then ignored. */
@@ -95,7 +97,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
 				"x-request-id": requestId,
 				...fault.headers,
 			});
-			res.end(JSON.stringify(payload));
+			res.end(fault.rawBody ?? JSON.stringify(payload));
 			seen.push({ method, path, grant, status: fault.status, injected: true, requestId });
 			return;
 		}

@@ -282,6 +282,21 @@ describe("LatchkeyClient: retries", () => {
 		expect(proxy.count(isLeasePost(credentialId)) - before).toBe(1);
 	});
 
+	it("a truncated answer is a typed error that quotes none of it (JSON.parse's would)", async () => {
+		const client = userClient();
+		await client.get("/v1/me");
+		const secret = `sk-truncated-${crypto.randomUUID()}`;
+		proxy.inject({
+			match: isLeasePost(credentialId),
+			status: 201,
+			rawBody: `{"lease_id":"lease_x","secret":{"type":"api_key","api_key":"${secret}"`,
+		});
+		const broken = await client.lease(credentialId).catch((e: unknown) => e);
+		expect(isLatchkeyError(broken, 201, "invalid_response")).toBe(true);
+		const shown = `${String(broken)} ${JSON.stringify(broken)} ${(broken as Error).stack ?? ""} ${String((broken as Error).cause ?? "")}`;
+		expect(shown).not.toContain(secret.slice(-10));
+	});
+
 	it("sends a lost GET again, but never a lost lease request", async () => {
 		const client = userClient({ retry: { baseDelayMs: 10 } });
 		await client.get("/v1/me");
