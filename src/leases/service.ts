@@ -64,6 +64,8 @@ export interface LeaseHooks extends RefreshHooks {
 	afterFastRead?(): void | Promise<void>;
 	/** The fast path is about to send its provisional grant. */
 	beforeFastGrant?(): void | Promise<void>;
+	/** The fast path's provisional grant has answered (whatever its outcome). */
+	afterFastGrant?(): void | Promise<void>;
 }
 
 // `lease_<credential id without its prefix>_<random>`: renew and release find the credential's
@@ -403,7 +405,9 @@ async function fastLease(
 		),
 		(async () => {
 			await hooks?.beforeFastGrant?.();
-			return grantPlanned(services, store, request, leaseId, now, plan);
+			const result = await grantPlanned(services, store, request, leaseId, now, plan);
+			await hooks?.afterFastGrant?.();
+			return result;
 		})(),
 	]);
 	const granted = grant.status === "fulfilled" && grant.value.outcome === "ok";

@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { BatchedCheck } from "../../src/db/client.ts";
 import { users } from "../../src/db/schema.ts";
 import { LatchkeyError } from "../../src/errors.ts";
@@ -47,6 +47,17 @@ beforeAll(() => {
 	services = env.services;
 });
 beforeEach(() => forgetLeaseHints());
+
+// Clocked services of each test, closed after it.
+const opened: (() => Promise<void>)[] = [];
+afterEach(async () => {
+	await Promise.all(opened.splice(0).map((dispose) => dispose()));
+});
+function clocked(options: Parameters<typeof clockedServices>[0] = {}) {
+	const built = clockedServices(options);
+	opened.push(built.dispose);
+	return built;
+}
 
 /** The caller's fresh check as the auth middleware batches it: here, the user must be active. */
 function userCheck(userId: string): BatchedCheck {
@@ -107,17 +118,19 @@ describe("the fast path", () => {
 	it("sends the grant without waiting for the row read, and still costs one Postgres and one Redis round trip", async () => {
 		const { user, id } = await apiKeyCredential();
 		await directLease(services, user.id, id);
-		// The read is held until Redis holds the provisional grant: were the grant sent after the
-		// read, this would never happen and the lease would not finish.
+		// The read is held until the provisional grant has answered: were the grant sent after the
+		// read, neither would ever finish (the test times out).
+		const granted = barrier();
+		let heldDuringRead = 0;
 		const { hooks, seen } = counted({
+			afterFastGrant: () => granted.open(),
 			afterFastRead: async () => {
-				const deadline = Date.now() + 10_000;
-				while ((await holders(services, id)) < 2) {
-					if (Date.now() > deadline) throw new Error("the grant waited for the read");
-				}
+				await granted.promise;
+				heldDuringRead = await holders(services, id);
 			},
 		});
 		const l = await directLease(services, user.id, id, { hooks });
+		expect(heldDuringRead).toBe(2);
 		expect(seen.fast).toBe(1);
 		expect((l.secret as { api_key: string }).api_key).toBe("first-key-value");
 
@@ -134,34 +147,23 @@ describe("the fast path", () => {
 		const { user, id } = await apiKeyCredential();
 		const principal = `user:${user.id}`;
 		// A clock that stands still: the rate bucket refills by it, so its count is exact.
-		const { services: s } = clockedServices();
+		const { services: s } = clocked();
 		await directLease(s, user.id, id);
 		const before = { holders: await holders(s, id), bucket: await bucket(s, principal) };
 		await db.update(users).set({ status: "suspended" }).where(eq(users.id, user.id));
-		const granted = barrier();
+		// The request waits for both its read (refused) and its grant: the grant did land.
+		let heldAfterGrant = 0;
 		const { hooks, seen } = counted({
-			// The refusal arrives only after the provisional grant has landed in Redis.
-			afterFastRead: () => granted.promise,
-		});
-		const leasing = directLease(s, user.id, id, {
-			hooks: {
-				...hooks,
-				beforeFastGrant: async () => {
-					await hooks.beforeFastGrant?.();
-					queueMicrotask(() => {
-						void (async () => {
-							while ((await holders(s, id)) <= before.holders) {}
-							granted.open();
-						})();
-					});
-				},
+			afterFastGrant: async () => {
+				heldAfterGrant = await holders(s, id);
 			},
 		});
-		const err = await leasing.then(
+		const err = await directLease(s, user.id, id, { hooks }).then(
 			() => null,
 			(e: unknown) => e,
 		);
 		expect(seen.fast).toBe(1);
+		expect(heldAfterGrant).toBe(before.holders + 1);
 		expect(err).toBeInstanceOf(LatchkeyError);
 		expect((err as LatchkeyError).code).toBe("unauthorized");
 		expect(await holders(s, id)).toBe(before.holders);
@@ -171,7 +173,7 @@ describe("the fast path", () => {
 	it("retracts a grant planned from an older token and leases the stored one, with its own limits", async () => {
 		const { user, id } = await apiKeyCredential();
 		const principal = `user:${user.id}`;
-		const { services: s } = clockedServices();
+		const { services: s } = clocked();
 		const first = await directLease(s, user.id, id);
 		const patched = await call(`/v1/credentials/${id}`, {
 			method: "PATCH",
@@ -200,7 +202,7 @@ describe("the fast path", () => {
 
 	it("never hands out a token older than Redis's generation: a refresh committed between read and grant wins", async () => {
 		const c = await connected(PLAIN);
-		const { services: s, clock } = clockedServices();
+		const { services: s, clock } = clocked();
 		const first = await directLease(s, c.user.id, c.id);
 		await releaseLease(s, { userId: c.user.id, leaseId: first.lease_id });
 		const read = barrier();
@@ -249,7 +251,7 @@ describe("the fast path", () => {
 		// An invalidating provider's refresh waits for every lease of the old token: were the
 		// provisional grant left in place, the request would wait on itself until its lease ended.
 		const c = await connected(INVALIDATING);
-		const { services: s, clock } = clockedServices();
+		const { services: s, clock } = clocked();
 		const first = await directLease(s, c.user.id, c.id);
 		await releaseLease(s, { userId: c.user.id, leaseId: first.lease_id });
 		await age(c.id, 3500, 20, clock.t);
@@ -262,7 +264,7 @@ describe("the fast path", () => {
 
 	it("is off with LATCHKEY_LEASE_FAST_PATH=off: every lease reads the row first", async () => {
 		const { user, id } = await apiKeyCredential();
-		const { services: s } = clockedServices({ env: { LATCHKEY_LEASE_FAST_PATH: "off" } });
+		const { services: s } = clocked({ env: { LATCHKEY_LEASE_FAST_PATH: "off" } });
 		await directLease(s, user.id, id);
 		const serial = counted();
 		await directLease(s, user.id, id, { hooks: serial.hooks });
@@ -271,7 +273,7 @@ describe("the fast path", () => {
 
 	it("plans nothing from a hint older than its bound: the row is read first", async () => {
 		const { user, id } = await apiKeyCredential();
-		const { services: s, clock } = clockedServices();
+		const { services: s, clock } = clocked();
 		await directLease(s, user.id, id);
 		const fresh = counted();
 		await directLease(s, user.id, id, { hooks: fresh.hooks });
