@@ -358,6 +358,8 @@ export function saveResults(
 	mkdirSync("bench/results", { recursive: true });
 	const record = {
 		at: new Date().toISOString(),
+		// wrangler dev's relay adds ~4 ms to every outbound fetch: a figure must say where it was taken.
+		runtime: UNDER_WRANGLER_DEV ? "wrangler dev" : "npm start (workerd via Miniflare)",
 		engines: { postgres: infra.postgres, redis: infra.redis },
 		...figures,
 	};
