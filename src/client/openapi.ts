@@ -4394,7 +4394,7 @@ export interface paths {
 		put?: never;
 		/**
 		 * Send a delivery again
-		 * @description The delivery becomes `pending`, due now, with its attempts reset; the scheduled worker sends it (same `webhook-id`, same body, a new timestamp and signature).
+		 * @description The delivery becomes `pending`, due now, with its attempts reset; the scheduled worker sends it (same `webhook-id`, same body, a new timestamp and signature). 409 `conflict` while a run is sending it.
 		 */
 		post: {
 			parameters: {
@@ -4437,6 +4437,15 @@ export interface paths {
 				};
 				/** @description Not found (also for other users' objects) */
 				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"application/json": components["schemas"]["Error"];
+					};
+				};
+				/** @description Conflict */
+				409: {
 					headers: {
 						[name: string]: unknown;
 					};

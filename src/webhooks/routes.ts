@@ -270,13 +270,13 @@ export function registerWebhookRoutes(app: OpenAPIHono<AppEnv>, hooks: WebhookRo
 			tags: ["Webhooks"],
 			summary: "Send a delivery again",
 			description:
-				"The delivery becomes `pending`, due now, with its attempts reset; the scheduled worker sends it (same `webhook-id`, same body, a new timestamp and signature).",
+				"The delivery becomes `pending`, due now, with its attempts reset; the scheduled worker sends it (same `webhook-id`, same body, a new timestamp and signature). 409 `conflict` while a run is sending it.",
 			security: bearerSecurity,
 			middleware: admin(),
 			request: { params: DeliveryParams },
 			responses: {
 				200: { description: "The delivery, queued again", ...json(DeliverySchema) },
-				...errorResponses(401, 403, 404),
+				...errorResponses(401, 403, 404, 409),
 			},
 		}),
 		async (c) => {

@@ -1,5 +1,5 @@
 /** Webhook endpoints and their deliveries, as the admin routes see them (docs/webhooks.md). */
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, isNull, lte, or } from "drizzle-orm";
 import { getKeyRing, open, seal } from "../crypto/envelope.ts";
 import { type CursorKey, keysetAfter } from "../db/pagination.ts";
 import {
@@ -152,8 +152,23 @@ export async function redeliver(
 			claimedUntil: null,
 			updatedAt: now,
 		})
-		.where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.webhookId, webhookId)))
+		.where(
+			and(
+				eq(webhookDeliveries.id, deliveryId),
+				eq(webhookDeliveries.webhookId, webhookId),
+				// Not while a run holds it: resetting its attempts mid-send would let a second run
+				// claim and send it at the same time, and each settle the other's result.
+				or(isNull(webhookDeliveries.claimedUntil), lte(webhookDeliveries.claimedUntil, now)),
+			),
+		)
 		.returning();
-	if (!row) throw new LatchkeyError("not_found", "No such delivery.");
-	return row;
+	if (row) return row;
+	const [exists] = await services.db
+		.select({ id: webhookDeliveries.id })
+		.from(webhookDeliveries)
+		.where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.webhookId, webhookId)));
+	if (!exists) throw new LatchkeyError("not_found", "No such delivery.");
+	throw new LatchkeyError("conflict", `Delivery ${deliveryId} is being sent right now.`, {
+		hint: "Wait for this attempt's outcome (GET its deliveries), then redeliver if it failed.",
+	});
 }

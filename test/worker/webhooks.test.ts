@@ -300,6 +300,23 @@ describe("delivery", () => {
 			events: ["credential.deleted"],
 		});
 		expect(moved.status).toBe(200);
+		// While a run holds the delivery (its claim is live), a redeliver would race that send.
+		await db
+			.update(webhookDeliveries)
+			.set({ claimedUntil: new Date(Date.now() + 60_000) })
+			.where(eq(webhookDeliveries.id, delivery.id));
+		await expectError(
+			await call(`/v1/admin/webhooks/${h.id}/deliveries/${delivery.id}/redeliver`, {
+				method: "POST",
+				token: admin(),
+			}),
+			409,
+			"conflict",
+		);
+		await db
+			.update(webhookDeliveries)
+			.set({ claimedUntil: null })
+			.where(eq(webhookDeliveries.id, delivery.id));
 		const again = await call(`/v1/admin/webhooks/${h.id}/deliveries/${delivery.id}/redeliver`, {
 			method: "POST",
 			token: admin(),
