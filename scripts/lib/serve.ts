@@ -1,7 +1,30 @@
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { buildWorker, ROOT } from "./wrangler.ts";
+
+/**
+ * wrangler.toml's [[rules]] as Miniflare rules for the built bundle. wrangler matches a rule's
+ * globs against the import specifier and writes each module it collects beside the bundle as
+ * `<sha1>-<basename>`; Miniflare matches the file it finds, so a glob becomes one on that name.
+ * Without this Miniflare would load a text `.js` module as CommonJS and refuse a `.css` one.
+ * JavaScript rules are left out: wrangler bundles those modules rather than collecting them.
+ */
+function additionalModuleRules(
+	rules: { type: string; globs: string[]; fallthrough?: boolean }[],
+): { type: "Text" | "Data" | "CompiledWasm"; include: string[]; fallthrough?: boolean }[] {
+	return rules.flatMap((rule) =>
+		rule.type === "Text" || rule.type === "Data" || rule.type === "CompiledWasm"
+			? [
+					{
+						type: rule.type,
+						include: rule.globs.map((glob) => `**/*-${basename(glob)}`),
+						fallthrough: rule.fallthrough ?? false,
+					},
+				]
+			: [],
+	);
+}
 
 export interface ServedWorker {
 	/** Where workerd listens, e.g. http://127.0.0.1:8787 (IPv6 hosts bracketed). */
@@ -45,6 +68,7 @@ export async function serveWorker(opts: {
 		scriptPath,
 		// Module names are paths relative to this; the bundle may live outside the repository.
 		modulesRoot: dirname(scriptPath),
+		modulesRules: additionalModuleRules(config.rules ?? []),
 		compatibilityDate: config.compatibility_date,
 		compatibilityFlags: config.compatibility_flags,
 		bindings: { ...plainVars, ...opts.bindings },
