@@ -1,5 +1,16 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+
+const require = createRequire(import.meta.url);
+
+/** An installed swagger-ui-dist file's size and hash, for test/worker/docs.test.ts to compare. */
+function vendorFile(name: string): { bytes: number; sha256: string } {
+	const bytes = readFileSync(require.resolve(`swagger-ui-dist/${name}`));
+	return { bytes: bytes.byteLength, sha256: createHash("sha256").update(bytes).digest("hex") };
+}
 
 export default defineConfig({
 	test: {
@@ -20,6 +31,13 @@ export default defineConfig({
 				],
 				test: {
 					name: "worker",
+					provide: {
+						swaggerUi: {
+							version: require("swagger-ui-dist/package.json").version,
+							bundle: vendorFile("swagger-ui-bundle.js"),
+							css: vendorFile("swagger-ui.css"),
+						},
+					},
 					include: ["test/worker/**/*.test.ts"],
 					testTimeout: 20_000,
 					hookTimeout: 30_000,

@@ -28,5 +28,11 @@ declare module "vitest" {
 		provisioner: { url: string };
 		/** The proxy tests' third-party API (test/setup/upstream.ts): `${url}/t/<tenant>/…`. */
 		upstream: { url: string };
+		/** swagger-ui-dist's version and files as installed (vitest.config.ts; test/worker/docs.test.ts). */
+		swaggerUi: {
+			version: string;
+			bundle: { bytes: number; sha256: string };
+			css: { bytes: number; sha256: string };
+		};
 	}
 }
