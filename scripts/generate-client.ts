@@ -1,10 +1,9 @@
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { createRequire, register } from "node:module";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import openapiTS, { astToString, type OpenAPI3 } from "openapi-typescript";
-import { createApp } from "../src/app.ts";
 import { generateDevSecrets } from "./lib/dev-secrets.ts";
 import { ROOT } from "./lib/wrangler.ts";
 
@@ -37,6 +36,9 @@ export async function servedDocument(): Promise<Record<string, unknown>> {
 		// The request log line would otherwise go to stdout.
 		LATCHKEY_LOG_LEVEL: "error",
 	};
+	// The app bundles vendor files as text (wrangler.toml's rules); Node needs telling.
+	register(pathToFileURL(join(ROOT, "scripts", "lib", "text-modules.mjs")));
+	const { createApp } = await import("../src/app.ts");
 	const res = await createApp().request("/openapi.json", {}, env);
 	if (res.status !== 200) throw new Error(`GET /openapi.json answered ${res.status}`);
 	return (await res.json()) as Record<string, unknown>;

@@ -5,6 +5,7 @@ import { auditTrail, registerAuditRoutes } from "./audit/index.ts";
 import { authenticate, requireScope } from "./auth/middleware.ts";
 import { registerAuthRoutes } from "./auth/routes.ts";
 import { type Config, loadConfig } from "./config.ts";
+import { registerConsoleRoutes } from "./console/routes.tsx";
 import { registerCredentialRoutes } from "./credentials/routes.ts";
 import { registerDocsRoutes } from "./docs/routes.ts";
 import { LatchkeyError } from "./errors.ts";
@@ -126,6 +127,9 @@ export function createApp(options: AppOptions = {}): OpenAPIHono<AppEnv> {
 		authenticate: () => authenticate(),
 		requireAdmin: () => requireScope("admin"),
 	});
+
+	// The console calls the API in-process, through this same app (src/console/api.ts).
+	registerConsoleRoutes(app, { api: (request, env, ctx) => app.fetch(request, env, ctx) });
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
 		type: "http",

@@ -4461,6 +4461,1298 @@ export interface paths {
 		patch?: never;
 		trace?: never;
 	};
+	"/console": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * The console: to the signed-in principal's first page, or to sign-in
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/sign-in": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * Sign-in page (API key, or the admin token)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		/**
+		 * Exchange an API key (or the admin token) for a console session
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/sign-out": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		get?: never;
+		put?: never;
+		/**
+		 * End the console session (the API session is revoked too)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/integrations": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * The user's credentials by provider, and Connect per OAuth provider
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/connect/{provider}": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * Start an OAuth connection (or a reconnect) in the browser
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					provider: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/connected": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * Where a connection returns: finishes it for the signed-in user
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/credentials/{id}/delete": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		get?: never;
+		put?: never;
+		/**
+		 * Delete a credential of the user's
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/keys": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * The user's API keys
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		/**
+		 * Create an API key, shown once
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/keys/{id}/roll": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		get?: never;
+		put?: never;
+		/**
+		 * Roll an API key, the new one shown once
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/keys/{id}/revoke": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		get?: never;
+		put?: never;
+		/**
+		 * Revoke an API key
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/audit": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * The user's audit trail, or the admin's whole log
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/admin/users": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * Users (admin)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		/**
+		 * Create a user (admin)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/admin/users/{id}/status": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		get?: never;
+		put?: never;
+		/**
+		 * Suspend or reactivate a user (admin)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/admin/users/{id}/delete": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		get?: never;
+		put?: never;
+		/**
+		 * Delete a user (admin)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/admin/jobs": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * Account-deletion jobs, failed first (admin)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/admin/jobs/{id}/retry": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		get?: never;
+		put?: never;
+		/**
+		 * Retry a failed job (admin)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/admin/webhooks": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * Webhooks (admin)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/admin/webhooks/{id}": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * A webhook's deliveries (admin)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To sign-in when there is no session */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description A page */
+				404: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/admin/webhooks/{id}/deliveries/{delivery}/redeliver": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		get?: never;
+		put?: never;
+		/**
+		 * Redeliver a delivery (admin)
+		 * @description Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.
+		 */
+		post: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path: {
+					id: string;
+					delivery: string;
+				};
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description A page */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+				/** @description To the page showing the result */
+				303: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+				/** @description Refused: a missing or foreign CSRF token, or another origin */
+				403: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content: {
+						"text/html": string;
+					};
+				};
+			};
+		};
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/assets/console.css": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * The console's stylesheet
+		 * @description Served from the worker, so the console's CSP allows its own origin only.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description The asset */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/assets/console.js": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * The console's script (the copy button)
+		 * @description Served from the worker, so the console's CSP allows its own origin only.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description The asset */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
+	"/console/assets/icon.svg": {
+		parameters: {
+			query?: never;
+			header?: never;
+			path?: never;
+			cookie?: never;
+		};
+		/**
+		 * The console's icon
+		 * @description Served from the worker, so the console's CSP allows its own origin only.
+		 */
+		get: {
+			parameters: {
+				query?: never;
+				header?: never;
+				path?: never;
+				cookie?: never;
+			};
+			requestBody?: never;
+			responses: {
+				/** @description The asset */
+				200: {
+					headers: {
+						[name: string]: unknown;
+					};
+					content?: never;
+				};
+			};
+		};
+		put?: never;
+		post?: never;
+		delete?: never;
+		options?: never;
+		head?: never;
+		patch?: never;
+		trace?: never;
+	};
 }
 export type webhooks = Record<string, never>;
 export interface components {

@@ -1,0 +1,890 @@
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context, MiddlewareHandler } from "hono";
+import { html } from "hono/html";
+import { loadConfig } from "../config.ts";
+import type { AppEnv } from "../http/context.ts";
+import { type ApiFetch, type ApiResult, callApi } from "./api.ts";
+import { ASSET_PATHS, CONSOLE_CSS, CONSOLE_ICON, CONSOLE_JS } from "./assets.ts";
+import { Layout, type LayoutProps } from "./layout.tsx";
+import {
+	AuditPage,
+	ConnectedKeyPage,
+	IntegrationsPage,
+	JobsPage,
+	KeysPage,
+	SignInPage,
+	UsersPage,
+	WebhookPage,
+	WebhooksPage,
+} from "./pages.tsx";
+import {
+	ADMIN_SESSION_TTL_S,
+	accessClaims,
+	adminSessionKey,
+	type ConsoleSession,
+	clearSessionCookie,
+	csrfToken,
+	csrfValid,
+	needsRefresh,
+	newAdminSessionId,
+	preSessionOf,
+	readPreSession,
+	readSessionCookie,
+	type UserSession,
+	unseal,
+	writeSessionCookie,
+} from "./session.ts";
+import type {
+	ApiKey,
+	AuditEvent,
+	Credential,
+	Delivery,
+	Job,
+	List,
+	Provider,
+	TokenPair,
+	User,
+	Webhook,
+} from "./types.ts";
+
+/**
+ * The console: server-rendered pages over the API (docs/console.md). Nothing here decides who may
+ * do what; each action is the API call a platform would make, with the signed-in user's own
+ * access token (or, for the admin, the admin token the worker holds), and the API's refusal is
+ * shown as it is.
+ */
+export interface ConsoleOptions {
+	/** The app's own fetch, for in-process API calls. */
+	api: ApiFetch;
+}
+
+// No third-party anything: the console's own stylesheet and script only. form-action 'self':
+// Connect is a link (a form's redirect to the provider would be blocked by it).
+const PAGE_CSP =
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+type Ctx = Context<AppEnv>;
+
+interface Signed {
+	session: ConsoleSession;
+	csrf: string;
+	/** The bearer this session's API calls carry. */
+	bearer: string;
+}
+
+/** Messages a redirect may ask a page to show, by name: no text travels in the URL. */
+const NOTICES: Record<string, string> = {
+	signed_out: "You are signed out.",
+	session_ended: "Your session ended. Sign in again.",
+	connected: "The account is connected.",
+	connect_denied: "The provider refused the connection (you declined, or it failed).",
+	connect_expired: "That connection expired or was already used. Start again.",
+	deleted: "The credential is deleted.",
+	revoked: "The key is revoked. It stops working at once.",
+	user_created: "The user is created.",
+	user_updated: "The user is updated.",
+	user_deleted: "The user's deletion has started.",
+	job_retried: "The job is pending again; the next run takes it.",
+	redelivered: "The delivery is queued again.",
+};
+
+const noticeOf = (c: Ctx) => NOTICES[c.req.query("notice") ?? ""] ?? null;
+
+const see = (c: Ctx, path: string, notice?: string) =>
+	c.redirect(notice ? `${path}?notice=${notice}` : path, 303);
+
+function render(
+	c: Ctx,
+	status: 200 | 400 | 403 | 404 | 409 | 429 | 500 | 502 | 503,
+	props: LayoutProps,
+) {
+	// JSX has no doctype; without one the browser renders in quirks mode.
+	return c.html(html`<!doctype html>${<Layout {...props} />}`, status);
+}
+
+function errorStatus(status: number): 400 | 403 | 404 | 409 | 429 | 500 | 502 | 503 {
+	if ([400, 403, 404, 409, 429, 502, 503].includes(status))
+		return status as 400 | 403 | 404 | 409 | 429 | 502 | 503;
+	if (status === 412 || status === 410 || status === 413) return 409;
+	return status >= 500 ? 500 : 400;
+}
+
+export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: ConsoleOptions): void {
+	const { api } = options;
+	const secretOf = (c: Ctx) => loadConfig(c.env).LATCHKEY_HMAC_SECRET;
+	const nowOf = (c: Ctx) => c.get("services").now();
+
+	const call = <T,>(c: Ctx, bearer: string | null, method: string, path: string, body?: unknown) =>
+		callApi<T>(c, api, bearer, method, path, body);
+
+	/** The signed-in session, refreshed when its access token is about to lapse; null when none. */
+	async function signedIn(c: Ctx): Promise<Signed | null> {
+		const secret = secretOf(c);
+		const now = nowOf(c);
+		let session = await unseal(secret, readSessionCookie(c), now);
+		if (!session) return null;
+		if (session.kind === "admin") {
+			const live = await c.get("services").redis.exists(adminSessionKey(session.sid));
+			if (!live) return null;
+			return {
+				session,
+				csrf: await csrfToken(secret, session.sid),
+				bearer: loadConfig(c.env).LATCHKEY_ADMIN_TOKEN,
+			};
+		}
+		if (needsRefresh(session, now)) {
+			const refreshed = await call<TokenPair>(c, null, "POST", "/v1/auth/token", {
+				grant_type: "refresh_token",
+				refresh_token: session.refreshToken,
+			});
+			if (!refreshed.ok) {
+				if (refreshed.status === 401 || refreshed.status === 403) return null;
+				throw new ConsoleUnavailable(refreshed.error);
+			}
+			session = userSession(refreshed.body, now) ?? null;
+			if (!session) return null;
+			await writeSessionCookie(c, secret, session, now);
+		}
+		return { session, csrf: await csrfToken(secret, session.sid), bearer: session.accessToken };
+	}
+
+	class ConsoleUnavailable extends Error {
+		constructor(readonly apiError: { message: string; hint: string }) {
+			super(apiError.message);
+		}
+	}
+
+	// Headers of every console response; a page never lands in a shared cache.
+	const consoleHeaders: MiddlewareHandler<AppEnv> = async function consoleHeaders(c, next) {
+		await next();
+		c.res.headers.set("Content-Security-Policy", PAGE_CSP);
+		// same-origin, not the API's no-referrer: under no-referrer a browser sends `Origin: null`
+		// with a form, and the origin check could not tell our own forms from a sandboxed attacker.
+		// Nothing leaves for another origin either way.
+		c.res.headers.set("Referrer-Policy", "same-origin");
+		if (!c.req.path.startsWith("/console/assets/")) c.res.headers.set("Cache-Control", "no-store");
+	};
+	app.use("/console", consoleHeaders);
+	app.use("/console/*", consoleHeaders);
+
+	/**
+	 * Every POST: same-origin (when the browser says where it came from) and a CSRF token bound to
+	 * this session. Runs before the handler reads anything else of the form.
+	 */
+	async function checkForm(
+		c: Ctx,
+		binding: string,
+	): Promise<
+		| { ok: true; form: Record<string, string | string[]> }
+		| { ok: false; res: Response | Promise<Response> }
+	> {
+		// The browser's Origin, when it sends one, must be this console's: the public URL's origin
+		// (what a browser sees), or the request's own (the same unless a local runtime rewrote it).
+		const origin = c.req.header("origin");
+		const own = [new URL(c.req.url).origin, new URL(loadConfig(c.env).LATCHKEY_PUBLIC_URL).origin];
+		if (origin && !own.includes(origin)) {
+			return { ok: false, res: forbiddenForm(c) };
+		}
+		const type = c.req.header("content-type") ?? "";
+		if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i.test(type)) {
+			return { ok: false, res: forbiddenForm(c) };
+		}
+		const form = (await c.req.parseBody({ all: true })) as Record<string, string | string[]>;
+		if (!(await csrfValid(secretOf(c), binding, form._csrf))) {
+			return { ok: false, res: forbiddenForm(c) };
+		}
+		return { ok: true, form };
+	}
+
+	const forbiddenForm = (c: Ctx) =>
+		render(c, 403, {
+			title: "Form refused",
+			nav: "none",
+			error: {
+				message: "This form was refused: it was not sent from this console session.",
+				hint: "Reload the page and submit the form again.",
+			},
+			children: (
+				<p>
+					<a href="/console">Back to the console</a>
+				</p>
+			),
+		});
+
+	const field = (form: Record<string, string | string[]>, name: string): string => {
+		const value = form[name];
+		return (Array.isArray(value) ? value[0] : value)?.toString().trim() ?? "";
+	};
+	const fields = (form: Record<string, string | string[]>, name: string): string[] => {
+		const value = form[name];
+		if (value === undefined) return [];
+		return (Array.isArray(value) ? value : [value]).map(String);
+	};
+
+	/**
+	 * The pages behind sign-in. A user page for the admin (or the reverse) is not there: 404, as
+	 * another user's object is.
+	 */
+	function page(
+		kind: "user" | "admin" | "any",
+		handler: (c: Ctx, s: Signed) => Response | Promise<Response>,
+	) {
+		return async (c: Ctx): Promise<Response> => {
+			let signed: Signed | null;
+			try {
+				signed = await signedIn(c);
+			} catch (err) {
+				if (err instanceof ConsoleUnavailable) return unavailable(c, err.apiError);
+				throw err;
+			}
+			if (!signed) {
+				if (readSessionCookie(c)) clearSessionCookie(c);
+				return see(c, "/console/sign-in", readSessionCookie(c) ? "session_ended" : undefined);
+			}
+			if (kind !== "any" && signed.session.kind !== kind) return notFound(c, signed);
+			return handler(c, signed);
+		};
+	}
+
+	/** A POST behind sign-in: checked form, then the handler. */
+	function action(
+		kind: "user" | "admin" | "any",
+		handler: (
+			c: Ctx,
+			s: Signed,
+			form: Record<string, string | string[]>,
+		) => Response | Promise<Response>,
+	) {
+		return page(kind, async (c, s) => {
+			const checked = await checkForm(c, s.session.sid);
+			if (!checked.ok) return checked.res;
+			return handler(c, s, checked.form);
+		});
+	}
+
+	const unavailable = (c: Ctx, error: { message: string; hint: string }) =>
+		render(c, 503, { title: "Unavailable", nav: "none", error });
+
+	const notFound = (c: Ctx, s: Signed | null) =>
+		render(c, 404, {
+			title: "Not found",
+			nav: s ? s.session.kind : "none",
+			csrf: s?.csrf,
+			error: { message: "There is nothing here.", hint: "Use the navigation to find your way." },
+		});
+
+	/**
+	 * An API refusal as the page shows it. A 401 means the session ended under the page (key
+	 * revoked, user suspended): back to sign-in.
+	 */
+	function refused(
+		c: Ctx,
+		s: Signed,
+		result: Extract<ApiResult<unknown>, { ok: false }>,
+		title = "Not done",
+	) {
+		if (result.status === 401) {
+			clearSessionCookie(c);
+			return see(c, "/console/sign-in", "session_ended");
+		}
+		return render(c, errorStatus(result.status), {
+			title,
+			nav: s.session.kind,
+			csrf: s.csrf,
+			error: { message: result.error.message, hint: result.error.hint },
+			children: (
+				<p>
+					<a href={s.session.kind === "admin" ? "/console/admin/users" : "/console/integrations"}>
+						Back to the console
+					</a>
+				</p>
+			),
+		});
+	}
+
+	// ---- assets and entry -------------------------------------------------------------------
+
+	app.get(ASSET_PATHS.css, (c) => {
+		c.header("Cache-Control", "public, max-age=300");
+		return c.body(CONSOLE_CSS, 200, { "Content-Type": "text/css; charset=utf-8" });
+	});
+	app.get(ASSET_PATHS.js, (c) => {
+		c.header("Cache-Control", "public, max-age=300");
+		return c.body(CONSOLE_JS, 200, { "Content-Type": "text/javascript; charset=utf-8" });
+	});
+
+	app.get(ASSET_PATHS.icon, (c) => {
+		c.header("Cache-Control", "public, max-age=86400");
+		return c.body(CONSOLE_ICON, 200, { "Content-Type": "image/svg+xml" });
+	});
+
+	app.get(
+		"/console",
+		page("any", (c, s) =>
+			see(c, s.session.kind === "admin" ? "/console/admin/users" : "/console/integrations"),
+		),
+	);
+
+	// ---- sign-in and sign-out ----------------------------------------------------------------
+
+	app.get("/console/sign-in", async (c) => {
+		const pre = preSessionOf(c);
+		return render(c, 200, {
+			title: "Sign in",
+			nav: "none",
+			notice: noticeOf(c),
+			children: <SignInPage csrf={await csrfToken(secretOf(c), `signin:${pre}`)} />,
+		});
+	});
+
+	app.post("/console/sign-in", async (c) => {
+		const pre = readPreSession(c);
+		if (!pre) return forbiddenForm(c);
+		const checked = await checkForm(c, `signin:${pre}`);
+		if (!checked.ok) return checked.res;
+		const secret = secretOf(c);
+		const now = nowOf(c);
+		const key = field(checked.form, "key");
+		const again = async (message: string, hint: string, status: 400 | 403 | 429 | 503) =>
+			render(c, status, {
+				title: "Sign in",
+				nav: "none",
+				error: { message, hint },
+				children: <SignInPage csrf={await csrfToken(secret, `signin:${pre}`)} />,
+			});
+		if (!key) return again("Enter an API key.", "Paste a key that starts with lk_.", 400);
+
+		if (key.startsWith("lk_") || key.startsWith("sk-")) {
+			const result = await call<TokenPair>(c, null, "POST", "/v1/auth/token", {
+				grant_type: "api_key",
+				api_key: key,
+			});
+			if (!result.ok) {
+				if (result.status === 429 || result.status === 503 || result.status === 403)
+					return again(result.error.message, result.error.hint, result.status);
+				return again(
+					"That key was not accepted.",
+					"Check the key; a revoked or expired key cannot sign in.",
+					403,
+				);
+			}
+			const session = userSession(result.body, now);
+			if (!session) return again("The key's session could not be read.", "Try again.", 503);
+			await writeSessionCookie(c, secret, session, now);
+			return see(c, "/console/integrations");
+		}
+
+		// The admin token: checked by the API (constant time, failed attempts limited), then a
+		// console session of its own; the token itself never leaves the worker again.
+		const probe = await call<List<User>>(c, key, "GET", "/v1/admin/users?limit=1");
+		if (!probe.ok) {
+			if (probe.status === 429 || probe.status === 503)
+				return again(probe.error.message, probe.error.hint, probe.status);
+			return again(
+				"That key was not accepted.",
+				"Check the key; a revoked or expired key cannot sign in.",
+				403,
+			);
+		}
+		const sid = newAdminSessionId();
+		await c.get("services").redis.set(adminSessionKey(sid), "1", { ex: ADMIN_SESSION_TTL_S });
+		await writeSessionCookie(
+			c,
+			secret,
+			{ kind: "admin", sid, exp: Math.floor(now.getTime() / 1000) + ADMIN_SESSION_TTL_S },
+			now,
+		);
+		return see(c, "/console/admin/users");
+	});
+
+	app.post(
+		"/console/sign-out",
+		action("any", async (c, s) => {
+			if (s.session.kind === "admin") {
+				await c.get("services").redis.del(adminSessionKey(s.session.sid));
+			} else {
+				await call(c, null, "POST", "/v1/auth/revoke", { refresh_token: s.session.refreshToken });
+			}
+			clearSessionCookie(c);
+			return see(c, "/console/sign-in", "signed_out");
+		}),
+	);
+
+	// ---- the user's pages --------------------------------------------------------------------
+
+	app.get(
+		"/console/integrations",
+		page("user", async (c, s) => {
+			const [credentials, providers] = await Promise.all([
+				call<List<Credential>>(c, s.bearer, "GET", "/v1/credentials?limit=100"),
+				call<List<Provider>>(c, s.bearer, "GET", "/v1/providers?limit=100"),
+			]);
+			if (!credentials.ok) return refused(c, s, credentials, "Integrations");
+			if (!providers.ok) return refused(c, s, providers, "Integrations");
+			return render(c, 200, {
+				title: "Integrations",
+				nav: "user",
+				active: "/console/integrations",
+				csrf: s.csrf,
+				notice: noticeOf(c),
+				children: (
+					<IntegrationsPage
+						credentials={credentials.body.data}
+						providers={providers.body.data}
+						csrf={s.csrf}
+					/>
+				),
+			});
+		}),
+	);
+
+	// A link, not a form: the CSP's form-action 'self' would block a form's redirect to the
+	// provider. It starts a flow, so it carries the CSRF token as a form would.
+	app.get(
+		"/console/connect/:provider",
+		page("user", async (c, s) => {
+			if (!(await csrfValid(secretOf(c), s.session.sid, c.req.query("csrf"))))
+				return forbiddenForm(c);
+			const credentialId = c.req.query("credential_id");
+			const started = await call<{ authorization_url: string }>(
+				c,
+				s.bearer,
+				"POST",
+				`/v1/oauth/${encodeURIComponent(paramOf(c, "provider"))}/authorize`,
+				{
+					return_to: new URL("/console/connected", loadConfig(c.env).LATCHKEY_PUBLIC_URL).href,
+					...(credentialId ? { credential_id: credentialId } : {}),
+				},
+			);
+			if (!started.ok) return refused(c, s, started, "Connect");
+			return c.redirect(started.body.authorization_url, 303);
+		}),
+	);
+
+	// Where the provider's redirect lands (through the API's callback). Finishing is bound to the
+	// user who started: another user's connect_id is the API's 404, and stays usable by its owner.
+	app.get(
+		"/console/connected",
+		page("user", async (c, s) => {
+			const connectId = c.req.query("connect_id");
+			if (!connectId) return see(c, "/console/integrations", "connect_denied");
+			const done = await call<Credential>(
+				c,
+				s.bearer,
+				"POST",
+				`/v1/oauth/connections/${encodeURIComponent(connectId)}`,
+			);
+			if (!done.ok) {
+				if (done.status === 404) return see(c, "/console/integrations", "connect_expired");
+				return refused(c, s, done, "Connect");
+			}
+			return see(c, "/console/integrations", "connected");
+		}),
+	);
+
+	app.post(
+		"/console/credentials/:id/delete",
+		action("user", async (c, s) => {
+			const result = await call(
+				c,
+				s.bearer,
+				"DELETE",
+				`/v1/credentials/${encodeURIComponent(paramOf(c, "id"))}`,
+			);
+			if (!result.ok) return refused(c, s, result, "Delete credential");
+			return see(c, "/console/integrations", "deleted");
+		}),
+	);
+
+	const keysPage = async (
+		c: Ctx,
+		s: Signed,
+		extra: {
+			shown?: ApiKey;
+			error?: { message: string; hint: string };
+			status?: 200 | 400 | 403;
+		} = {},
+	) => {
+		const keys = await call<List<ApiKey>>(c, s.bearer, "GET", "/v1/api-keys?limit=100");
+		if (!keys.ok) return refused(c, s, keys, "API keys");
+		return render(c, extra.status ?? 200, {
+			title: "API keys",
+			nav: "user",
+			active: "/console/keys",
+			csrf: s.csrf,
+			notice: noticeOf(c),
+			error: extra.error ?? null,
+			children: (
+				<>
+					{extra.shown && <ConnectedKeyPage created={extra.shown} />}
+					<KeysPage keys={keys.body.data} csrf={s.csrf} />
+				</>
+			),
+		});
+	};
+
+	app.get(
+		"/console/keys",
+		page("user", (c, s) => keysPage(c, s)),
+	);
+
+	app.post(
+		"/console/keys",
+		action("user", async (c, s, form) => {
+			const expires = field(form, "expires_on");
+			const body: Record<string, unknown> = { name: field(form, "name") };
+			const scopes = fields(form, "scopes");
+			if (scopes.length > 0) body.scopes = scopes;
+			if (expires) {
+				if (!/^\d{4}-\d{2}-\d{2}$/.test(expires) || Number.isNaN(Date.parse(expires)))
+					return keysPage(c, s, {
+						status: 400,
+						error: { message: "The expiry date is not a date.", hint: "Use YYYY-MM-DD." },
+					});
+				body.expires_at = `${expires}T23:59:59Z`;
+			}
+			const created = await call<ApiKey>(c, s.bearer, "POST", "/v1/api-keys", body);
+			if (!created.ok) {
+				if (created.status === 401) return refused(c, s, created);
+				return keysPage(c, s, {
+					status: created.status === 403 ? 403 : 400,
+					error: { message: created.error.message, hint: created.error.hint },
+				});
+			}
+			return keysPage(c, s, { shown: created.body });
+		}),
+	);
+
+	app.post(
+		"/console/keys/:id/roll",
+		action("user", async (c, s) => {
+			const rolled = await call<ApiKey>(
+				c,
+				s.bearer,
+				"POST",
+				`/v1/api-keys/${encodeURIComponent(paramOf(c, "id"))}/roll`,
+				{},
+			);
+			if (!rolled.ok) return refused(c, s, rolled, "Roll key");
+			return keysPage(c, s, { shown: rolled.body });
+		}),
+	);
+
+	app.post(
+		"/console/keys/:id/revoke",
+		action("user", async (c, s) => {
+			const result = await call(
+				c,
+				s.bearer,
+				"DELETE",
+				`/v1/api-keys/${encodeURIComponent(paramOf(c, "id"))}`,
+			);
+			if (!result.ok) return refused(c, s, result, "Revoke key");
+			return see(c, "/console/keys", "revoked");
+		}),
+	);
+
+	// ---- audit (the user's own trail; the admin's whole log) --------------------------------
+
+	app.get(
+		"/console/audit",
+		page("any", async (c, s) => {
+			const filters: Record<string, string> = {};
+			for (const name of ["action", "target", "since", "until"]) {
+				const value = c.req.query(name)?.trim();
+				if (value) filters[name] = value;
+			}
+			const query = new URLSearchParams({ ...filters, limit: "50" });
+			const cursor = c.req.query("cursor");
+			if (cursor) query.set("cursor", cursor);
+			const events = await call<List<AuditEvent>>(c, s.bearer, "GET", `/v1/audit?${query}`);
+			const title = s.session.kind === "admin" ? "Audit log" : "Audit trail";
+			if (!events.ok && events.status !== 400) return refused(c, s, events, title);
+			return render(c, events.ok ? 200 : 400, {
+				title,
+				nav: s.session.kind,
+				active: "/console/audit",
+				csrf: s.csrf,
+				error: events.ok ? null : { message: events.error.message, hint: events.error.hint },
+				children: (
+					<AuditPage
+						events={events.ok ? events.body.data : []}
+						next={events.ok ? events.body.next_cursor : null}
+						filters={filters}
+					/>
+				),
+			});
+		}),
+	);
+
+	// ---- the admin's pages -------------------------------------------------------------------
+
+	app.get(
+		"/console/admin/users",
+		page("admin", async (c, s) => {
+			const query = new URLSearchParams({ limit: "50" });
+			const cursor = c.req.query("cursor");
+			if (cursor) query.set("cursor", cursor);
+			const users = await call<List<User>>(c, s.bearer, "GET", `/v1/admin/users?${query}`);
+			if (!users.ok) return refused(c, s, users, "Users");
+			return render(c, 200, {
+				title: "Users",
+				nav: "admin",
+				active: "/console/admin/users",
+				csrf: s.csrf,
+				notice: noticeOf(c),
+				children: <UsersPage users={users.body.data} next={users.body.next_cursor} csrf={s.csrf} />,
+			});
+		}),
+	);
+
+	app.post(
+		"/console/admin/users",
+		action("admin", async (c, s, form) => {
+			const body: Record<string, string> = { email: field(form, "email") };
+			const name = field(form, "name");
+			if (name) body.name = name;
+			const created = await call<User>(c, s.bearer, "POST", "/v1/admin/users", body);
+			if (!created.ok) return refused(c, s, created, "Create user");
+			return see(c, "/console/admin/users", "user_created");
+		}),
+	);
+
+	app.post(
+		"/console/admin/users/:id/status",
+		action("admin", async (c, s, form) => {
+			const status = field(form, "status");
+			const updated = await call<User>(
+				c,
+				s.bearer,
+				"PATCH",
+				`/v1/admin/users/${encodeURIComponent(paramOf(c, "id"))}`,
+				{ status },
+			);
+			if (!updated.ok) return refused(c, s, updated, "Update user");
+			return see(c, "/console/admin/users", "user_updated");
+		}),
+	);
+
+	app.post(
+		"/console/admin/users/:id/delete",
+		action("admin", async (c, s) => {
+			const deleted = await call(
+				c,
+				s.bearer,
+				"DELETE",
+				`/v1/admin/users/${encodeURIComponent(paramOf(c, "id"))}`,
+			);
+			if (!deleted.ok) return refused(c, s, deleted, "Delete user");
+			return see(c, "/console/admin/users", "user_deleted");
+		}),
+	);
+
+	app.get(
+		"/console/admin/jobs",
+		page("admin", async (c, s) => {
+			const status = c.req.query("status") ?? "failed";
+			const query = new URLSearchParams({ limit: "50" });
+			if (status !== "all") query.set("status", status);
+			const cursor = c.req.query("cursor");
+			if (cursor) query.set("cursor", cursor);
+			const jobs = await call<List<Job>>(c, s.bearer, "GET", `/v1/admin/jobs?${query}`);
+			if (!jobs.ok) return refused(c, s, jobs, "Jobs");
+			return render(c, 200, {
+				title: "Jobs",
+				nav: "admin",
+				active: "/console/admin/jobs",
+				csrf: s.csrf,
+				notice: noticeOf(c),
+				children: (
+					<JobsPage
+						jobs={jobs.body.data}
+						next={jobs.body.next_cursor}
+						status={status}
+						csrf={s.csrf}
+					/>
+				),
+			});
+		}),
+	);
+
+	app.post(
+		"/console/admin/jobs/:id/retry",
+		action("admin", async (c, s) => {
+			const retried = await call<Job>(
+				c,
+				s.bearer,
+				"POST",
+				`/v1/admin/jobs/${encodeURIComponent(paramOf(c, "id"))}/retry`,
+			);
+			if (!retried.ok) return refused(c, s, retried, "Retry job");
+			return see(c, "/console/admin/jobs", "job_retried");
+		}),
+	);
+
+	app.get(
+		"/console/admin/webhooks",
+		page("admin", async (c, s) => {
+			const hooks = await call<List<Webhook>>(c, s.bearer, "GET", "/v1/admin/webhooks?limit=100");
+			if (!hooks.ok) return refused(c, s, hooks, "Webhooks");
+			return render(c, 200, {
+				title: "Webhooks",
+				nav: "admin",
+				active: "/console/admin/webhooks",
+				csrf: s.csrf,
+				children: <WebhooksPage webhooks={hooks.body.data} />,
+			});
+		}),
+	);
+
+	app.get(
+		"/console/admin/webhooks/:id",
+		page("admin", async (c, s) => {
+			const id = encodeURIComponent(paramOf(c, "id"));
+			const query = new URLSearchParams({ limit: "50" });
+			const cursor = c.req.query("cursor");
+			if (cursor) query.set("cursor", cursor);
+			const [hook, deliveries] = await Promise.all([
+				call<Webhook>(c, s.bearer, "GET", `/v1/admin/webhooks/${id}`),
+				call<List<Delivery>>(c, s.bearer, "GET", `/v1/admin/webhooks/${id}/deliveries?${query}`),
+			]);
+			if (!hook.ok) return refused(c, s, hook, "Webhook");
+			if (!deliveries.ok) return refused(c, s, deliveries, "Webhook");
+			return render(c, 200, {
+				title: `Webhook ${hook.body.id}`,
+				nav: "admin",
+				active: "/console/admin/webhooks",
+				csrf: s.csrf,
+				notice: noticeOf(c),
+				children: (
+					<WebhookPage
+						webhook={hook.body}
+						deliveries={deliveries.body.data}
+						next={deliveries.body.next_cursor}
+						csrf={s.csrf}
+					/>
+				),
+			});
+		}),
+	);
+
+	app.post(
+		"/console/admin/webhooks/:id/deliveries/:delivery/redeliver",
+		action("admin", async (c, s) => {
+			const id = encodeURIComponent(paramOf(c, "id"));
+			const delivery = encodeURIComponent(paramOf(c, "delivery"));
+			const result = await call(
+				c,
+				s.bearer,
+				"POST",
+				`/v1/admin/webhooks/${id}/deliveries/${delivery}/redeliver`,
+			);
+			if (!result.ok) return refused(c, s, result, "Redeliver");
+			return see(c, `/console/admin/webhooks/${id}`, "redelivered");
+		}),
+	);
+
+	documentConsole(app);
+
+	// Anything else under /console: the console's own 404 page, not the API's JSON.
+	app.all("/console/*", async (c) => notFound(c, await signedIn(c).catch(() => null)));
+}
+
+/**
+ * The console's routes in the OpenAPI document, so it lists every route the worker serves. They
+ * are pages for a browser (HTML, redirects, forms with a CSRF token and a session cookie), not an
+ * API: docs/console.md describes them.
+ */
+const CONSOLE_ROUTES: [method: "get" | "post", path: string, summary: string][] = [
+	["get", "/console", "The console: to the signed-in principal's first page, or to sign-in"],
+	["get", "/console/sign-in", "Sign-in page (API key, or the admin token)"],
+	["post", "/console/sign-in", "Exchange an API key (or the admin token) for a console session"],
+	["post", "/console/sign-out", "End the console session (the API session is revoked too)"],
+	[
+		"get",
+		"/console/integrations",
+		"The user's credentials by provider, and Connect per OAuth provider",
+	],
+	[
+		"get",
+		"/console/connect/{provider}",
+		"Start an OAuth connection (or a reconnect) in the browser",
+	],
+	["get", "/console/connected", "Where a connection returns: finishes it for the signed-in user"],
+	["post", "/console/credentials/{id}/delete", "Delete a credential of the user's"],
+	["get", "/console/keys", "The user's API keys"],
+	["post", "/console/keys", "Create an API key, shown once"],
+	["post", "/console/keys/{id}/roll", "Roll an API key, the new one shown once"],
+	["post", "/console/keys/{id}/revoke", "Revoke an API key"],
+	["get", "/console/audit", "The user's audit trail, or the admin's whole log"],
+	["get", "/console/admin/users", "Users (admin)"],
+	["post", "/console/admin/users", "Create a user (admin)"],
+	["post", "/console/admin/users/{id}/status", "Suspend or reactivate a user (admin)"],
+	["post", "/console/admin/users/{id}/delete", "Delete a user (admin)"],
+	["get", "/console/admin/jobs", "Account-deletion jobs, failed first (admin)"],
+	["post", "/console/admin/jobs/{id}/retry", "Retry a failed job (admin)"],
+	["get", "/console/admin/webhooks", "Webhooks (admin)"],
+	["get", "/console/admin/webhooks/{id}", "A webhook's deliveries (admin)"],
+	[
+		"post",
+		"/console/admin/webhooks/{id}/deliveries/{delivery}/redeliver",
+		"Redeliver a delivery (admin)",
+	],
+	["get", ASSET_PATHS.css, "The console's stylesheet"],
+	["get", ASSET_PATHS.js, "The console's script (the copy button)"],
+	["get", ASSET_PATHS.icon, "The console's icon"],
+];
+
+function documentConsole(app: OpenAPIHono<AppEnv>): void {
+	const page = { description: "A page", content: { "text/html": { schema: z.string() } } };
+	for (const [method, path, summary] of CONSOLE_ROUTES) {
+		const names = [...path.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1] as string);
+		const asset = path.startsWith("/console/assets/");
+		app.openAPIRegistry.registerPath({
+			method,
+			path,
+			tags: ["Console"],
+			summary,
+			description: asset
+				? "Served from the worker, so the console's CSP allows its own origin only."
+				: "Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.",
+			...(names.length
+				? { request: { params: z.object(Object.fromEntries(names.map((n) => [n, z.string()]))) } }
+				: {}),
+			responses: asset
+				? { 200: { description: "The asset" } }
+				: method === "get"
+					? {
+							200: page,
+							303: { description: "To sign-in when there is no session" },
+							404: page,
+						}
+					: {
+							200: page,
+							303: { description: "To the page showing the result" },
+							403: {
+								...page,
+								description: "Refused: a missing or foreign CSRF token, or another origin",
+							},
+						},
+		});
+	}
+}
+
+/** A path parameter of the route that matched (plain routes are not typed by their path). */
+const paramOf = (c: Ctx, name: string): string => c.req.param(name) ?? "";
+
+/** A console session from a token pair the API has just issued. */
+function userSession(pair: TokenPair, now: Date): UserSession | undefined {
+	const claims = accessClaims(pair.access_token);
+	if (!claims) return undefined;
+	return {
+		kind: "user",
+		sid: claims.sid,
+		sub: claims.sub,
+		accessToken: pair.access_token,
+		refreshToken: pair.refresh_token,
+		accessExp: claims.exp,
+		exp: Math.floor(now.getTime() / 1000) + pair.refresh_expires_in,
+	};
+}
