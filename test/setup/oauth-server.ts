@@ -91,7 +91,14 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 	res.end(JSON.stringify(body));
 }
 
-export async function startOAuthServer(options: { redirectUris: string[] }): Promise<
+export async function startOAuthServer(options: {
+	redirectUris: string[];
+	/**
+	 * oidc-provider's own login and consent pages (its devInteractions), for a test driving a real
+	 * browser through them, instead of the scripted interaction below.
+	 */
+	loginPages?: boolean;
+}): Promise<
 	OAuthServerDetails & {
 		/**
 		 * POST `{rules: [{account?, mode: "status" | "invalid_grant" | "delay", status?, delay_ms?,
@@ -174,7 +181,7 @@ export async function startOAuthServer(options: { redirectUris: string[] }): Pro
 			client.grantTypeAllowed("refresh_token"),
 		rotateRefreshToken: () => true,
 		features: {
-			devInteractions: { enabled: false },
+			devInteractions: { enabled: options.loginPages ?? false },
 			revocation: { enabled: true, allowedPolicy: ownToken },
 			introspection: { enabled: true, allowedPolicy: ownToken },
 		},
@@ -332,7 +339,7 @@ export async function startOAuthServer(options: { redirectUris: string[] }): Pro
 		let url = new URL(authorizationUrl);
 		for (let hop = 0; hop < 20; hop++) {
 			if (url.origin !== issuer) return { redirect: url.href };
-			if (url.pathname.startsWith("/interaction/")) {
+			if (url.pathname.startsWith("/interaction/") && !options.loginPages) {
 				url.searchParams.set("username", username);
 				url.searchParams.set("decision", decision);
 			}
@@ -420,7 +427,7 @@ export async function startOAuthServer(options: { redirectUris: string[] }): Pro
 			sendJson(res, 200, ledger.get(url.searchParams.get("account") ?? "") ?? {});
 			return;
 		}
-		if (url.pathname.startsWith("/interaction/")) {
+		if (url.pathname.startsWith("/interaction/") && !options.loginPages) {
 			interact(req, res, url).catch((err: unknown) => sendJson(res, 500, { error: String(err) }));
 			return;
 		}
