@@ -102,6 +102,8 @@ export const ActionForm: FC<{
 	action: string;
 	csrf: string;
 	label: string;
+	/** The button's accessible name when the visible label alone is ambiguous in a table row. */
+	name?: string;
 	danger?: boolean;
 	fields?: Record<string, string>;
 }> = (props) => (
@@ -110,7 +112,7 @@ export const ActionForm: FC<{
 		{Object.entries(props.fields ?? {}).map(([name, value]) => (
 			<input type="hidden" name={name} value={value} />
 		))}
-		<button type="submit" class={props.danger ? "danger" : undefined}>
+		<button type="submit" class={props.danger ? "danger" : undefined} aria-label={props.name}>
 			{props.label}
 		</button>
 	</form>

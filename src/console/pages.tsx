@@ -126,7 +126,8 @@ export const IntegrationsPage: FC<{
 											<ActionForm
 												action={`/console/credentials/${encodeURIComponent(credential.id)}/delete`}
 												csrf={csrf}
-												label={`Delete ${credential.title ?? credential.provider}`}
+												label="Delete"
+												name={`Delete ${credential.title ?? credential.provider}`}
 												danger
 											/>
 										)}
@@ -226,12 +227,14 @@ export const KeysPage: FC<{ keys: ApiKey[]; csrf: string }> = ({ keys, csrf }) =
 									<ActionForm
 										action={`/console/keys/${encodeURIComponent(key.id)}/roll`}
 										csrf={csrf}
-										label={`Roll ${key.name}`}
+										label="Roll"
+										name={`Roll ${key.name}`}
 									/>
 									<ActionForm
 										action={`/console/keys/${encodeURIComponent(key.id)}/revoke`}
 										csrf={csrf}
-										label={`Revoke ${key.name}`}
+										label="Revoke"
+										name={`Revoke ${key.name}`}
 										danger
 									/>
 								</td>
@@ -361,7 +364,8 @@ export const UsersPage: FC<{ users: User[]; next: string | null; csrf: string }>
 									<ActionForm
 										action={`/console/admin/users/${encodeURIComponent(user.id)}/status`}
 										csrf={csrf}
-										label={`Suspend ${user.email}`}
+										label="Suspend"
+										name={`Suspend ${user.email}`}
 										fields={{ status: "suspended" }}
 									/>
 								)}
@@ -369,7 +373,8 @@ export const UsersPage: FC<{ users: User[]; next: string | null; csrf: string }>
 									<ActionForm
 										action={`/console/admin/users/${encodeURIComponent(user.id)}/status`}
 										csrf={csrf}
-										label={`Reactivate ${user.email}`}
+										label="Reactivate"
+										name={`Reactivate ${user.email}`}
 										fields={{ status: "active" }}
 									/>
 								)}
@@ -377,7 +382,8 @@ export const UsersPage: FC<{ users: User[]; next: string | null; csrf: string }>
 									<ActionForm
 										action={`/console/admin/users/${encodeURIComponent(user.id)}/delete`}
 										csrf={csrf}
-										label={`Delete ${user.email}`}
+										label="Delete"
+										name={`Delete ${user.email}`}
 										danger
 									/>
 								)}
@@ -446,7 +452,8 @@ export const JobsPage: FC<{ jobs: Job[]; next: string | null; status: string; cs
 									<ActionForm
 										action={`/console/admin/jobs/${encodeURIComponent(job.id)}/retry`}
 										csrf={csrf}
-										label={`Retry ${job.id}`}
+										label="Retry"
+										name={`Retry ${job.id}`}
 									/>
 								)}
 							</td>
@@ -533,7 +540,8 @@ export const WebhookPage: FC<{
 									<ActionForm
 										action={`/console/admin/webhooks/${encodeURIComponent(webhook.id)}/deliveries/${encodeURIComponent(d.id)}/redeliver`}
 										csrf={csrf}
-										label={`Redeliver ${d.id}`}
+										label="Redeliver"
+										name={`Redeliver ${d.id}`}
 									/>
 								)}
 							</td>

@@ -22,6 +22,7 @@ import {
 	accessClaims,
 	adminSessionKey,
 	type ConsoleSession,
+	clearPreSession,
 	clearSessionCookie,
 	csrfToken,
 	csrfValid,
@@ -371,6 +372,7 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 			const session = userSession(result.body, now);
 			if (!session) return again("The key's session could not be read.", "Try again.", 503);
 			await writeSessionCookie(c, secret, session, now);
+			clearPreSession(c);
 			return see(c, "/console/integrations");
 		}
 
@@ -394,6 +396,7 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 			{ kind: "admin", sid, exp: Math.floor(now.getTime() / 1000) + ADMIN_SESSION_TTL_S },
 			now,
 		);
+		clearPreSession(c);
 		return see(c, "/console/admin/users");
 	});
 

@@ -148,6 +148,11 @@ export function preSessionOf(c: Context): string {
 	return fresh;
 }
 
+/** Spent once the form signed someone in: a new sign-in form gets a new binding. */
+export function clearPreSession(c: Context): void {
+	deleteCookie(c, PRE_SESSION_COOKIE, { path: "/", secure: true });
+}
+
 export function readPreSession(c: Context): string | undefined {
 	return getCookie(c, PRE_SESSION_COOKIE);
 }

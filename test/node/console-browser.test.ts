@@ -23,6 +23,7 @@ let oauth: Awaited<ReturnType<typeof startOAuthServer>>;
 let browser: Browser;
 let email: string;
 let userKey: string;
+let userId: string;
 /** Dialogs, page errors and CSP violations seen on Latchkey's pages: each test expects none. */
 const incidents: string[] = [];
 
@@ -124,6 +125,7 @@ describe.skipIf(!browserAvailable())("console in a browser", { timeout: 60_000 }
 			name: "console sign-in",
 		});
 		userKey = key.key;
+		userId = user.id;
 		await api("POST", "/v1/credentials", userKey, {
 			provider: "acme-crm",
 			type: "api_key",
@@ -151,6 +153,12 @@ describe.skipIf(!browserAvailable())("console in a browser", { timeout: 60_000 }
 		const session = cookies.find((c) => c.name === "__Host-latchkey_console");
 		expect(session).toMatchObject({ httpOnly: true, secure: true, sameSite: "Lax", path: "/" });
 		expect(await page.evaluate(() => document.cookie)).not.toContain("latchkey_console");
+
+		// Keyboard first: the first Tab reaches the skip link, which moves focus to the content.
+		await page.keyboard.press("Tab");
+		expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip to content");
+		await page.keyboard.press("Enter");
+		expect(await page.evaluate(() => document.activeElement?.id)).toBe("main");
 
 		// The markup title is shown as text.
 		await expect.poll(() => page.getByRole("cell", { name: MARKUP, exact: true }).count()).toBe(1);
@@ -266,9 +274,43 @@ describe.skipIf(!browserAvailable())("console in a browser", { timeout: 60_000 }
 		const left = await api<{ data: { title: string }[] }>("GET", "/v1/credentials", userKey);
 		expect(left.data.map((c) => c.title)).toContain(MARKUP);
 
+		// A webhook whose receiver is down, for the deletion below: the delivery's failed attempt
+		// and the deletion job show on the admin's pages.
+		await api("PUT", "/v1/admin/webhooks/platform-events", ADMIN, {
+			url: `${worker.url.replace(/:\d+$/, ":9")}/hooks/latchkey`,
+			events: ["user.deleted", "credential.reconnect_required"],
+		});
+		// The admin deletes the user from the console: deprovisioning (revoking the connected
+		// OAuth account upstream) is queued as a job.
+		await page
+			.getByRole("row")
+			.filter({ hasText: email })
+			.getByRole("button", { name: `Delete ${email}` })
+			.click();
+		await expect
+			.poll(() => page.getByRole("status").textContent())
+			.toBe("The user's deletion has started.");
+		expect(await page.getByRole("row").filter({ hasText: email }).textContent()).toContain(
+			"deleting",
+		);
+		const deliveries = () =>
+			api<{ data: { attempts: number }[] }>(
+				"GET",
+				"/v1/admin/webhooks/platform-events/deliveries",
+				ADMIN,
+			);
+		// The event (and its delivery) is written after the deletion's response.
+		await expect.poll(async () => (await deliveries()).data.length).toBeGreaterThan(0);
+		await api("POST", "/v1/admin/maintenance/run", ADMIN, {});
+		await expect.poll(async () => (await deliveries()).data[0]?.attempts).toBe(1);
+
 		await page.getByRole("link", { name: "Jobs" }).click();
+		await page.getByRole("link", { name: "all", exact: true }).click();
 		await shoot(page, "admin-jobs");
+		await expect.poll(() => page.getByRole("cell", { name: userId }).count()).toBe(1);
 		await page.getByRole("link", { name: "Webhooks" }).click();
+		await page.getByRole("link", { name: "platform-events" }).click();
+		await expect.poll(() => page.getByRole("cell", { name: "user.deleted" }).count()).toBe(1);
 		await shoot(page, "admin-webhooks");
 		expect(incidents).toEqual([]);
 		await context.close();
