@@ -848,6 +848,8 @@ function documentConsole(app: OpenAPIHono<AppEnv>): void {
 			path,
 			tags: ["Console"],
 			summary,
+			// No bearer token: a console page authenticates by its session cookie.
+			security: [],
 			description: asset
 				? "Served from the worker, so the console's CSP allows its own origin only."
 				: "Server-rendered for a browser: a session cookie (`__Host-latchkey_console`, HttpOnly, Secure, SameSite=Lax), and on a POST a form body with `_csrf`. See docs/console.md.",

@@ -1,6 +1,10 @@
+import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
+import { credentials } from "../../src/db/schema.ts";
 import { admin, createKeyJson, userWithKey } from "./fixtures.ts";
 import { BASE, call } from "./helpers.ts";
+import { connected, db, registerProviders } from "./lease-helpers.ts";
+import { as } from "./oauth-helpers.ts";
 
 /**
  * The console's forms and pages over HTTP, through the worker's real fetch handler: CSRF on every
@@ -346,6 +350,93 @@ describe("console", () => {
 		}
 		// The markup was there to escape, on each page that shows it.
 		expect(bodies.filter((html) => html.includes("&lt;img")).length).toBeGreaterThanOrEqual(3);
+	});
+
+	it("offers Reconnect on a reconnect_required OAuth credential, and Delete only where the API allows it", async () => {
+		const provider = `console-idp-${crypto.randomUUID().slice(0, 8)}`;
+		await registerProviders([[provider, {}]]);
+		const { user, id } = await connected(provider);
+		await db
+			.update(credentials)
+			.set({ status: "reconnect_required" })
+			.where(eq(credentials.id, id));
+		const own = await json<{ id: string }>("/v1/credentials", user.key, {
+			method: "POST",
+			json: { provider: "acme", type: "api_key", api_key: "own-secret" },
+		});
+		const system = await json<{ id: string }>("/v1/admin/system-credentials", admin(), {
+			method: "POST",
+			json: { provider: "serp", type: "api_key", api_key: "shared-secret", title: "Shared" },
+		});
+
+		const browser = await signedIn(user.key);
+		const html = await (await browser.get("/console/integrations")).text();
+		const reconnect = new RegExp(
+			`href="/console/connect/${provider}\\?csrf=[^"&]+&amp;credential_id=${id}"`,
+		);
+		expect(html).toMatch(reconnect);
+		expect(html).toContain(`action="/console/credentials/${own.id}/delete"`);
+		expect(html).toContain(`action="/console/credentials/${id}/delete"`);
+		// The system credential is listed, read-only: no delete form, as the API refuses it (403).
+		expect(html).toContain("(system)");
+		expect(html).not.toContain(`/console/credentials/${system.id}/delete`);
+		expect(
+			(await call(`/v1/credentials/${system.id}`, { token: user.key, method: "DELETE" })).status,
+		).toBe(403);
+
+		// Reconnect starts the real flow: to the provider's authorization endpoint, for that credential.
+		const href = (reconnect.exec(html)?.[0] ?? "").slice(6, -1).replaceAll("&amp;", "&");
+		const started = await browser.get(href);
+		expect(started.status).toBe(303);
+		const location = new URL(started.headers.get("location") ?? "");
+		expect(location.origin + location.pathname).toBe(as.authorizeUrl);
+		expect(location.searchParams.get("state")).toBeTruthy();
+		expect(location.searchParams.get("redirect_uri")).toBe(`${BASE}/v1/oauth/callback`);
+	});
+
+	it("meets hostile paths, queries and forms on every console route with a page, never a 5xx", async () => {
+		const doc = (await (await call("/openapi.json")).json()) as {
+			paths: Record<string, Record<string, unknown>>;
+		};
+		const routes = Object.entries(doc.paths)
+			.filter(([path]) => path.startsWith("/console"))
+			.flatMap(([path, methods]) => Object.keys(methods).map((m) => [m, path] as const));
+		expect(routes.length).toBeGreaterThan(20);
+		const user = await signedIn(alice.key);
+		const adminBrowser = await signedIn(admin());
+		const hostile = ["%00", "..", "x".repeat(300), "%C3%A9", "%F0%9F%98%80", "<b>"];
+		for (const [browser, page] of [
+			[user, "/console/keys"],
+			[adminBrowser, "/console/admin/users"],
+			[new Browser(), "/console/sign-in"],
+		] as const) {
+			// The session's own token, so that hostile forms reach the handlers behind the check.
+			const token = await browser.csrf(page);
+			for (const [method, path] of routes) {
+				if (path === "/console/sign-out") continue;
+				for (const value of hostile) {
+					const at = path.replace(/\{[a-z_]+\}/g, encodeURIComponent(value).replace(/%25/g, "%"));
+					const query = `?cursor=${encodeURIComponent(value)}&status=${encodeURIComponent(value)}&since=${encodeURIComponent(value)}&connect_id=${encodeURIComponent(value)}`;
+					const res =
+						method === "get"
+							? await browser.get(`${at}${query}`)
+							: await browser.post(at, {
+									_csrf: token,
+									key: value,
+									name: value,
+									email: value,
+									status: value,
+									scopes: [value, value],
+									expires_on: value,
+								});
+					const what = `${method} ${at} → ${res.status}`;
+					expect(res.status, what).toBeLessThan(500);
+					if (res.status >= 400)
+						expect(res.headers.get("content-type") ?? "", what).toMatch(/^text\/html/);
+					await res.body?.cancel();
+				}
+			}
+		}
 	});
 
 	it("keeps users and the admin on their own pages, and a tampered cookie signs nobody in", async () => {

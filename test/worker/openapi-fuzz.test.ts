@@ -138,6 +138,9 @@ describe("hostile input from the OpenAPI document", () => {
 		for (const [path, methods] of Object.entries(doc.paths)) {
 			for (const [method, op] of Object.entries(methods)) {
 				if (SKIP.has(`${method} ${path}`)) continue;
+				// The API's contract only: the console's pages answer a person in HTML, and meet their
+				// hostile input in test/worker/console.test.ts.
+				if (path.startsWith("/console")) continue;
 				const params = op.parameters ?? [];
 				const query = params.filter((p) => p.in === "query").map((p) => p.name);
 				for (const q of query) queries.add(q);
