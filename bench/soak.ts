@@ -50,6 +50,7 @@ const INVARIANTS = [
 	"full service back within 5 s",
 	"reads without Redis (me, credential, listing)",
 	"every answer as API.md says",
+	"every granted lease has exactly one audit event",
 ] as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -282,6 +283,10 @@ const faults = new Faults(now);
 const REDIS_AT = 0.15 * DURATION_MS;
 const REDIS_FOR = Math.min(5000, Math.max(2000, 0.1 * DURATION_MS));
 const PG_AT = [0.42 * DURATION_MS, ...(SECONDS >= 30 ? [0.48 * DURATION_MS] : [])];
+// After the Redis outage (whose restart empties Redis, and with it any queued audit events) and
+// before the OAuth faults.
+const AUDIT_AT = 0.44 * DURATION_MS;
+const AUDIT_FOR = Math.max(1000, 0.08 * DURATION_MS);
 const OAUTH_AT = 0.55 * DURATION_MS;
 const OAUTH_FOR = Math.max(2500, 0.15 * DURATION_MS);
 const FIRST_FAULT = redis ? REDIS_AT : (PG_AT[0] as number);
@@ -857,6 +862,27 @@ async function pgFault(): Promise<void> {
 	}
 }
 
+/**
+ * Postgres refuses every audit write for a while (a trigger on audit_events), as a failing or
+ * unreachable database would refuse the deferred write after a response: the events must wait in
+ * Redis and reach their chains through the scheduled write-back, none lost, none twice.
+ */
+async function auditFault(): Promise<void> {
+	await sleep(AUDIT_AT - now());
+	await sql(
+		"create or replace function soak_fail_audit() returns trigger language plpgsql as $$ begin raise exception 'soak: audit writes refused'; end $$",
+	);
+	await sql(
+		"create trigger soak_fail_audit before insert on audit_events for each row execute function soak_fail_audit()",
+	);
+	faults.start("audit-writes-fail");
+	console.log(`[soak] ${(now() / 1000).toFixed(1)} s: audit writes refused by Postgres`);
+	await sleep(AUDIT_AT + AUDIT_FOR - now());
+	await sql("drop trigger soak_fail_audit on audit_events");
+	faults.end("audit-writes-fail");
+	console.log(`[soak] ${(now() / 1000).toFixed(1)} s: audit writes accepted again`);
+}
+
 async function postJson(url: string, body: unknown, method = "POST"): Promise<void> {
 	const res = await fetch(url, {
 		method,
@@ -926,10 +952,12 @@ try {
 		...Array.from({ length: CONCURRENCY }, agentRun),
 		redisFault(),
 		pgFault(),
+		auditFault(),
 		oauthAndAgentMailFaults(),
 	]);
 	console.log(`[soak] ${(now() / 1000).toFixed(1)} s: workload over; checking invariants`);
 	await finalChecks();
+	await auditCheck();
 	exitCode = report();
 	console.log(`[soak] ${((performance.now() - startedAt) / 1000).toFixed(1)} s in all`);
 } finally {
@@ -939,6 +967,48 @@ process.exit(exitCode);
 
 // ---------------------------------------------------------------------------------------------
 // Invariants at the end.
+
+/**
+ * Every lease granted during the run (and by the final checks) has exactly one `lease.granted`
+ * event in Postgres, however the faults fell: an event whose write failed waited in Redis and the
+ * scheduled write-back stored it (docs/audit.md). Deferred writes finish after their responses,
+ * so the check runs the write-back and reads again until every event is there, for at most 15 s.
+ */
+async function auditCheck(): Promise<void> {
+	const granted = client.granted;
+	let counts = new Map<string, number>();
+	const deadline = performance.now() + 15_000;
+	for (;;) {
+		const drained = await client.call("audit write-back", "/v1/admin/maintenance/run", {
+			method: "POST",
+			token: admin,
+			json: {},
+			record: false,
+			hangMs: 60_000,
+		});
+		const rows = await sql(
+			"select (detail::jsonb)->>'lease_id' as id, count(*)::int as n from audit_events where action = 'lease.granted' group by 1",
+		);
+		counts = new Map(rows.rows.map((r: { id: string; n: number }) => [r.id, r.n]));
+		const missing = [...granted.keys()].filter((id) => !counts.has(id));
+		if (missing.length === 0 || performance.now() > deadline || drained.status === 0) break;
+	}
+	rec.check("every granted lease has exactly one audit event", granted.size);
+	for (const [id, faultsThen] of granted) {
+		const n = counts.get(id) ?? 0;
+		if (n === 1) continue;
+		rec.fail({
+			invariant: "every granted lease has exactly one audit event",
+			op: `lease ${id}`,
+			faults: faultsThen,
+			expected: "1 lease.granted event",
+			actual: `${n}`,
+		});
+	}
+	console.log(
+		`[soak] audit: ${granted.size} leases granted, ${[...granted.keys()].filter((id) => counts.get(id) === 1).length} with exactly one lease.granted event`,
+	);
+}
 
 async function finalChecks(): Promise<void> {
 	// Every live credential leases what was last written; every OAuth credential still refreshes.

@@ -36,6 +36,12 @@ export interface CallInit {
  * operation and phase, and handed back for the operation's own expectations.
  */
 export class SoakClient {
+	/**
+	 * Every lease Latchkey granted (a 201 from POST /v1/credentials/{id}/leases), with the
+	 * faults around it: each must end up with exactly one `lease.granted` audit event.
+	 */
+	readonly granted = new Map<string, string>();
+
 	constructor(
 		private readonly baseUrl: string,
 		private readonly rec: Recorder,
@@ -94,6 +100,14 @@ export class SoakClient {
 			body = null;
 		}
 		const requestId = res.headers.get("x-request-id") ?? "";
+		const leaseId = (body as { lease_id?: unknown } | null)?.lease_id;
+		if (
+			res.status === 201 &&
+			init.method === "POST" &&
+			/\/leases$/.test(path) &&
+			typeof leaseId === "string"
+		)
+			this.granted.set(leaseId, faults);
 		const where = `${init.method ?? "GET"} ${templ(path)} (${op})`;
 		const excerpt = text.slice(0, 300);
 		this.rec.expect(ms <= hangMs, {

@@ -4,6 +4,7 @@ export const RECOVERY_MS = 5_000;
 export type FaultName =
 	| "redis-down"
 	| "pg-cut"
+	| "audit-writes-fail"
 	| "oauth-500-then-invalid_grant"
 	| "oauth-slow"
 	| "agentmail-timeout";
