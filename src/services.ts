@@ -22,6 +22,12 @@ export interface Services {
 	readonly rawRedis: Redis;
 	readonly logger: Logger;
 	readonly now: () => Date;
+	/**
+	 * Work the caller need not wait for (an audit write on a refusal path): handed to the
+	 * request's waitUntil, so it adds no round trip before the response. Without a request (the
+	 * scheduled handler, a test's services) it is awaited here.
+	 */
+	afterResponse(work: Promise<unknown>): Promise<void>;
 }
 
 export function createServices(
@@ -29,6 +35,8 @@ export function createServices(
 	logger: Logger,
 	timing: Timing,
 	now: () => Date = () => new Date(),
+	/** The request's waitUntil; returns false when there is none to hand work to. */
+	waitUntil?: (work: Promise<unknown>) => boolean,
 ): { services: Services; dispose: () => Promise<void> } {
 	let dbHandle: DbHandle | undefined;
 	let redis: Redis | undefined;
@@ -45,6 +53,10 @@ export function createServices(
 		config,
 		logger,
 		now,
+		afterResponse(work) {
+			if (waitUntil?.(work)) return Promise.resolve();
+			return work.then(() => undefined);
+		},
 		get db() {
 			return handle().db;
 		},

@@ -41,7 +41,15 @@ export function services(options: { now?: () => Date } = {}): MiddlewareHandler<
 		const config = loadConfig(c.env);
 		const logger = createLogger(config.LATCHKEY_LOG_LEVEL, { request_id: c.get("requestId") });
 		c.set("logger", logger);
-		const built = createServices(config, logger, c.get("timing"), options.now);
+		const built = createServices(config, logger, c.get("timing"), options.now, (work) => {
+			try {
+				c.executionCtx.waitUntil(work);
+				return true;
+			} catch {
+				// No execution context (app.request() in a test): the caller awaits the work.
+				return false;
+			}
+		});
 		c.set("services", built.services);
 		try {
 			await next();

@@ -9,6 +9,7 @@ import { type CredentialRow, credentials } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import { refreshAccessToken } from "../oauth/service.ts";
 import type { Services } from "../services.ts";
+import { requestTiming, Timing } from "../timing.ts";
 import { needsRefresh, refreshBackoffMs, tokenTimesOf } from "./policy.ts";
 import { type LeaseStore, leaseKeys, leaseStoreOf, lockStoreDown } from "./store.ts";
 
@@ -640,19 +641,19 @@ async function markReconnect(
 		.returning({ id: credentials.id });
 	if (marked.length > 0 && row.status !== "reconnect_required") {
 		// Recorded once, by whoever made the change; it also queues the webhook (docs/webhooks.md).
-		// Never throws: a failed write waits in Redis for the cron's write-back.
-		await writeAuditRecords(
-			services,
-			[
-				systemRecord(services, {
-					action: "credential.reconnect_required",
-					outcome: "failure",
-					target: { type: "credential", id: row.id },
-					userId: row.userId,
-					detail: { provider: row.provider, reason },
-				}),
-			],
-			{ requestId: null },
+		// After the response, like every request's events, and never throws: a failed write waits
+		// in Redis for the cron's write-back. Its own Timing keeps it out of Server-Timing.
+		const record = systemRecord(services, {
+			action: "credential.reconnect_required",
+			outcome: "failure",
+			target: { type: "credential", id: row.id },
+			userId: row.userId,
+			detail: { provider: row.provider, reason },
+		});
+		await services.afterResponse(
+			requestTiming.run(new Timing(), () =>
+				writeAuditRecords(services, [record], { requestId: null }),
+			),
 		);
 	}
 	return reconnectRequired(row);

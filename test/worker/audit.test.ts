@@ -31,7 +31,11 @@ import { createServices, type Services } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { admin, createKeyJson, exchange, userWithKey } from "./fixtures.ts";
 import { call, expect4xxShape, expectError, testDb, testEnv } from "./helpers.ts";
-import { connect, providerBody, putProvider } from "./oauth-helpers.ts";
+import { age, connected, registerProviders, tokensOf } from "./lease-helpers.ts";
+import { as, connect, providerBody, putProvider } from "./oauth-helpers.ts";
+
+/** Postgres round trips of a lease whose refresh the provider refuses, audit write excluded. */
+const REFUSED_REFRESH_PG_CALLS = 4;
 
 const { db, end } = testDb();
 const disposers: (() => Promise<void>)[] = [];
@@ -215,6 +219,38 @@ describe("audit log: what is recorded", () => {
 		});
 		expect(event?.principal.key_id).toMatch(/^[0-9A-Za-z]{12}$/);
 		expect(events).toHaveLength(2);
+	});
+
+	it("a refresh the provider refuses answers 409 before its reconnect_required event is written", async () => {
+		const provider = `audit-idp-${newId("p").slice(2, 10).toLowerCase()}`;
+		await registerProviders([[provider, {}]]);
+		const { user, id } = await connected(provider);
+		const { refresh_token: refreshToken } = await tokensOf(services, id);
+		const revoked = await fetch(as.revokeUrl, {
+			method: "POST",
+			headers: {
+				authorization: `Basic ${btoa(`${as.clientId}:${as.clientSecret}`)}`,
+				"content-type": "application/x-www-form-urlencoded",
+			},
+			body: new URLSearchParams({ token: refreshToken ?? "", token_type_hint: "refresh_token" }),
+		});
+		expect(revoked.status).toBe(200);
+		await age(id, 3570, 30);
+		const res = await lease(id, user.key);
+		await expectError(res, 409, "reconnect_required");
+		// The request's own statements only (read, fresh check, the status change); the event's
+		// insert ran after the response, under a Timing of its own.
+		const calls = Number(
+			/pg;dur=[\d.]+;desc="(\d+) calls?"/.exec(res.headers.get("server-timing") ?? "")?.[1],
+		);
+		expect(calls).toBe(REFUSED_REFRESH_PG_CALLS);
+		// `call` waits for the request's waitUntil work: the event is there now, once.
+		const events = await allEvents(
+			user.key,
+			`action=credential.reconnect_required&target=credential:${id}`,
+		);
+		expect(events).toHaveLength(1);
+		expect(events[0]?.detail).toMatchObject({ provider, reason: "invalid_grant" });
 	});
 
 	it("every lease of a burst of 100 has exactly one lease.granted event once the deferred writes settle", async () => {
