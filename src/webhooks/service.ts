@@ -1,5 +1,5 @@
 /** Webhook endpoints and their deliveries, as the admin routes see them (docs/webhooks.md). */
-import { and, asc, eq, isNull, lte, or } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, isNull, lte, or, sql } from "drizzle-orm";
 import { getKeyRing, open, seal } from "../crypto/envelope.ts";
 import { type CursorKey, keysetAfter } from "../db/pagination.ts";
 import {
@@ -31,9 +31,11 @@ export interface WebhookInput {
 }
 
 /**
- * Creates or replaces a webhook. Without `secret`, a new one is generated when the webhook is
- * new; an existing webhook keeps its secret unless one is sent. Answers the row and, when
- * generated, the secret (shown this once).
+ * Creates or replaces a webhook, in one statement. Without `secret`, a new webhook gets a
+ * generated one, and an existing webhook keeps its own. Answers the row and, when this very
+ * statement stored a generated secret, that secret (shown this once). Of two secret-less PUTs
+ * of a new id at once, one inserts (201, its secret) and the other finds the row and keeps its
+ * secret (200, none): an answered secret is always the stored one.
  */
 export async function putWebhook(
 	services: Services,
@@ -47,37 +49,30 @@ export async function putWebhook(
 			detail: [{ field: "secret", location: "json", message: "not a whsec_ secret" }],
 		});
 	}
-	const { db } = services;
 	const now = services.now();
 	const events = [...new Set(input.events)].sort();
-	const [existing] = await db.select().from(webhooks).where(eq(webhooks.id, id)).limit(1);
-	const generatedSecret =
-		input.secret === undefined && existing === undefined ? generateWebhookSecret() : null;
-	const secret = input.secret ?? generatedSecret;
-	if (existing !== undefined && secret === null) {
-		// A replacement without a secret keeps the current one.
-		const [row] = await db
-			.update(webhooks)
-			.set({ url: input.url, events, updatedAt: now })
-			.where(eq(webhooks.id, id))
-			.returning();
-		if (row) return { row, created: false, generatedSecret: null };
-	}
-	const sealed = await seal(
-		await getKeyRing(services.config),
-		secret ?? generateWebhookSecret(),
-		webhookAad(id),
-	);
-	const [row] = await db
+	const candidate = input.secret ?? generateWebhookSecret();
+	const sealed = await seal(await getKeyRing(services.config), candidate, webhookAad(id));
+	const [stored] = await services.db
 		.insert(webhooks)
 		.values({ id, url: input.url, events, ...sealed, createdAt: now, updatedAt: now })
 		.onConflictDoUpdate({
 			target: webhooks.id,
-			set: { url: input.url, events, ...sealed, updatedAt: now },
+			// A generated candidate never replaces the stored secret; a sent one does.
+			set:
+				input.secret === undefined
+					? { url: input.url, events, updatedAt: now }
+					: { url: input.url, events, ...sealed, updatedAt: now },
 		})
-		.returning();
-	if (!row) throw new Error("webhook upsert returned no row");
-	return { row, created: existing === undefined, generatedSecret };
+		// xmax is 0 on a row this statement inserted, the updating transaction's id otherwise.
+		.returning({ ...getTableColumns(webhooks), inserted: sql<boolean>`(xmax = 0)` });
+	if (!stored) throw new Error("webhook upsert returned no row");
+	const { inserted, ...row } = stored;
+	return {
+		row,
+		created: inserted,
+		generatedSecret: inserted && input.secret === undefined ? candidate : null,
+	};
 }
 
 export async function getWebhook(services: Services, id: string): Promise<WebhookRow> {

@@ -10,6 +10,7 @@ import { createServices } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { deliverWebhooks, webhookBackoffSeconds } from "../../src/webhooks/deliver.ts";
 import { WEBHOOK_MAX_ATTEMPTS } from "../../src/webhooks/events.ts";
+import { openWebhookSecret } from "../../src/webhooks/service.ts";
 import type { UpstreamRecord, UpstreamState } from "../setup/upstream-types.ts";
 import { admin, userWithKey } from "./fixtures.ts";
 import { call, expectError, testEnv } from "./helpers.ts";
@@ -51,6 +52,13 @@ const deliver = (id: string) => {
 	clocked.clock.t = Math.max(clocked.clock.t, Date.now());
 	return deliverWebhooks(services, { webhookIds: [id], random: () => 0.999_999 });
 };
+
+/** The stored secret of webhook `id`, opened. */
+async function storedSecret(id: string): Promise<string> {
+	const [row] = await db.select().from(webhooks).where(eq(webhooks.id, id));
+	if (!row) throw new Error(`no webhook ${id}`);
+	return openWebhookSecret(services, row);
+}
 const advance = (seconds: number) => {
 	clocked.clock.t += seconds * 1000;
 };
@@ -178,6 +186,42 @@ describe("webhook endpoints", () => {
 			(await call(`/v1/admin/webhooks/${id}`, { method: "DELETE", token: admin() })).status,
 		).toBe(204);
 		await expectError(await call(`/v1/admin/webhooks/${id}`, { token: admin() }), 404, "not_found");
+	});
+
+	it("two secret-less PUTs of a new id at once: one creates it and answers the stored secret, the other keeps it and answers none", async () => {
+		// Before, both read "no such webhook", both generated a secret and answered it with 201,
+		// and the later write won: one admin held a secret that never signed anything.
+		for (let round = 0; round < 10; round++) {
+			const id = hookId();
+			const t = tenant();
+			const body = { url: `${UP}/t/${t}/flaky/0`, events: ["credential.deleted"] };
+			const answers = await Promise.all([putHook(id, body), putHook(id, body)]);
+			const bodies = (await Promise.all(answers.map((r) => r.json()))) as { secret?: string }[];
+			const secrets = bodies.flatMap((b) => (b.secret === undefined ? [] : [b.secret]));
+			const stored = await storedSecret(id);
+			expect(secrets).toEqual([stored]);
+			expect(answers.map((r) => r.status).sort()).toEqual([200, 201]);
+			if (round > 0) continue;
+
+			// The answered secret signs the real deliveries.
+			const { key } = await userWithKey();
+			const delivery = await deliveryWhere(id, "credential_id", await deleteCredential(key));
+			await deliver(id);
+			const [got] = await attemptsOf(t, delivery.id);
+			expect(verify(secrets[0] as string, got as UpstreamRecord)).toMatchObject({
+				type: "credential.deleted",
+			});
+			// A secret-less replacement keeps the secret and does not show it; a sent one replaces it.
+			const kept = await putHook(id, body);
+			expect(kept.status).toBe(200);
+			expect(((await kept.json()) as { secret?: string }).secret).toBeUndefined();
+			expect(await storedSecret(id)).toBe(stored);
+			const mine = `whsec_${btoa("k".repeat(32))}`;
+			const replaced = await putHook(id, { ...body, secret: mine });
+			expect(replaced.status).toBe(200);
+			expect(((await replaced.json()) as { secret?: string }).secret).toBeUndefined();
+			expect(await storedSecret(id)).toBe(mine);
+		}
 	});
 
 	it("refuses a private, metadata or plain-http URL, and anything but the admin token", async () => {
