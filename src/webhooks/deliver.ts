@@ -2,16 +2,18 @@
  * The scheduled delivery of webhook events (docs/webhooks.md): due deliveries are claimed, signed
  * and POSTed under the outbound rules (src/http/outbound.ts); a 2xx is `delivered`, anything
  * else is retried after an exponential backoff with jitter, and `failed` (the dead letter) once
- * its attempts run out. Bounded per run in deliveries, concurrency and wall time.
+ * its attempts run out. A claim spends an attempt, so a run that dies mid-send has used it: no
+ * delivery is sent more than its max_attempts times. Bounded per run in deliveries, concurrency
+ * and wall time.
  */
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import {
 	type WebhookDeliveryRow,
 	type WebhookRow,
 	webhookDeliveries,
 	webhooks,
 } from "../db/schema.ts";
-import { describeOutboundFailure, outboundFetch } from "../http/outbound.ts";
+import { outboundUrlProblem } from "../http/outbound.ts";
 import { redactString } from "../log.ts";
 import type { Services } from "../services.ts";
 import { openWebhookSecret } from "./service.ts";
@@ -32,6 +34,10 @@ export const WEBHOOK_BACKOFF_BASE_SECONDS = 30;
 export const WEBHOOK_BACKOFF_CAP_SECONDS = 3600;
 const BATCH = 20;
 const MAX_ERROR_LENGTH = 300;
+/** Of a receiver's error answer, this much goes into last_error (redacted). */
+const MAX_EXCERPT_LENGTH = 200;
+export const LAPSED_LAST_ATTEMPT_ERROR =
+	"the run sending its last attempt died (its claim lapsed); the receiver may have it";
 
 export function webhookBackoffSeconds(attempts: number, random: () => number = Math.random) {
 	const full = Math.min(
@@ -46,6 +52,15 @@ export interface DeliveryOptions {
 	webhookIds?: readonly string[];
 	random?: () => number;
 	budgetMs?: number;
+	/**
+	 * Test seams (test/worker/webhooks.test.ts): `claimed` runs after every claim, with the ids
+	 * (none when nothing was due), before anything is sent; `sent` after a delivery's POST,
+	 * before its outcome is written (throwing there is a run dying mid-send).
+	 */
+	hooks?: {
+		claimed?: (ids: readonly string[]) => Promise<void>;
+		sent?: (id: string) => Promise<void>;
+	};
 }
 
 export interface DeliveryResult {
@@ -54,9 +69,39 @@ export interface DeliveryResult {
 	delivered: number;
 	retried: number;
 	failed: number;
+	/** Deliveries whose last attempt's run died: failed without another send. */
+	lapsed: number;
 }
 
 type Claimed = { delivery: WebhookDeliveryRow; webhook: WebhookRow };
+
+function scopeSql(column: SQL, webhookIds: readonly string[] | undefined): SQL {
+	return webhookIds === undefined
+		? sql``
+		: sql`and ${column} in (${sql.join(
+				webhookIds.map((id) => sql`${id}`),
+				sql`, `,
+			)})`;
+}
+
+/**
+ * Pending deliveries that have spent every attempt yet are not settled: the run that claimed
+ * the last one died (its claim lapsed). They become `failed` without another send: that attempt
+ * may have reached the receiver, and a further one would exceed max_attempts.
+ */
+async function failLapsedLastAttempts(
+	services: Services,
+	webhookIds: readonly string[] | undefined,
+): Promise<number> {
+	const at = sql`${services.now().toISOString()}::timestamptz`;
+	const failed = await services.db.execute<{ id: string }>(sql`
+		update webhook_deliveries d set status = 'failed', last_error = ${LAPSED_LAST_ATTEMPT_ERROR},
+			claimed_until = null, updated_at = ${at}
+		where d.status = 'pending' and d.attempts >= d.max_attempts
+			and (d.claimed_until is null or d.claimed_until <= ${at}) ${scopeSql(sql`d.webhook_id`, webhookIds)}
+		returning d.id`);
+	return failed.rows.length;
+}
 
 async function claim(
 	services: Services,
@@ -65,20 +110,17 @@ async function claim(
 ): Promise<Claimed[]> {
 	const now = services.now();
 	const at = sql`${now.toISOString()}::timestamptz`;
-	const scope =
-		webhookIds === undefined
-			? sql``
-			: sql`and d.webhook_id in (${sql.join(
-					webhookIds.map((id) => sql`${id}`),
-					sql`, `,
-				)})`;
+	const scope = scopeSql(sql`d.webhook_id`, webhookIds);
 	// One statement: SKIP LOCKED while the claim is written, so two runs never take one delivery.
+	// The claim spends the attempt (attempts + 1), so an attempt whose run dies still counts, and
+	// a delivery with no attempt left is never claimed again (failLapsedLastAttempts settles it).
 	const claimed = await services.db.execute<{ id: string }>(sql`
 		update webhook_deliveries set attempts = attempts + 1, updated_at = ${at},
 			claimed_until = ${at} + make_interval(secs => ${WEBHOOK_CLAIM_SECONDS})
 		where id in (
 			select d.id from webhook_deliveries d
 			where d.status = 'pending' and d.next_attempt_at <= ${at}
+				and d.attempts < d.max_attempts
 				and (d.claimed_until is null or d.claimed_until <= ${at}) ${scope}
 			order by d.next_attempt_at, d.id
 			limit ${limit}
@@ -96,31 +138,105 @@ async function claim(
 
 type Attempt = { ok: true; status: number } | { ok: false; status: number | null; error: string };
 
+const refused = (cause: string): Attempt => ({
+	ok: false,
+	status: null,
+	error: `Latchkey refused the call to the receiver (webhook delivery: ${cause}).`,
+});
+
+/** Up to `maxBytes` of an answer's body as text, never throwing; the rest is not read. */
+async function excerpt(res: Response, maxBytes: number): Promise<string> {
+	if (!res.body) return "";
+	const reader = res.body.getReader();
+	const chunks: Uint8Array[] = [];
+	let size = 0;
+	try {
+		while (size < maxBytes) {
+			const { done, value } = await reader.read();
+			if (done) break;
+			chunks.push(value.subarray(0, maxBytes - size));
+			size += Math.min(value.byteLength, maxBytes - size);
+		}
+	} catch {
+		// Cut off or timed out: what came is enough for an excerpt.
+	}
+	await reader.cancel().catch(() => undefined);
+	const bytes = new Uint8Array(size);
+	let offset = 0;
+	for (const chunk of chunks) {
+		bytes.set(chunk, offset);
+		offset += chunk.byteLength;
+	}
+	return new TextDecoder().decode(bytes);
+}
+
+/**
+ * One POST under the outbound rules (src/http/outbound.ts: the URL checked again before the
+ * call, no redirect followed, a timeout). Not outboundFetch, which reads every answer whole and
+ * refuses one over its bound: a receiver's 2xx is success whatever its body, which is not read;
+ * only an error answer is read, up to WEBHOOK_MAX_RESPONSE_BYTES, for last_error's excerpt.
+ */
+async function post(
+	services: Services,
+	url: string,
+	headers: Record<string, string>,
+	body: string,
+): Promise<Attempt> {
+	const problem = outboundUrlProblem(url, services.config);
+	if (problem !== null) return refused(`the URL ${problem}`);
+	const timeout = AbortSignal.timeout(WEBHOOK_TIMEOUT_MS);
+	let res: Response;
+	try {
+		res = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal: timeout });
+	} catch {
+		const cause = timeout.aborted
+			? `no answer within ${WEBHOOK_TIMEOUT_MS / 1000} s`
+			: "the connection failed";
+		return {
+			ok: false,
+			status: null,
+			error: `the receiver was unreachable (webhook delivery: ${cause}).`,
+		};
+	}
+	if (res.status >= 200 && res.status < 300) {
+		await res.body?.cancel().catch(() => undefined);
+		return { ok: true, status: res.status };
+	}
+	if (res.status >= 300 && res.status < 400) {
+		await res.body?.cancel().catch(() => undefined);
+		return {
+			...refused(`it answered a redirect (${res.status}), which is not followed`),
+			status: res.status,
+		};
+	}
+	const text = (await excerpt(res, WEBHOOK_MAX_RESPONSE_BYTES)).replace(/\s+/g, " ").trim();
+	const shown = redactString(text).slice(0, MAX_EXCERPT_LENGTH);
+	return {
+		ok: false,
+		status: res.status,
+		error: `the receiver answered ${res.status}${shown === "" ? "" : `: ${shown}`}`.slice(
+			0,
+			MAX_ERROR_LENGTH,
+		),
+	};
+}
+
 async function attempt(services: Services, { delivery, webhook }: Claimed): Promise<Attempt> {
 	const secret = await openWebhookSecret(services, webhook);
 	const timestamp = Math.floor(services.now().getTime() / 1000);
 	const signature = await signWebhook(secret, delivery.id, timestamp, delivery.payload);
-	try {
-		const res = await outboundFetch(services.config, webhook.url, {
-			method: "POST",
-			headers: {
-				"content-type": "application/json",
-				"user-agent": "Latchkey-Webhooks/1",
-				"webhook-id": delivery.id,
-				"webhook-timestamp": String(timestamp),
-				"webhook-signature": signature,
-			},
-			body: delivery.payload,
-			timeoutMs: WEBHOOK_TIMEOUT_MS,
-			maxBytes: WEBHOOK_MAX_RESPONSE_BYTES,
-		});
-		if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
-		return { ok: false, status: res.status, error: `the receiver answered ${res.status}` };
-	} catch (err) {
-		const described = describeOutboundFailure(err, "the receiver", "webhook delivery");
-		if (described === null) throw err;
-		return { ok: false, status: null, error: redactString(described).slice(0, MAX_ERROR_LENGTH) };
-	}
+	return post(
+		services,
+		webhook.url,
+		{
+			"content-type": "application/json",
+			"user-agent": "Latchkey-Webhooks/1",
+			"webhook-id": delivery.id,
+			"webhook-timestamp": String(timestamp),
+			"webhook-signature": signature,
+		},
+		delivery.payload,
+	);
 }
 
 async function settle(
@@ -164,20 +280,31 @@ async function settle(
 	return exhausted ? "failed" : "retried";
 }
 
-/** One run's deliveries, within WEBHOOK_MAX_PER_RUN and the time budget. */
+/**
+ * One run: fails the deliveries whose last attempt's run died, sends due ones within
+ * WEBHOOK_MAX_PER_RUN and the time budget.
+ */
 export async function deliverWebhooks(
 	services: Services,
 	options: DeliveryOptions = {},
 ): Promise<DeliveryResult> {
 	const { random = Math.random, budgetMs = WEBHOOK_BUDGET_MS } = options;
-	const result: DeliveryResult = { claimed: 0, delivered: 0, retried: 0, failed: 0 };
+	const result: DeliveryResult = {
+		claimed: 0,
+		delivered: 0,
+		retried: 0,
+		failed: 0,
+		lapsed: 0,
+	};
 	const started = performance.now();
+	result.lapsed = await failLapsedLastAttempts(services, options.webhookIds);
 	while (result.claimed < WEBHOOK_MAX_PER_RUN && performance.now() - started < budgetMs) {
 		const batch = await claim(
 			services,
 			Math.min(BATCH, WEBHOOK_MAX_PER_RUN - result.claimed),
 			options.webhookIds,
 		);
+		await options.hooks?.claimed?.(batch.map((c) => c.delivery.id));
 		if (batch.length === 0) break;
 		result.claimed += batch.length;
 		for (let i = 0; i < batch.length; i += WEBHOOK_CONCURRENCY) {
@@ -195,6 +322,7 @@ export async function deliverWebhooks(
 							error: redactString(message).slice(0, MAX_ERROR_LENGTH),
 						};
 					}
+					await options.hooks?.sent?.(claimed.delivery.id);
 					return settle(services, claimed.delivery, outcome, random);
 				}),
 			);

@@ -8,7 +8,14 @@ import { createLogger } from "../../src/log.ts";
 import { findManagedProvider } from "../../src/managed/registry.ts";
 import { createServices } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
-import { deliverWebhooks, webhookBackoffSeconds } from "../../src/webhooks/deliver.ts";
+import {
+	type DeliveryOptions,
+	deliverWebhooks,
+	LAPSED_LAST_ATTEMPT_ERROR,
+	WEBHOOK_CLAIM_SECONDS,
+	WEBHOOK_MAX_RESPONSE_BYTES,
+	webhookBackoffSeconds,
+} from "../../src/webhooks/deliver.ts";
 import { WEBHOOK_MAX_ATTEMPTS } from "../../src/webhooks/events.ts";
 import { openWebhookSecret } from "../../src/webhooks/service.ts";
 import type { UpstreamRecord, UpstreamState } from "../setup/upstream-types.ts";
@@ -47,11 +54,25 @@ const created: string[] = [];
 const clocked = clockedServices();
 const services = clocked.services;
 /** The delivery job, scoped to one webhook, with the longest jitter (so advancing by the full backoff always suffices). */
-const deliver = (id: string) => {
+const deliver = (id: string, options: DeliveryOptions = {}) => {
 	// Never behind the real clock, which stamps the events (and so when they are due).
 	clocked.clock.t = Math.max(clocked.clock.t, Date.now());
-	return deliverWebhooks(services, { webhookIds: [id], random: () => 0.999_999 });
+	return deliverWebhooks(services, { webhookIds: [id], random: () => 0.999_999, ...options });
 };
+
+/** Resolves for everyone once `n` have arrived: no sleeps, whoever comes first waits. */
+function barrier(n: number) {
+	let arrived = 0;
+	let open = () => {};
+	const all = new Promise<void>((resolve) => {
+		open = resolve;
+	});
+	return async () => {
+		arrived += 1;
+		if (arrived === n) open();
+		await all;
+	};
+}
 
 /** The stored secret of webhook `id`, opened. */
 async function storedSecret(id: string): Promise<string> {
@@ -380,6 +401,104 @@ describe("delivery", () => {
 			404,
 			"not_found",
 		);
+	});
+	it(`a 2xx whose body is over ${WEBHOOK_MAX_RESPONSE_BYTES / 1024} KiB is delivered: a 2xx is success whatever its body`, async () => {
+		// /download answers 200 with as many bytes as asked (and a Content-Length saying so).
+		const h = await hook(
+			["credential.deleted"],
+			`/download?bytes=${4 * WEBHOOK_MAX_RESPONSE_BYTES}`,
+		);
+		const { key } = await userWithKey();
+		const delivery = await deliveryWhere(h.id, "credential_id", await deleteCredential(key));
+		await deliver(h.id);
+		expect(await statusOf(delivery.id)).toMatchObject({
+			status: "delivered",
+			attempts: 1,
+			lastStatus: 200,
+			lastError: null,
+		});
+		expect(await attemptsOf(h.tenant, delivery.id)).toHaveLength(1);
+		// An error answer is read (bounded) for last_error's excerpt.
+		const e = await hook(["credential.deleted"], "/status/503");
+		const failing = await deliveryWhere(e.id, "credential_id", await deleteCredential(key));
+		await deliver(e.id);
+		expect(await statusOf(failing.id)).toMatchObject({
+			status: "pending",
+			attempts: 1,
+			lastStatus: 503,
+			lastError: 'the receiver answered 503: {"status":503}',
+		});
+	});
+
+	it(`a run that dies mid-send has spent that attempt: a crash loop sends a delivery at most ${WEBHOOK_MAX_ATTEMPTS} times`, async () => {
+		const h = await hook(["credential.deleted"], "/flaky/99");
+		const { key } = await userWithKey();
+		const delivery = await deliveryWhere(h.id, "credential_id", await deleteCredential(key));
+		// Every run dies after its POST, before writing the outcome; its claim lapses.
+		const dies: DeliveryOptions = {
+			hooks: {
+				sent: async () => {
+					throw new Error("the run died");
+				},
+			},
+		};
+		let crashes = 0;
+		for (let run = 0; run < WEBHOOK_MAX_ATTEMPTS + 3; run++) {
+			await deliver(h.id, dies).catch(() => {
+				crashes += 1;
+			});
+			advance(WEBHOOK_CLAIM_SECONDS + 1);
+		}
+		expect(crashes).toBe(WEBHOOK_MAX_ATTEMPTS);
+		expect(await attemptsOf(h.tenant, delivery.id)).toHaveLength(WEBHOOK_MAX_ATTEMPTS);
+		expect(await statusOf(delivery.id)).toMatchObject({
+			status: "failed",
+			attempts: WEBHOOK_MAX_ATTEMPTS,
+			lastError: LAPSED_LAST_ATTEMPT_ERROR,
+			claimedUntil: null,
+		});
+		// A dead letter like any other: redeliver sends it again.
+		clocked.clock.t = Date.now();
+		const again = await call(`/v1/admin/webhooks/${h.id}/deliveries/${delivery.id}/redeliver`, {
+			method: "POST",
+			token: admin(),
+		});
+		expect(again.status).toBe(200);
+		await deliver(h.id);
+		expect(await attemptsOf(h.tenant, delivery.id)).toHaveLength(WEBHOOK_MAX_ATTEMPTS + 1);
+	});
+
+	it("two runs at once (the cron and the maintenance route) send each delivery once and settle it once", async () => {
+		const h = await hook(["credential.deleted"]);
+		const { key } = await userWithKey();
+		for (let round = 0; round < 5; round++) {
+			const ids: string[] = [];
+			for (let i = 0; i < 6; i++) {
+				ids.push((await deliveryWhere(h.id, "credential_id", await deleteCredential(key))).id);
+			}
+			// Each run waits, after its first claim, for the other's: both claims are made before
+			// either run sends anything, so one taking the other's delivery would show.
+			const bothClaimed = barrier(2);
+			const firstClaim = () => {
+				let first = true;
+				return async () => {
+					if (!first) return;
+					first = false;
+					await bothClaimed();
+				};
+			};
+			clocked.clock.t = Date.now();
+			const runs = await Promise.all([
+				deliverWebhooks(services, { webhookIds: [h.id], hooks: { claimed: firstClaim() } }),
+				deliverWebhooks(services, { webhookIds: [h.id], hooks: { claimed: firstClaim() } }),
+			]);
+			for (const id of ids) {
+				expect(await attemptsOf(h.tenant, id)).toHaveLength(1);
+				expect(await statusOf(id)).toMatchObject({ status: "delivered", attempts: 1 });
+			}
+			const [a, b] = runs as [{ delivered: number }, { delivered: number }];
+			expect(a.delivered + b.delivered).toBeGreaterThanOrEqual(ids.length);
+		}
 	});
 });
 
