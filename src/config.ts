@@ -167,6 +167,8 @@ const ConfigSchema = z
 		LATCHKEY_PURGE_DELAY_SECONDS: wholeNumber(0, 0, 30 * 86_400),
 		/** How long ended (revoked or expired) sessions and their refresh tokens are kept. */
 		LATCHKEY_SESSION_RETENTION_DAYS: wholeNumber(30, 1, 3650),
+		/** How long delivered and failed webhook deliveries are kept (docs/webhooks.md). */
+		LATCHKEY_WEBHOOK_RETENTION_DAYS: wholeNumber(30, 1, 3650),
 		/**
 		 * How far ahead the scheduled run refreshes OAuth tokens (docs/leases.md); 0 turns the
 		 * proactive refresh off, leaving every refresh to the lease that needs it.

@@ -3,8 +3,9 @@
  * and POSTed under the outbound rules (src/http/outbound.ts); a 2xx is `delivered`, anything
  * else is retried after an exponential backoff with jitter, and `failed` (the dead letter) once
  * its attempts run out. A claim spends an attempt, so a run that dies mid-send has used it: no
- * delivery is sent more than its max_attempts times. Bounded per run in deliveries, concurrency
- * and wall time.
+ * delivery is sent more than its max_attempts times. Settled deliveries older than
+ * LATCHKEY_WEBHOOK_RETENTION_DAYS are pruned. Bounded per run in deliveries, concurrency, wall
+ * time and deletions.
  */
 import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import {
@@ -32,6 +33,9 @@ export const WEBHOOK_CLAIM_SECONDS = 120;
 /** Backoff before retry n (n ≥ 1): BASE·2^(n-1), capped, then jittered to [half, whole]. */
 export const WEBHOOK_BACKOFF_BASE_SECONDS = 30;
 export const WEBHOOK_BACKOFF_CAP_SECONDS = 3600;
+/** Settled deliveries deleted per statement, and statements per run. */
+export const WEBHOOK_PRUNE_BATCH = 1000;
+export const WEBHOOK_PRUNE_MAX_BATCHES = 5;
 const BATCH = 20;
 const MAX_ERROR_LENGTH = 300;
 /** Of a receiver's error answer, this much goes into last_error (redacted). */
@@ -71,6 +75,8 @@ export interface DeliveryResult {
 	failed: number;
 	/** Deliveries whose last attempt's run died: failed without another send. */
 	lapsed: number;
+	/** Delivered and failed deliveries deleted once older than the retention. */
+	pruned: number;
 }
 
 type Claimed = { delivery: WebhookDeliveryRow; webhook: WebhookRow };
@@ -281,8 +287,39 @@ async function settle(
 }
 
 /**
+ * Deletes delivered and failed deliveries settled (updated_at) more than
+ * LATCHKEY_WEBHOOK_RETENTION_DAYS ago, at most WEBHOOK_PRUNE_BATCH × WEBHOOK_PRUNE_MAX_BATCHES per
+ * run. A pending delivery is never deleted: the status is checked again on the row being deleted,
+ * so a redeliver that made it pending meanwhile keeps it.
+ */
+export async function pruneWebhookDeliveries(
+	services: Services,
+	webhookIds?: readonly string[],
+): Promise<number> {
+	const cutoff = new Date(
+		services.now().getTime() - services.config.LATCHKEY_WEBHOOK_RETENTION_DAYS * 86_400_000,
+	).toISOString();
+	const old = sql`status in ('delivered', 'failed') and updated_at < ${cutoff}::timestamptz`;
+	let pruned = 0;
+	for (let batch = 0; batch < WEBHOOK_PRUNE_MAX_BATCHES; batch++) {
+		const { rows } = await services.db.execute<{ id: string }>(sql`
+			delete from webhook_deliveries
+			where id in (
+				select d.id from webhook_deliveries d
+				where ${old} ${scopeSql(sql`d.webhook_id`, webhookIds)}
+				limit ${WEBHOOK_PRUNE_BATCH}
+				for update skip locked
+			) and ${old}
+			returning id`);
+		pruned += rows.length;
+		if (rows.length < WEBHOOK_PRUNE_BATCH) break;
+	}
+	return pruned;
+}
+
+/**
  * One run: fails the deliveries whose last attempt's run died, sends due ones within
- * WEBHOOK_MAX_PER_RUN and the time budget.
+ * WEBHOOK_MAX_PER_RUN and the time budget, then prunes old settled ones.
  */
 export async function deliverWebhooks(
 	services: Services,
@@ -295,6 +332,7 @@ export async function deliverWebhooks(
 		retried: 0,
 		failed: 0,
 		lapsed: 0,
+		pruned: 0,
 	};
 	const started = performance.now();
 	result.lapsed = await failLapsedLastAttempts(services, options.webhookIds);
@@ -329,5 +367,6 @@ export async function deliverWebhooks(
 			for (const s of settled) result[s] += 1;
 		}
 	}
+	result.pruned = await pruneWebhookDeliveries(services, options.webhookIds);
 	return result;
 }

@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { eq, inArray } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
@@ -466,6 +466,45 @@ describe("delivery", () => {
 		expect(again.status).toBe(200);
 		await deliver(h.id);
 		expect(await attemptsOf(h.tenant, delivery.id)).toHaveLength(WEBHOOK_MAX_ATTEMPTS + 1);
+	});
+
+	it("prunes delivered and failed deliveries older than LATCHKEY_WEBHOOK_RETENTION_DAYS, never a pending one", async () => {
+		const h = await hook(["credential.deleted"]);
+		const { key } = await userWithKey();
+		const ids: string[] = [];
+		for (let i = 0; i < 3; i++) {
+			ids.push((await deliveryWhere(h.id, "credential_id", await deleteCredential(key))).id);
+		}
+		await deliver(h.id);
+		const [delivered, failed, pending] = ids as [string, string, string];
+		const settledAt = new Date(clocked.clock.t);
+		await db
+			.update(webhookDeliveries)
+			.set({ updatedAt: settledAt })
+			.where(inArray(webhookDeliveries.id, ids));
+		await db
+			.update(webhookDeliveries)
+			.set({ status: "failed" })
+			.where(eq(webhookDeliveries.id, failed));
+		// Pending (as if redelivered) but not due during this test, however old.
+		await db
+			.update(webhookDeliveries)
+			.set({ status: "pending", nextAttemptAt: new Date(Date.now() + 400 * 86_400_000) })
+			.where(eq(webhookDeliveries.id, pending));
+		const retention = services.config.LATCHKEY_WEBHOOK_RETENTION_DAYS;
+		expect(retention).toBe(30);
+
+		clocked.clock.t = settledAt.getTime() + retention * 86_400_000 - 60_000;
+		await deliver(h.id);
+		for (const id of ids) expect(await statusOf(id)).toBeDefined();
+
+		clocked.clock.t = settledAt.getTime() + retention * 86_400_000 + 60_000;
+		const run = await deliver(h.id);
+		expect(run.pruned).toBeGreaterThanOrEqual(2);
+		expect(await statusOf(delivered)).toBeUndefined();
+		expect(await statusOf(failed)).toBeUndefined();
+		expect(await statusOf(pending)).toMatchObject({ status: "pending" });
+		await db.delete(webhookDeliveries).where(eq(webhookDeliveries.id, pending));
 	});
 
 	it("two runs at once (the cron and the maintenance route) send each delivery once and settle it once", async () => {
