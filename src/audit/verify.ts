@@ -151,10 +151,16 @@ class ChainWalk {
 		return null;
 	}
 
-	/** Against the head: read before the walk, and read again if rows have come since. */
+	/** The highest seq met, walked or not (rows past the snapshot's head are not walked). */
+	seen = 0;
+
+	/**
+	 * Against the head read before the walk (`snapshot`): the chain as it was when the check
+	 * began. Rows past it came later, or were added by hand: they must be under the head read now,
+	 * which a writer moves in the statement that adds its row.
+	 */
 	async end(db: Database, snapshot: Head | undefined): Promise<ChainBreak | null> {
 		const last = this.expected - 1;
-		const head = snapshot && snapshot.seq >= last ? snapshot : await readHead(db, this.chain);
 		const at = (reason: BreakReason, seq: number, id: string | null, message: string) => ({
 			chain: this.chain,
 			seq,
@@ -162,23 +168,29 @@ class ChainWalk {
 			reason,
 			message,
 		});
-		if (!head || head.seq < last) {
-			return at(
-				"head_missing",
-				head ? head.seq + 1 : 1,
-				null,
-				`${this.chain} has rows up to ${last} but its head ${head ? `names ${head.seq}` : "is missing"}`,
-			);
+		if (!snapshot) {
+			return at("head_missing", 1, null, `${this.chain} has rows up to ${last} but no head`);
 		}
-		if (head.seq > last) {
+		if (this.seen > snapshot.seq) {
+			const now = await readHead(db, this.chain);
+			if (!now || now.seq < this.seen) {
+				return at(
+					"head_missing",
+					(now?.seq ?? snapshot.seq) + 1,
+					null,
+					`${this.chain} has rows up to ${this.seen} but its head ${now ? `names ${now.seq}` : "is missing"}`,
+				);
+			}
+		}
+		if (snapshot.seq > last) {
 			return at(
 				"tail_missing",
 				last + 1,
 				null,
-				`rows ${last + 1}–${head.seq} of ${this.chain} (its last rows) are missing`,
+				`rows ${last + 1}–${snapshot.seq} of ${this.chain} (its last rows) are missing`,
 			);
 		}
-		if (head.hash !== this.running) {
+		if (snapshot.hash !== this.running) {
 			return at(
 				"head_mismatch",
 				last,
@@ -190,14 +202,22 @@ class ChainWalk {
 	}
 }
 
+/** Points where a test holds the check, to write while it runs. */
+export interface VerifyHooks {
+	afterHeads?: () => Promise<void>;
+	afterPage?: () => Promise<void>;
+}
+
 /**
  * Verifies every chain of the days `since`…`until` (inclusive, `YYYY-MM-DD`; each optional) that
- * are still within the retention. Heads are read first: a row written after that read is checked
- * against the head read again, so writes going on meanwhile are not breaks.
+ * are still within the retention, as they stood when the heads were read (first): rows written
+ * after that read are not walked, and a chain begun after it is not checked, so writes going on
+ * meanwhile are never breaks. A row no head covers, even the head read again, is one.
  */
 export async function verifyAudit(
 	services: Services,
 	range: { since?: string | undefined; until?: string | undefined } = {},
+	hooks: VerifyHooks = {},
 ): Promise<VerifyResult> {
 	const { db } = services;
 	const cutoff = retentionCutoff(services, RETENTION_MARGIN_MS);
@@ -223,6 +243,7 @@ export async function verifyAudit(
 		.where(inRange(auditChainHeads.chain))
 		.orderBy(asc(auditChainHeads.chain));
 	const heads = new Map(headRows.map((h) => [h.chain, { seq: h.seq, hash: h.hash }]));
+	await hooks.afterHeads?.();
 	// Heads are visited in order beside the rows, so a chain whose every row is gone is reported
 	// in its place.
 	const headOrder = headRows.map((h) => h.chain);
@@ -251,6 +272,8 @@ export async function verifyAudit(
 
 	// In an object, so the walk's type survives the loop (TypeScript narrows a plain `let` to null).
 	const state: { walk: ChainWalk | null } = { walk: null };
+	/** A chain with no head in the snapshot whose head exists now: begun since; not checked. */
+	let skipping: string | null = null;
 	let after: { chain: string; seq: number } | null = null;
 	for (;;) {
 		const rows: AuditEventRow[] = await db
@@ -266,20 +289,32 @@ export async function verifyAudit(
 			)
 			.orderBy(asc(auditEvents.chain), asc(auditEvents.seq))
 			.limit(VERIFY_PAGE);
+		await hooks.afterPage?.();
 		for (const row of rows) {
+			if (row.chain === skipping) continue;
 			let current = state.walk;
 			if (current?.chain !== row.chain) {
 				if (current) {
 					const broken = await current.end(db, heads.get(current.chain));
 					if (broken) return fail(broken);
+					state.walk = null;
 				}
 				const orphan = headsWithoutRows(row.chain);
 				if (orphan) return fail(orphan);
 				if (headOrder[nextHead] === row.chain) nextHead += 1;
+				// No head when the check began: a chain begun since (its head exists now) is not
+				// checked; one whose head is missing still is, and ends in head_missing.
+				if (!heads.has(row.chain) && (await readHead(db, row.chain))) {
+					skipping = row.chain;
+					continue;
+				}
 				current = new ChainWalk(row.chain);
 				state.walk = current;
 				result.chains += 1;
 			}
+			current.seen = Math.max(current.seen, row.seq);
+			const snapshot = heads.get(row.chain);
+			if (snapshot && row.seq > snapshot.seq) continue;
 			const broken = await current.step(row);
 			if (broken) return fail(broken);
 			result.events += 1;

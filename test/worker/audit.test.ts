@@ -14,7 +14,7 @@ import {
 	writeAuditRecords,
 	writeRecord,
 } from "../../src/audit/store.ts";
-import { recordOf } from "../../src/audit/verify.ts";
+import { recordOf, verifyAudit } from "../../src/audit/verify.ts";
 import { loadConfig } from "../../src/config.ts";
 import { newId } from "../../src/crypto/encoding.ts";
 import {
@@ -761,6 +761,52 @@ describe("audit log: the chain detects tampering", () => {
 		expect(await verify({ since: other, until: other })).toMatchObject({
 			ok: false,
 			break: { chain: `${other}/0`, reason: "head_missing" },
+		});
+	});
+});
+
+describe("audit log: verifying while events are written", () => {
+	it("a check that runs while rows are added reports no break: it checks the chains as its heads found them", async () => {
+		const day = ownDay();
+		await writeChain(day, 3);
+		const write = (second: number) =>
+			writeRecord(services.db, record(new Date(`${day}T00:01:${second}.000Z`)), () => 0);
+		// One row lands between the heads' read and the rows' read, another after the rows' read:
+		// a walk that took the first and then compared with a head read again saw seq 5 named but
+		// only 4 rows (tail_missing), or the snapshot's head not matching row 4 (head_mismatch).
+		const result = await verifyAudit(
+			services,
+			{ since: day, until: day },
+			{
+				afterHeads: async () => void (await write(10)),
+				afterPage: async () => void (await write(20)),
+			},
+		);
+		expect(result).toMatchObject({ ok: true, chains: 1, events: 3, break: null });
+		// The next check sees all five.
+		expect(await verify({ since: day, until: day })).toMatchObject({ ok: true, events: 5 });
+
+		// A chain begun after the heads were read is not checked, and is no break either.
+		const later = ownDay();
+		const begun = await verifyAudit(
+			services,
+			{ since: day, until: later },
+			{ afterHeads: async () => void (await writeChain(later, 2)) },
+		);
+		expect(begun).toMatchObject({ ok: true, chains: 1, break: null });
+	});
+
+	it("a row past its chain's head, even the head read again, is head_missing", async () => {
+		const day = ownDay();
+		const rows = await writeChain(day, 4);
+		const third = rows[2] as AuditEventRow;
+		await db
+			.update(auditChainHeads)
+			.set({ seq: 3, hash: third.hash })
+			.where(eq(auditChainHeads.chain, `${day}/0`));
+		expect(await verify({ since: day, until: day })).toMatchObject({
+			ok: false,
+			break: { chain: `${day}/0`, seq: 4, reason: "head_missing" },
 		});
 	});
 });
