@@ -251,7 +251,12 @@ export const DRAIN_BUDGET_MS = 10_000;
  */
 export async function drainPendingAudit(
 	services: Services,
-	options: { budgetMs?: number; maxEntries?: number } = {},
+	options: {
+		budgetMs?: number;
+		maxEntries?: number;
+		/** Where a test holds a run, between reading a batch and writing it. */
+		afterRead?: () => Promise<void>;
+	} = {},
 ): Promise<DrainResult> {
 	const redis = services.rawRedis;
 	const deadline = performance.now() + (options.budgetMs ?? DRAIN_BUDGET_MS);
@@ -261,6 +266,7 @@ export async function drainPendingAudit(
 	while (seen < max && performance.now() < deadline) {
 		const entries = (await redis.lrange(PENDING_KEY, 0, DRAIN_BATCH - 1)) as string[];
 		if (entries.length === 0) break;
+		await options.afterRead?.();
 		for (const entry of entries) {
 			seen += 1;
 			const record = parseRecord(entry);

@@ -8,9 +8,11 @@ import {
 	GENESIS_HASH,
 } from "../../src/audit/events.ts";
 import {
+	drainPendingAudit,
 	PENDING_KEY,
 	parseRecord,
 	pruneAudit,
+	serializeRecord,
 	writeAuditRecords,
 	writeRecord,
 } from "../../src/audit/store.ts";
@@ -861,6 +863,44 @@ describe("audit log: writes that fail, and retention", () => {
 			1,
 		);
 		expect(await verify({ since: today(), until: today() })).toMatchObject({ ok: true });
+	});
+
+	it("two write-backs at once, both holding the same queued entries, store each event exactly once and leave none queued", async () => {
+		const day = ownDay();
+		const queued = Array.from({ length: 12 }, (_, i) =>
+			record(new Date(`${day}T00:00:${String(i).padStart(2, "0")}.000Z`)),
+		);
+		await services.rawRedis.rpush(PENDING_KEY, ...queued.map(serializeRecord));
+		// Both runs read the list before either writes: each then writes every entry it read.
+		let arrived = 0;
+		let release: () => void = () => {};
+		const bothRead = new Promise<void>((resolve) => {
+			release = resolve;
+		});
+		const afterRead = async () => {
+			arrived += 1;
+			if (arrived === 2) release();
+			await bothRead;
+		};
+		const [a, b] = await Promise.all([
+			drainPendingAudit(services, { afterRead }),
+			drainPendingAudit(services, { afterRead }),
+		]);
+		expect(a.failed + b.failed).toBe(0);
+		// Every entry was written by one run and met as already stored by the other.
+		expect(a.written + b.written).toBeGreaterThanOrEqual(queued.length);
+		expect(a.duplicates + b.duplicates).toBeGreaterThanOrEqual(queued.length);
+		const ids = queued.map((r) => r.id);
+		const rows = await db
+			.select({ id: auditEvents.id })
+			.from(auditEvents)
+			.where(sql`${auditEvents.id} in ${ids}`);
+		expect(rows.map((r) => r.id).sort()).toEqual([...ids].sort());
+		const left = ((await services.rawRedis.lrange(PENDING_KEY, 0, -1)) as string[])
+			.map(parseRecord)
+			.filter((r) => r && ids.includes(r.id));
+		expect(left).toEqual([]);
+		expect(await verify({ since: day, until: day })).toMatchObject({ ok: true, events: 12 });
 	});
 
 	it("when Redis fails too, an error line names the request and the events, never their detail", async () => {
