@@ -132,3 +132,18 @@ export const Pager: FC<{ next: string | null; base: string; params?: Record<stri
 		</p>
 	);
 };
+
+/** A table of rows with a header per column; every page's lists use it. */
+export const Table: FC<{ caption?: Child; columns: string[]; children?: Child }> = (props) => (
+	<table>
+		{props.caption && <caption>{props.caption}</caption>}
+		<thead>
+			<tr>
+				{props.columns.map((column) => (
+					<th scope="col">{column}</th>
+				))}
+			</tr>
+		</thead>
+		<tbody>{props.children}</tbody>
+	</table>
+);

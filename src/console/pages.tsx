@@ -1,5 +1,5 @@
 import type { FC } from "hono/jsx";
-import { ActionForm, CsrfField, Pager, Time } from "./layout.tsx";
+import { ActionForm, CsrfField, Pager, Table, Time } from "./layout.tsx";
 import type {
 	ApiKey,
 	AuditEvent,
@@ -84,58 +84,48 @@ export const IntegrationsPage: FC<{
 				<h2 id="credentials-heading">Your credentials</h2>
 				{credentials.length === 0 && <p class="muted">No credentials yet.</p>}
 				{[...byProvider].map(([provider, list]) => (
-					<table>
-						<caption>{names.get(provider) ?? provider}</caption>
-						<thead>
+					<Table
+						caption={names.get(provider) ?? provider}
+						columns={["Title", "Type", "Account", "Status", "Updated", "Actions"]}
+					>
+						{list.map((credential) => (
 							<tr>
-								<th scope="col">Title</th>
-								<th scope="col">Type</th>
-								<th scope="col">Account</th>
-								<th scope="col">Status</th>
-								<th scope="col">Updated</th>
-								<th scope="col">Actions</th>
-							</tr>
-						</thead>
-						<tbody>
-							{list.map((credential) => (
-								<tr>
-									<td>
-										{credential.title ?? <span class="muted">untitled</span>}
-										{credential.managed && <span class="muted"> (managed)</span>}
-										{credential.system && <span class="muted"> (system)</span>}
-									</td>
-									<td>{label(credential.type)}</td>
-									<td>{credential.username ?? credential.host ?? "—"}</td>
-									<td class={`status-${credential.status}`}>{label(credential.status)}</td>
-									<td>
-										<Time at={credential.updated_at} />
-									</td>
-									<td>
-										{credential.type === "oauth2" &&
-											credential.status === "reconnect_required" &&
-											reconnectable.has(credential.provider) && (
-												<a
-													class="button"
-													href={connectHref(credential.provider, csrf, credential.id)}
-												>
-													Reconnect
-												</a>
-											)}
-										{/* Hidden exactly where the API refuses it (403 credential_read_only). */}
-										{!credential.managed && !credential.system && (
-											<ActionForm
-												action={`/console/credentials/${encodeURIComponent(credential.id)}/delete`}
-												csrf={csrf}
-												label="Delete"
-												name={`Delete ${credential.title ?? credential.provider}`}
-												danger
-											/>
+								<td>
+									{credential.title ?? <span class="muted">untitled</span>}
+									{credential.managed && <span class="muted"> (managed)</span>}
+									{credential.system && <span class="muted"> (system)</span>}
+								</td>
+								<td>{label(credential.type)}</td>
+								<td>{credential.username ?? credential.host ?? "—"}</td>
+								<td class={`status-${credential.status}`}>{label(credential.status)}</td>
+								<td>
+									<Time at={credential.updated_at} />
+								</td>
+								<td>
+									{credential.type === "oauth2" &&
+										credential.status === "reconnect_required" &&
+										reconnectable.has(credential.provider) && (
+											<a
+												class="button"
+												href={connectHref(credential.provider, csrf, credential.id)}
+											>
+												Reconnect
+											</a>
 										)}
-									</td>
-								</tr>
-							))}
-						</tbody>
-					</table>
+									{/* Hidden exactly where the API refuses it (403 credential_read_only). */}
+									{!credential.managed && !credential.system && (
+										<ActionForm
+											action={`/console/credentials/${encodeURIComponent(credential.id)}/delete`}
+											csrf={csrf}
+											label="Delete"
+											name={`Delete ${credential.title ?? credential.provider}`}
+											danger
+										/>
+									)}
+								</td>
+							</tr>
+						))}
+					</Table>
 				))}
 			</section>
 		</>
@@ -198,50 +188,38 @@ export const KeysPage: FC<{ keys: ApiKey[]; csrf: string }> = ({ keys, csrf }) =
 			{keys.length === 0 ? (
 				<p class="muted">No keys.</p>
 			) : (
-				<table>
-					<thead>
+				<Table columns={["Name", "Scopes", "Created", "Expires", "Last used", "Actions"]}>
+					{keys.map((key) => (
 						<tr>
-							<th scope="col">Name</th>
-							<th scope="col">Scopes</th>
-							<th scope="col">Created</th>
-							<th scope="col">Expires</th>
-							<th scope="col">Last used</th>
-							<th scope="col">Actions</th>
+							<td>{key.name}</td>
+							<td class="mono">{key.scopes.join(" ")}</td>
+							<td>
+								<Time at={key.created_at} />
+							</td>
+							<td>
+								<Time at={key.expires_at} />
+							</td>
+							<td>
+								<Time at={key.last_used_at} />
+							</td>
+							<td>
+								<ActionForm
+									action={`/console/keys/${encodeURIComponent(key.id)}/roll`}
+									csrf={csrf}
+									label="Roll"
+									name={`Roll ${key.name}`}
+								/>
+								<ActionForm
+									action={`/console/keys/${encodeURIComponent(key.id)}/revoke`}
+									csrf={csrf}
+									label="Revoke"
+									name={`Revoke ${key.name}`}
+									danger
+								/>
+							</td>
 						</tr>
-					</thead>
-					<tbody>
-						{keys.map((key) => (
-							<tr>
-								<td>{key.name}</td>
-								<td class="mono">{key.scopes.join(" ")}</td>
-								<td>
-									<Time at={key.created_at} />
-								</td>
-								<td>
-									<Time at={key.expires_at} />
-								</td>
-								<td>
-									<Time at={key.last_used_at} />
-								</td>
-								<td>
-									<ActionForm
-										action={`/console/keys/${encodeURIComponent(key.id)}/roll`}
-										csrf={csrf}
-										label="Roll"
-										name={`Roll ${key.name}`}
-									/>
-									<ActionForm
-										action={`/console/keys/${encodeURIComponent(key.id)}/revoke`}
-										csrf={csrf}
-										label="Revoke"
-										name={`Revoke ${key.name}`}
-										danger
-									/>
-								</td>
-							</tr>
-						))}
-					</tbody>
-				</table>
+					))}
+				</Table>
 			)}
 		</section>
 	</>
@@ -281,35 +259,23 @@ export const AuditPage: FC<{
 		{events.length === 0 ? (
 			<p class="muted">No events.</p>
 		) : (
-			<table>
-				<thead>
+			<Table columns={["When", "Action", "Outcome", "Target", "By", "From"]}>
+				{events.map((event) => (
 					<tr>
-						<th scope="col">When</th>
-						<th scope="col">Action</th>
-						<th scope="col">Outcome</th>
-						<th scope="col">Target</th>
-						<th scope="col">By</th>
-						<th scope="col">From</th>
+						<td>
+							<Time at={event.at} />
+						</td>
+						<td class="mono">{event.action}</td>
+						<td class={`status-${event.outcome}`}>{event.outcome}</td>
+						<td class="mono">{event.target ? `${event.target.type}:${event.target.id}` : "—"}</td>
+						<td class="mono">
+							{event.principal.method}
+							{event.principal.key_id ? ` ${event.principal.key_id}` : ""}
+						</td>
+						<td class="mono">{event.ip ?? "—"}</td>
 					</tr>
-				</thead>
-				<tbody>
-					{events.map((event) => (
-						<tr>
-							<td>
-								<Time at={event.at} />
-							</td>
-							<td class="mono">{event.action}</td>
-							<td class={`status-${event.outcome}`}>{event.outcome}</td>
-							<td class="mono">{event.target ? `${event.target.type}:${event.target.id}` : "—"}</td>
-							<td class="mono">
-								{event.principal.method}
-								{event.principal.key_id ? ` ${event.principal.key_id}` : ""}
-							</td>
-							<td class="mono">{event.ip ?? "—"}</td>
-						</tr>
-					))}
-				</tbody>
-			</table>
+				))}
+			</Table>
 		)}
 		<Pager next={next} base="/console/audit" params={filters} />
 	</>
@@ -340,58 +306,47 @@ export const UsersPage: FC<{ users: User[]; next: string | null; csrf: string }>
 		</section>
 		<section aria-labelledby="users-heading">
 			<h2 id="users-heading">Users</h2>
-			<table>
-				<thead>
+			<Table columns={["E-mail", "Name", "Status", "Created", "Actions"]}>
+				{users.map((user) => (
 					<tr>
-						<th scope="col">E-mail</th>
-						<th scope="col">Name</th>
-						<th scope="col">Status</th>
-						<th scope="col">Created</th>
-						<th scope="col">Actions</th>
+						<td>{user.email}</td>
+						<td>{user.name ?? "—"}</td>
+						<td class={`status-${user.status}`}>{user.status}</td>
+						<td>
+							<Time at={user.created_at} />
+						</td>
+						<td>
+							{user.status === "active" && (
+								<ActionForm
+									action={`/console/admin/users/${encodeURIComponent(user.id)}/status`}
+									csrf={csrf}
+									label="Suspend"
+									name={`Suspend ${user.email}`}
+									fields={{ status: "suspended" }}
+								/>
+							)}
+							{user.status === "suspended" && (
+								<ActionForm
+									action={`/console/admin/users/${encodeURIComponent(user.id)}/status`}
+									csrf={csrf}
+									label="Reactivate"
+									name={`Reactivate ${user.email}`}
+									fields={{ status: "active" }}
+								/>
+							)}
+							{user.status !== "deleting" && (
+								<ActionForm
+									action={`/console/admin/users/${encodeURIComponent(user.id)}/delete`}
+									csrf={csrf}
+									label="Delete"
+									name={`Delete ${user.email}`}
+									danger
+								/>
+							)}
+						</td>
 					</tr>
-				</thead>
-				<tbody>
-					{users.map((user) => (
-						<tr>
-							<td>{user.email}</td>
-							<td>{user.name ?? "—"}</td>
-							<td class={`status-${user.status}`}>{user.status}</td>
-							<td>
-								<Time at={user.created_at} />
-							</td>
-							<td>
-								{user.status === "active" && (
-									<ActionForm
-										action={`/console/admin/users/${encodeURIComponent(user.id)}/status`}
-										csrf={csrf}
-										label="Suspend"
-										name={`Suspend ${user.email}`}
-										fields={{ status: "suspended" }}
-									/>
-								)}
-								{user.status === "suspended" && (
-									<ActionForm
-										action={`/console/admin/users/${encodeURIComponent(user.id)}/status`}
-										csrf={csrf}
-										label="Reactivate"
-										name={`Reactivate ${user.email}`}
-										fields={{ status: "active" }}
-									/>
-								)}
-								{user.status !== "deleting" && (
-									<ActionForm
-										action={`/console/admin/users/${encodeURIComponent(user.id)}/delete`}
-										csrf={csrf}
-										label="Delete"
-										name={`Delete ${user.email}`}
-										danger
-									/>
-								)}
-							</td>
-						</tr>
-					))}
-				</tbody>
-			</table>
+				))}
+			</Table>
 			<Pager next={next} base="/console/admin/users" />
 		</section>
 	</>
@@ -423,44 +378,33 @@ export const JobsPage: FC<{ jobs: Job[]; next: string | null; status: string; cs
 		{jobs.length === 0 ? (
 			<p class="muted">{`No ${status === "all" ? "" : `${status} `}jobs.`}</p>
 		) : (
-			<table>
-				<caption>Account-deletion jobs, oldest first</caption>
-				<thead>
+			<Table
+				caption="Account-deletion jobs, oldest first"
+				columns={["Job", "User", "Status", "Attempts", "Last error", "Updated", "Actions"]}
+			>
+				{jobs.map((job) => (
 					<tr>
-						<th scope="col">Job</th>
-						<th scope="col">User</th>
-						<th scope="col">Status</th>
-						<th scope="col">Attempts</th>
-						<th scope="col">Last error</th>
-						<th scope="col">Updated</th>
-						<th scope="col">Actions</th>
+						<td class="mono">{job.id}</td>
+						<td class="mono">{job.user_id}</td>
+						<td class={`status-${job.status}`}>{job.status}</td>
+						<td>{job.attempts}</td>
+						<td>{job.last_error ?? "—"}</td>
+						<td>
+							<Time at={job.updated_at} />
+						</td>
+						<td>
+							{job.status === "failed" && (
+								<ActionForm
+									action={`/console/admin/jobs/${encodeURIComponent(job.id)}/retry`}
+									csrf={csrf}
+									label="Retry"
+									name={`Retry ${job.id}`}
+								/>
+							)}
+						</td>
 					</tr>
-				</thead>
-				<tbody>
-					{jobs.map((job) => (
-						<tr>
-							<td class="mono">{job.id}</td>
-							<td class="mono">{job.user_id}</td>
-							<td class={`status-${job.status}`}>{job.status}</td>
-							<td>{job.attempts}</td>
-							<td>{job.last_error ?? "—"}</td>
-							<td>
-								<Time at={job.updated_at} />
-							</td>
-							<td>
-								{job.status === "failed" && (
-									<ActionForm
-										action={`/console/admin/jobs/${encodeURIComponent(job.id)}/retry`}
-										csrf={csrf}
-										label="Retry"
-										name={`Retry ${job.id}`}
-									/>
-								)}
-							</td>
-						</tr>
-					))}
-				</tbody>
-			</table>
+				))}
+			</Table>
 		)}
 		<Pager next={next} base="/console/admin/jobs" params={{ status }} />
 	</>
@@ -472,30 +416,20 @@ export const WebhooksPage: FC<{ webhooks: Webhook[] }> = ({ webhooks }) =>
 			No webhooks. Register one with <code>PUT /v1/admin/webhooks/{"{id}"}</code>.
 		</p>
 	) : (
-		<table>
-			<thead>
+		<Table columns={["Id", "URL", "Events", "Updated"]}>
+			{webhooks.map((hook) => (
 				<tr>
-					<th scope="col">Id</th>
-					<th scope="col">URL</th>
-					<th scope="col">Events</th>
-					<th scope="col">Updated</th>
+					<td>
+						<a href={`/console/admin/webhooks/${encodeURIComponent(hook.id)}`}>{hook.id}</a>
+					</td>
+					<td class="mono">{hook.url}</td>
+					<td class="mono">{hook.events.join(", ")}</td>
+					<td>
+						<Time at={hook.updated_at} />
+					</td>
 				</tr>
-			</thead>
-			<tbody>
-				{webhooks.map((hook) => (
-					<tr>
-						<td>
-							<a href={`/console/admin/webhooks/${encodeURIComponent(hook.id)}`}>{hook.id}</a>
-						</td>
-						<td class="mono">{hook.url}</td>
-						<td class="mono">{hook.events.join(", ")}</td>
-						<td>
-							<Time at={hook.updated_at} />
-						</td>
-					</tr>
-				))}
-			</tbody>
-		</table>
+			))}
+		</Table>
 	);
 
 export const WebhookPage: FC<{
@@ -513,42 +447,39 @@ export const WebhookPage: FC<{
 		{deliveries.length === 0 ? (
 			<p class="muted">No deliveries yet.</p>
 		) : (
-			<table>
-				<caption>Oldest first; failed deliveries are the dead letter</caption>
-				<thead>
+			<Table
+				caption="Oldest first; failed deliveries are the dead letter"
+				columns={[
+					"Delivery",
+					"Event",
+					"Status",
+					"Attempts",
+					"Last answer",
+					"Next attempt",
+					"Actions",
+				]}
+			>
+				{deliveries.map((d) => (
 					<tr>
-						<th scope="col">Delivery</th>
-						<th scope="col">Event</th>
-						<th scope="col">Status</th>
-						<th scope="col">Attempts</th>
-						<th scope="col">Last answer</th>
-						<th scope="col">Next attempt</th>
-						<th scope="col">Actions</th>
+						<td class="mono">{d.id}</td>
+						<td class="mono">{d.event_type}</td>
+						<td class={`status-${d.status}`}>{d.status}</td>
+						<td>{`${d.attempts} of ${d.max_attempts}`}</td>
+						<td>{d.last_status ?? d.last_error ?? "—"}</td>
+						<td>{d.status === "pending" ? <Time at={d.next_attempt_at} /> : "—"}</td>
+						<td>
+							{d.status !== "pending" && (
+								<ActionForm
+									action={`/console/admin/webhooks/${encodeURIComponent(webhook.id)}/deliveries/${encodeURIComponent(d.id)}/redeliver`}
+									csrf={csrf}
+									label="Redeliver"
+									name={`Redeliver ${d.id}`}
+								/>
+							)}
+						</td>
 					</tr>
-				</thead>
-				<tbody>
-					{deliveries.map((d) => (
-						<tr>
-							<td class="mono">{d.id}</td>
-							<td class="mono">{d.event_type}</td>
-							<td class={`status-${d.status}`}>{d.status}</td>
-							<td>{`${d.attempts} of ${d.max_attempts}`}</td>
-							<td>{d.last_status ?? d.last_error ?? "—"}</td>
-							<td>{d.status === "pending" ? <Time at={d.next_attempt_at} /> : "—"}</td>
-							<td>
-								{d.status !== "pending" && (
-									<ActionForm
-										action={`/console/admin/webhooks/${encodeURIComponent(webhook.id)}/deliveries/${encodeURIComponent(d.id)}/redeliver`}
-										csrf={csrf}
-										label="Redeliver"
-										name={`Redeliver ${d.id}`}
-									/>
-								)}
-							</td>
-						</tr>
-					))}
-				</tbody>
-			</table>
+				))}
+			</Table>
 		)}
 		<Pager next={next} base={`/console/admin/webhooks/${encodeURIComponent(webhook.id)}`} />
 	</>

@@ -263,6 +263,16 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		});
 	}
 
+	/** A page of a signed-in principal: their navigation, their forms' token, the notice asked for. */
+	const show = (
+		c: Ctx,
+		s: Signed,
+		page: Omit<LayoutProps, "nav" | "csrf" | "notice"> & { status?: 200 | 400 | 403 },
+	) => {
+		const { status = 200, ...props } = page;
+		return render(c, status, { ...props, nav: s.session.kind, csrf: s.csrf, notice: noticeOf(c) });
+	};
+
 	const unavailable = (c: Ctx, error: { message: string; hint: string }) =>
 		render(c, 503, { title: "Unavailable", nav: "none", error });
 
@@ -424,12 +434,9 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 			]);
 			if (!credentials.ok) return refused(c, s, credentials, "Integrations");
 			if (!providers.ok) return refused(c, s, providers, "Integrations");
-			return render(c, 200, {
+			return show(c, s, {
 				title: "Integrations",
-				nav: "user",
 				active: "/console/integrations",
-				csrf: s.csrf,
-				notice: noticeOf(c),
 				children: (
 					<IntegrationsPage
 						credentials={credentials.body.data}
@@ -510,12 +517,10 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 	) => {
 		const keys = await call<List<ApiKey>>(c, s.bearer, "GET", "/v1/api-keys?limit=100");
 		if (!keys.ok) return refused(c, s, keys, "API keys");
-		return render(c, extra.status ?? 200, {
+		return show(c, s, {
 			title: "API keys",
-			nav: "user",
+			status: extra.status ?? 200,
 			active: "/console/keys",
-			csrf: s.csrf,
-			notice: noticeOf(c),
 			error: extra.error ?? null,
 			children: (
 				<>
@@ -603,11 +608,10 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 			const events = await call<List<AuditEvent>>(c, s.bearer, "GET", `/v1/audit?${query}`);
 			const title = s.session.kind === "admin" ? "Audit log" : "Audit trail";
 			if (!events.ok && events.status !== 400) return refused(c, s, events, title);
-			return render(c, events.ok ? 200 : 400, {
+			return show(c, s, {
 				title,
-				nav: s.session.kind,
+				status: events.ok ? 200 : 400,
 				active: "/console/audit",
-				csrf: s.csrf,
 				error: events.ok ? null : { message: events.error.message, hint: events.error.hint },
 				children: (
 					<AuditPage
@@ -630,12 +634,9 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 			if (cursor) query.set("cursor", cursor);
 			const users = await call<List<User>>(c, s.bearer, "GET", `/v1/admin/users?${query}`);
 			if (!users.ok) return refused(c, s, users, "Users");
-			return render(c, 200, {
+			return show(c, s, {
 				title: "Users",
-				nav: "admin",
 				active: "/console/admin/users",
-				csrf: s.csrf,
-				notice: noticeOf(c),
 				children: <UsersPage users={users.body.data} next={users.body.next_cursor} csrf={s.csrf} />,
 			});
 		}),
@@ -693,12 +694,9 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 			if (cursor) query.set("cursor", cursor);
 			const jobs = await call<List<Job>>(c, s.bearer, "GET", `/v1/admin/jobs?${query}`);
 			if (!jobs.ok) return refused(c, s, jobs, "Jobs");
-			return render(c, 200, {
+			return show(c, s, {
 				title: "Jobs",
-				nav: "admin",
 				active: "/console/admin/jobs",
-				csrf: s.csrf,
-				notice: noticeOf(c),
 				children: (
 					<JobsPage
 						jobs={jobs.body.data}
@@ -730,11 +728,9 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		page("admin", async (c, s) => {
 			const hooks = await call<List<Webhook>>(c, s.bearer, "GET", "/v1/admin/webhooks?limit=100");
 			if (!hooks.ok) return refused(c, s, hooks, "Webhooks");
-			return render(c, 200, {
+			return show(c, s, {
 				title: "Webhooks",
-				nav: "admin",
 				active: "/console/admin/webhooks",
-				csrf: s.csrf,
 				children: <WebhooksPage webhooks={hooks.body.data} />,
 			});
 		}),
@@ -753,12 +749,9 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 			]);
 			if (!hook.ok) return refused(c, s, hook, "Webhook");
 			if (!deliveries.ok) return refused(c, s, deliveries, "Webhook");
-			return render(c, 200, {
+			return show(c, s, {
 				title: `Webhook ${hook.body.id}`,
-				nav: "admin",
 				active: "/console/admin/webhooks",
-				csrf: s.csrf,
-				notice: noticeOf(c),
 				children: (
 					<WebhookPage
 						webhook={hook.body}
