@@ -34,7 +34,7 @@ import { Timing } from "../../src/timing.ts";
 import { admin, createKeyJson, exchange, userWithKey } from "./fixtures.ts";
 import { call, expect4xxShape, expectError, testDb, testEnv } from "./helpers.ts";
 import { age, connected, registerProviders, tokensOf } from "./lease-helpers.ts";
-import { as, connect, providerBody, putProvider } from "./oauth-helpers.ts";
+import { connect, providerBody, putProvider, revokeAtProvider } from "./oauth-helpers.ts";
 
 /** Postgres round trips of a lease whose refresh the provider refuses, audit write excluded. */
 const REFUSED_REFRESH_PG_CALLS = 4;
@@ -227,16 +227,7 @@ describe("audit log: what is recorded", () => {
 		const provider = `audit-idp-${newId("p").slice(2, 10).toLowerCase()}`;
 		await registerProviders([[provider, {}]]);
 		const { user, id } = await connected(provider);
-		const { refresh_token: refreshToken } = await tokensOf(services, id);
-		const revoked = await fetch(as.revokeUrl, {
-			method: "POST",
-			headers: {
-				authorization: `Basic ${btoa(`${as.clientId}:${as.clientSecret}`)}`,
-				"content-type": "application/x-www-form-urlencoded",
-			},
-			body: new URLSearchParams({ token: refreshToken ?? "", token_type_hint: "refresh_token" }),
-		});
-		expect(revoked.status).toBe(200);
+		await revokeAtProvider((await tokensOf(services, id)).refresh_token);
 		await age(id, 3570, 30);
 		const res = await lease(id, user.key);
 		await expectError(res, 409, "reconnect_required");

@@ -38,6 +38,22 @@ export const providerBody = (overrides: Record<string, unknown> = {}) => ({
 	...overrides,
 });
 
+/**
+ * Revokes a refresh token at the test authorization server (RFC 7009, as the client): the next
+ * refresh with it is refused with invalid_grant, as a provider refuses a token the user revoked.
+ */
+export async function revokeAtProvider(refreshToken: string | null | undefined): Promise<void> {
+	const res = await fetch(as.revokeUrl, {
+		method: "POST",
+		headers: {
+			authorization: `Basic ${btoa(`${as.clientId}:${as.clientSecret}`)}`,
+			"content-type": "application/x-www-form-urlencoded",
+		},
+		body: new URLSearchParams({ token: refreshToken ?? "", token_type_hint: "refresh_token" }),
+	});
+	expect(res.status).toBe(200);
+}
+
 export const putProvider = (id: string, body: unknown, token = admin()) =>
 	call(`/v1/admin/providers/${id}`, { method: "PUT", token, json: body });
 
