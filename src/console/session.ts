@@ -169,7 +169,11 @@ export async function csrfValid(
 	presented: unknown,
 ): Promise<boolean> {
 	if (typeof presented !== "string" || !/^[A-Za-z0-9_-]{43}$/.test(presented)) return false;
-	return hmacVerify(secret, `console-csrf:${binding}`, fromBase64Url(presented));
+	const mac = fromBase64Url(presented);
+	// One spelling per token: a last character whose unused low bits differ decodes to the same
+	// bytes, and a token must be the token, not another text that happens to verify.
+	if (toBase64Url(mac) !== presented) return false;
+	return hmacVerify(secret, `console-csrf:${binding}`, mac);
 }
 
 export const adminSessionKey = (sid: string) => `lk:console:admin:${sid}`;

@@ -76,6 +76,19 @@ class Browser {
 	}
 }
 
+const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/** `token` with its character at `at` replaced by another. */
+const flip = (token: string, at: number) =>
+	`${token.slice(0, at)}${token[at] === "A" ? "B" : "A"}${token.slice(at + 1)}`;
+/**
+ * A 43-character base64url token holds 256 bits: its last character carries 4 of them and 2
+ * unused ones. Changing only those spells the same bytes differently.
+ */
+const flipPadding = (token: string) => {
+	const last = B64URL.indexOf(token.at(-1) as string);
+	return `${token.slice(0, -1)}${B64URL[last ^ 1]}`;
+};
+
 async function signedIn(key: string): Promise<Browser> {
 	const browser = new Browser();
 	const res = await browser.signIn(key);
@@ -226,7 +239,10 @@ describe("console", () => {
 					["missing", form, {}],
 					["foreign", { ...form, _csrf: foreign }, {}],
 					["sibling", { ...form, _csrf: sibling }, {}],
-					["malformed", { ...form, _csrf: `${own.slice(0, -2)}AA` }, {}],
+					// One character of the own token changed (in the middle: every bit there counts).
+					["malformed", { ...form, _csrf: flip(own, 20) }, {}],
+					// The same MAC spelled otherwise: the last character's unused low bits changed.
+					["non-canonical", { ...form, _csrf: flipPadding(own) }, {}],
 					["cross-origin", { ...form, _csrf: own }, { origin: "https://evil.example" }],
 					["opaque origin", { ...form, _csrf: own }, { origin: "null" }],
 				];
