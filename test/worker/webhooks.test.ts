@@ -30,7 +30,7 @@ import {
 	registerProviders,
 	tokensOf,
 } from "./lease-helpers.ts";
-import { as, providerBody, putProvider } from "./oauth-helpers.ts";
+import { providerBody, putProvider, revokeAtProvider } from "./oauth-helpers.ts";
 
 /**
  * Signed webhooks (docs/webhooks.md) against a real receiver: the tests' upstream
@@ -563,16 +563,7 @@ describe("events from their real causes", () => {
 		await registerProviders([[provider, {}]]);
 		const h = await hook(["credential.reconnect_required"]);
 		const { user, id } = await connected(provider);
-		const { refresh_token: refreshToken } = await tokensOf(services, id);
-		const revoked = await fetch(as.revokeUrl, {
-			method: "POST",
-			headers: {
-				authorization: `Basic ${btoa(`${as.clientId}:${as.clientSecret}`)}`,
-				"content-type": "application/x-www-form-urlencoded",
-			},
-			body: new URLSearchParams({ token: refreshToken ?? "", token_type_hint: "refresh_token" }),
-		});
-		expect(revoked.status).toBe(200);
+		await revokeAtProvider((await tokensOf(services, id)).refresh_token);
 		await age(id, 3570, 30);
 		await expectError(await lease(user.key, id), 409, "reconnect_required");
 		await expectError(await lease(user.key, id), 409, "reconnect_required");
