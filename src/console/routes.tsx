@@ -516,6 +516,24 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		} = {},
 	) => {
 		const keys = await call<List<ApiKey>>(c, s.bearer, "GET", "/v1/api-keys?limit=100");
+		if (!keys.ok && keys.status === 401 && extra.shown) {
+			// Rolling the key this session came from ended the session (a key's sessions end with
+			// it): the new key is still shown, its only time, and the browser signs in again.
+			clearSessionCookie(c);
+			return render(c, 200, {
+				title: "API keys",
+				nav: "none",
+				notice: "You signed in with the key you rolled, so this session has ended.",
+				children: (
+					<>
+						<ConnectedKeyPage created={extra.shown} />
+						<p>
+							<a href="/console/sign-in">Sign in with the new key</a>
+						</p>
+					</>
+				),
+			});
+		}
 		if (!keys.ok) return refused(c, s, keys, "API keys");
 		return show(c, s, {
 			title: "API keys",

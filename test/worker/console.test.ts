@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { credentials } from "../../src/db/schema.ts";
+import { newId } from "../../src/crypto/encoding.ts";
+import { credentials, jobs, webhookDeliveries } from "../../src/db/schema.ts";
 import { admin, createKeyJson, userWithKey } from "./fixtures.ts";
 import { BASE, call } from "./helpers.ts";
 import { connected, db, registerProviders } from "./lease-helpers.ts";
@@ -453,6 +454,77 @@ describe("console", () => {
 				}
 			}
 		}
+	});
+
+	it("the console's actions do what the API does: roll a key, retry a failed job, redeliver a delivery", async () => {
+		// Roll: the page shows the new key once; the old one stops working at once (no grace).
+		const user = await userWithKey();
+		const browser = await signedIn(user.key);
+		const keyId = user.key.slice(3, 15);
+		const rolled = await browser.post(`/console/keys/${keyId}/roll`, {
+			_csrf: await browser.csrf("/console/keys"),
+		});
+		expect(rolled.status).toBe(200);
+		const rolledPage = await rolled.text();
+		const shown = /id="new-key" type="text" readonly="" value="(lk_[^"]+)"/.exec(rolledPage)?.[1];
+		// It was the key this session came from: the session ended with it, and the page says so.
+		expect(rolledPage).toContain("this session has ended");
+		expect(browser.cookies.has("__Host-latchkey_console")).toBe(false);
+		expect(shown).toMatch(/^lk_[0-9A-Za-z]{12}_/);
+		expect((await call("/v1/me", { token: shown })).status).toBe(200);
+		expect((await call("/v1/me", { token: user.key, method: "PATCH", json: {} })).status).toBe(401);
+
+		const adminBrowser = await signedIn(admin());
+		const token = await adminBrowser.csrf("/console/admin/users");
+		// Retry: a failed deletion job is pending again.
+		const jobId = newId("job");
+		await db.insert(jobs).values({
+			id: jobId,
+			userId: bob.id,
+			kind: "revoke_oauth",
+			status: "failed",
+			attempts: 8,
+			lastError: "the provider kept answering 503",
+		});
+		const failedPage = await (await adminBrowser.get("/console/admin/jobs")).text();
+		expect(failedPage).toContain(`action="/console/admin/jobs/${jobId}/retry"`);
+		const retried = await adminBrowser.post(`/console/admin/jobs/${jobId}/retry`, { _csrf: token });
+		expect(retried.headers.get("location")).toBe("/console/admin/jobs?notice=job_retried");
+		expect(await json<{ status: string }>(`/v1/admin/jobs/${jobId}`, admin())).toMatchObject({
+			status: "pending",
+		});
+		await db.delete(jobs).where(eq(jobs.id, jobId));
+
+		// Redeliver: a dead-lettered delivery is due again with fresh attempts.
+		const hookId = `console-${crypto.randomUUID().slice(0, 8)}`;
+		await json(`/v1/admin/webhooks/${hookId}`, admin(), {
+			method: "PUT",
+			json: { url: "http://127.0.0.1:9/hooks", events: ["user.deleted"] },
+		});
+		const deliveryId = newId("whd");
+		await db.insert(webhookDeliveries).values({
+			id: deliveryId,
+			webhookId: hookId,
+			eventType: "user.deleted",
+			payload: "{}",
+			status: "failed",
+			attempts: 8,
+			maxAttempts: 8,
+			lastError: "the receiver was unreachable",
+		});
+		const page = await (await adminBrowser.get(`/console/admin/webhooks/${hookId}`)).text();
+		const action = `/console/admin/webhooks/${hookId}/deliveries/${deliveryId}/redeliver`;
+		expect(page).toContain(`action="${action}"`);
+		const again = await adminBrowser.post(action, { _csrf: token });
+		expect(again.headers.get("location")).toBe(
+			`/console/admin/webhooks/${hookId}?notice=redelivered`,
+		);
+		const [row] = await db
+			.select()
+			.from(webhookDeliveries)
+			.where(eq(webhookDeliveries.id, deliveryId));
+		expect(row).toMatchObject({ status: "pending", attempts: 0 });
+		await call(`/v1/admin/webhooks/${hookId}`, { method: "DELETE", token: admin() });
 	});
 
 	it("keeps users and the admin on their own pages, and a tampered cookie signs nobody in", async () => {
