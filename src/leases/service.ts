@@ -4,7 +4,12 @@ import { findVisible, openSecret, visibleTo } from "../credentials/service.ts";
 import { randomBase62 } from "../crypto/encoding.ts";
 import { readBeside } from "../db/beside.ts";
 import type { BatchedCheck } from "../db/client.ts";
-import { type CredentialRow, credentials, oauthProviders } from "../db/schema.ts";
+import {
+	type ApiKeyPlacement,
+	type CredentialRow,
+	credentials,
+	oauthProviders,
+} from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import { builtinProvider } from "../oauth/providers.ts";
 import type { Services } from "../services.ts";
@@ -55,7 +60,21 @@ export interface LeaseRequest {
 	liveCheck?: BatchedCheck | null;
 	/** Keeps work alive past the response (the Workers `waitUntil`); without it the work is not awaited. */
 	defer?: (work: Promise<unknown>) => void;
+	/**
+	 * Told what the lease's own read found of the credential's provider, so a caller that needs
+	 * it (the proxy's target) makes no read of its own. Never told anything for a refused caller.
+	 */
+	onRead?: (facts: ProviderFacts) => void;
 	hooks?: LeaseHooks;
+}
+
+/** The credential's provider as its row and the provider's admin row (if any) say; no secret. */
+export interface ProviderFacts {
+	type: CredentialRow["type"];
+	provider: string;
+	/** The admin row's values; null where there is none (the built-in values apply). */
+	apiBaseUrl: string | null;
+	apiKeyPlacement: ApiKeyPlacement | null;
 }
 
 /** Test seams: barriers inside the fast path, besides the refresh's own. */
@@ -105,7 +124,12 @@ interface LeaseRead {
 	invalidates: boolean;
 }
 
-type ReadRow = { row: CredentialRow; invalidates: boolean | null };
+type ReadRow = {
+	row: CredentialRow;
+	invalidates: boolean | null;
+	apiBaseUrl: string | null;
+	apiKeyPlacement: ApiKeyPlacement | null;
+};
 
 /**
  * The credential with its provider's refresh behaviour, and the caller's fresh credential check,
@@ -116,10 +140,16 @@ async function readForLease(
 	userId: string,
 	credentialId: string,
 	liveCheck: BatchedCheck | null | undefined,
+	onRead?: (facts: ProviderFacts) => void,
 ): Promise<LeaseRead> {
 	const { db } = services;
 	const read = db
-		.select({ row: credentials, invalidates: oauthProviders.refreshInvalidatesAccessToken })
+		.select({
+			row: credentials,
+			invalidates: oauthProviders.refreshInvalidatesAccessToken,
+			apiBaseUrl: oauthProviders.apiBaseUrl,
+			apiKeyPlacement: oauthProviders.apiKeyPlacement,
+		})
 		.from(credentials)
 		.leftJoin(oauthProviders, eq(oauthProviders.id, credentials.provider))
 		.where(and(eq(credentials.id, credentialId), visibleTo(userId)))
@@ -138,6 +168,12 @@ async function readForLease(
 	const found = rows[0];
 	if (!found) throw notFound();
 	const { row } = found;
+	onRead?.({
+		type: row.type,
+		provider: row.provider,
+		apiBaseUrl: found.apiBaseUrl,
+		apiKeyPlacement: found.apiKeyPlacement,
+	});
 	// A built-in provider without an admin row keeps the behaviour it ships with.
 	const invalidates =
 		row.type === "oauth2" &&
@@ -397,12 +433,16 @@ async function fastLease(
 	const leaseId = newLeaseId(request.credentialId);
 	const hooks = request.hooks;
 	const [read, grant] = await Promise.allSettled([
-		readForLease(services, request.userId, request.credentialId, request.liveCheck).then(
-			async (r) => {
-				await hooks?.afterFastRead?.();
-				return r;
-			},
-		),
+		readForLease(
+			services,
+			request.userId,
+			request.credentialId,
+			request.liveCheck,
+			request.onRead,
+		).then(async (r) => {
+			await hooks?.afterFastRead?.();
+			return r;
+		}),
 		(async () => {
 			await hooks?.beforeFastGrant?.();
 			const result = await grantPlanned(services, store, request, leaseId, now, plan);
@@ -477,7 +517,13 @@ export async function createLease(services: Services, request: LeaseRequest): Pr
 	if (fast && "lease" in fast) return fast.lease;
 	const read =
 		fast?.read ??
-		(await readForLease(services, request.userId, request.credentialId, request.liveCheck));
+		(await readForLease(
+			services,
+			request.userId,
+			request.credentialId,
+			request.liveCheck,
+			request.onRead,
+		));
 	const { invalidates } = read;
 	let { row } = read;
 	if (fast?.resume === "wait_for_refresh") {

@@ -21,7 +21,13 @@ import {
 	upstreamHeaders,
 	withQueryParameter,
 } from "./headers.ts";
-import { readProviderTarget, type Target, targetOf, upstreamUrl } from "./target.ts";
+import {
+	type ProviderTarget,
+	providerTargetOf,
+	type Target,
+	targetOf,
+	upstreamUrl,
+} from "./target.ts";
 
 /**
  * The authenticated proxy (docs/proxy.md): `ANY /v1/proxy/{credential_id}/{path}` forwards the
@@ -99,6 +105,9 @@ export async function proxyCall(services: Services, call: ProxyCall): Promise<Pr
 			() => {},
 		);
 	const ttlSeconds = Math.min(MAX_LEASE_TTL_S, config.LATCHKEY_PROXY_TIMEOUT_SECONDS + 5);
+	// The provider's target comes from the lease's own read of the row (one Postgres request
+	// per call): the lease runs the caller's fresh check first, so a refused caller learns nothing.
+	let described: ProviderTarget | null = null;
 	const leaseFor = (liveCheck: BatchedCheck | null) =>
 		createLease(services, {
 			userId: call.userId,
@@ -107,30 +116,27 @@ export async function proxyCall(services: Services, call: ProxyCall): Promise<Pr
 			ttlSeconds,
 			liveCheck,
 			defer: call.defer,
+			onRead: (facts) => {
+				described = providerTargetOf(facts);
+			},
 		});
 
-	// The provider's target is read beside the lease: the lease runs the caller's fresh check,
-	// and nothing read here is used unless the lease succeeds.
-	const [leased, described] = await Promise.allSettled([
-		leaseFor(call.liveCheck),
-		readProviderTarget(services, call.userId, call.credentialId),
-	]);
-	if (leased.status === "rejected") throw leased.reason;
-	let lease = leased.value;
+	let lease = await leaseFor(call.liveCheck);
 	let target: Target;
 	let url: URL;
 	let prepared: PreparedBody;
+	let meta: ProviderTarget;
 	try {
-		if (described.status === "rejected") throw described.reason;
-		if (!described.value) throw notFound();
-		target = targetOf(call.credentialId, lease.secret, described.value, config);
+		// A lease is granted only after its read: never null here.
+		if (!described) throw notFound();
+		meta = described;
+		target = targetOf(call.credentialId, lease.secret, meta, config);
 		url = upstreamUrl(target, call.rest, call.search);
 		prepared = await prepareBody(body, length, lease.secret.type === "oauth2", max);
 	} catch (err) {
 		call.defer(release(lease));
 		throw err;
 	}
-	const meta = described.value;
 
 	let injection = injectionOf(lease.secret, meta.apiKeyPlacement);
 	let res: Response;

@@ -1,17 +1,9 @@
-import { and, eq } from "drizzle-orm";
 import type { Config } from "../config.ts";
-import { visibleTo } from "../credentials/service.ts";
-import {
-	type ApiKeyPlacement,
-	type CredentialType,
-	credentials,
-	oauthProviders,
-} from "../db/schema.ts";
+import type { ApiKeyPlacement, CredentialType } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
-import type { LeaseSecret } from "../leases/service.ts";
+import type { LeaseSecret, ProviderFacts } from "../leases/service.ts";
 import { apiBaseUrlProblem, proxyUrlProblem } from "../oauth/api-target.ts";
 import { builtinProvider, DEFAULT_API_KEY_PLACEMENT } from "../oauth/providers.ts";
-import type { Services } from "../services.ts";
 
 /**
  * Where a proxied call goes: always the credential's own target, never a host the caller names
@@ -28,34 +20,17 @@ export interface ProviderTarget {
 }
 
 /**
- * The credential's provider target, read beside the lease (not after it): the lease's secret
- * does not say which provider it belongs to. Null when the caller sees no such credential (the
- * lease, which runs the caller's fresh check, then says so).
+ * The credential's provider target from what the lease's own read found (`LeaseRequest.onRead`):
+ * the lease's secret does not say which provider it belongs to. An admin row overrides the
+ * built-in values; what it leaves null keeps them.
  */
-export async function readProviderTarget(
-	services: Services,
-	userId: string,
-	credentialId: string,
-): Promise<ProviderTarget | null> {
-	const [row] = await services.db
-		.select({
-			type: credentials.type,
-			provider: credentials.provider,
-			apiBaseUrl: oauthProviders.apiBaseUrl,
-			apiKeyPlacement: oauthProviders.apiKeyPlacement,
-		})
-		.from(credentials)
-		.leftJoin(oauthProviders, eq(oauthProviders.id, credentials.provider))
-		.where(and(eq(credentials.id, credentialId), visibleTo(userId)))
-		.limit(1);
-	if (!row) return null;
-	// An admin row overrides the built-in values; what it leaves null keeps them.
-	const builtin = builtinProvider(row.provider);
+export function providerTargetOf(facts: ProviderFacts): ProviderTarget {
+	const builtin = builtinProvider(facts.provider);
 	return {
-		type: row.type,
-		provider: row.provider,
-		apiBaseUrl: row.apiBaseUrl ?? builtin?.apiBaseUrl ?? null,
-		apiKeyPlacement: row.apiKeyPlacement ?? builtin?.apiKeyPlacement ?? DEFAULT_API_KEY_PLACEMENT,
+		type: facts.type,
+		provider: facts.provider,
+		apiBaseUrl: facts.apiBaseUrl ?? builtin?.apiBaseUrl ?? null,
+		apiKeyPlacement: facts.apiKeyPlacement ?? builtin?.apiKeyPlacement ?? DEFAULT_API_KEY_PLACEMENT,
 	};
 }
 

@@ -68,6 +68,29 @@ describe("data path: one HTTP round trip per query, no WebSocket on the hot path
 		}
 	});
 
+	it("a proxied call: the lease's one Postgres round trip, which also tells the proxy its target", async () => {
+		const { key } = await userWithKey();
+		const res = await call("/v1/credentials", {
+			method: "POST",
+			token: key,
+			json: {
+				provider: "upstream",
+				type: "host_scoped",
+				host: new URL(inject("upstream").url).host,
+				headers: { "X-Token": "dp_proxy_secret" },
+			},
+		});
+		expect(res.status).toBe(201);
+		const id = ((await res.json()) as { id: string }).id;
+		for (let i = 0; i < 2; i++) {
+			// The first call warms the isolate's key cache and the lease's hint.
+			const proxied = await call(`/v1/proxy/${id}/t/datapath/fast`, { method: "GET", token: key });
+			expect(proxied.status).toBe(200);
+			await proxied.body?.cancel();
+			if (i === 1) expect(roundTrips(proxied)).toEqual({ http: 1, ws: 0 });
+		}
+	});
+
 	it("the api_key token exchange: two round trips (key check, then one batch)", async () => {
 		const { key } = await userWithKey();
 		const res = await call("/v1/auth/token", {
