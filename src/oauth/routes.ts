@@ -15,7 +15,7 @@ import type { ConnectedAccount } from "../credentials/secrets.ts";
 import { findVisible, saveOAuthCredential, toCredentialJson } from "../credentials/service.ts";
 import { LatchkeyError } from "../errors.ts";
 import type { AppEnv } from "../http/context.ts";
-import { NO_STORE } from "../http/headers.ts";
+import { HOP_BY_HOP_HEADERS, NO_STORE } from "../http/headers.ts";
 import { bearerSecurity, ErrorSchema, errorResponses, json, listOf } from "../http/openapi.ts";
 import { decodeIdCursor, encodeIdCursor, ListQuery } from "../http/pagination.ts";
 import type { Services } from "../services.ts";
@@ -48,19 +48,11 @@ const HttpUrl = z
 	.openapi({ description: "An absolute http(s) URL" });
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
-/** Headers the proxy or the runtime sets itself: an API key cannot ride them. */
-const RESERVED_HEADERS = new Set([
-	"host",
-	"content-length",
-	"transfer-encoding",
-	"connection",
-	"keep-alive",
-	"upgrade",
-	"te",
-	"trailer",
-	"proxy-connection",
-	"cookie",
-]);
+/**
+ * Headers an API key cannot ride: one hop's or the runtime's own (the proxy drops or overwrites
+ * them; the same list as the proxy's) and cookies (never forwarded).
+ */
+const RESERVED_HEADERS = new Set([...HOP_BY_HOP_HEADERS, "cookie"]);
 
 const ApiKeyPlacementSchema = z
 	.discriminatedUnion("in", [

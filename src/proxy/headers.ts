@@ -1,4 +1,5 @@
 import type { ApiKeyPlacement } from "../db/schema.ts";
+import { HOP_BY_HOP_HEADERS } from "../http/headers.ts";
 import type { LeaseSecret } from "../leases/service.ts";
 
 /**
@@ -7,19 +8,6 @@ import type { LeaseSecret } from "../leases/service.ts";
  * secret is injected per type; and on the way back no header that carries the secret, and no
  * cookie, reaches the caller.
  */
-
-/** Headers of one hop (RFC 9110 §7.6.1), and what the runtime sets itself. */
-const HOP_BY_HOP = new Set([
-	"connection",
-	"keep-alive",
-	"proxy-connection",
-	"te",
-	"trailer",
-	"transfer-encoding",
-	"upgrade",
-	"host",
-	"content-length",
-]);
 
 /** The caller's own credentials and cookies, and who the caller is (its address). */
 const CALLER_ONLY = new Set([
@@ -49,7 +37,7 @@ export function forwardableHeaders(incoming: Headers): Headers {
 	const listed = connectionListed(incoming);
 	const out = new Headers();
 	incoming.forEach((value, name) => {
-		if (HOP_BY_HOP.has(name) || CALLER_ONLY.has(name) || listed.has(name)) return;
+		if (HOP_BY_HOP_HEADERS.has(name) || CALLER_ONLY.has(name) || listed.has(name)) return;
 		if (isClientAddress(name)) return;
 		out.append(name, value);
 	});
@@ -149,7 +137,7 @@ export function injectionOf(secret: LeaseSecret, placement: ApiKeyPlacement): In
 export function upstreamHeaders(incoming: Headers, injection: Injection): Headers {
 	const headers = forwardableHeaders(incoming);
 	for (const [name, value] of Object.entries(injection.headers)) {
-		if (!HOP_BY_HOP.has(name.toLowerCase())) headers.set(name, value);
+		if (!HOP_BY_HOP_HEADERS.has(name.toLowerCase())) headers.set(name, value);
 	}
 	return headers;
 }
