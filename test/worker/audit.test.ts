@@ -32,8 +32,8 @@ import type { ManagedProvider } from "../../src/managed/provider.ts";
 import { createServices, type Services } from "../../src/services.ts";
 import { Timing } from "../../src/timing.ts";
 import { admin, createKeyJson, exchange, userWithKey } from "./fixtures.ts";
-import { call, expect4xxShape, expectError, testDb, testEnv } from "./helpers.ts";
-import { age, connected, registerProviders, tokensOf } from "./lease-helpers.ts";
+import { call, expect4xxShape, expectError, failWrites, testDb, testEnv } from "./helpers.ts";
+import { age, connected, recordingLogger, registerProviders, tokensOf } from "./lease-helpers.ts";
 import { connect, providerBody, putProvider, revokeAtProvider } from "./oauth-helpers.ts";
 
 /** Postgres round trips of a lease whose refresh the provider refuses, audit write excluded. */
@@ -52,19 +52,6 @@ function servicesWith(env: Record<string, string> = {}, logger: Logger = createL
 	return built.services;
 }
 const services = servicesWith();
-
-/** A logger that keeps what it is told. */
-function recordingLogger() {
-	const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
-	const make = (): Logger => ({
-		debug: (msg, fields) => lines.push({ level: "debug", msg, fields }),
-		info: (msg, fields) => lines.push({ level: "info", msg, fields }),
-		warn: (msg, fields) => lines.push({ level: "warn", msg, fields }),
-		error: (msg, fields) => lines.push({ level: "error", msg, fields }),
-		child: () => make(),
-	});
-	return { logger: make(), lines };
-}
 
 interface EventJson {
 	id: string;
@@ -182,20 +169,14 @@ function chainRows(chain: string): Promise<AuditEventRow[]> {
 }
 
 /** Makes every insert of an audit row about `targetId` fail, until the returned function runs. */
-async function failAuditWritesAbout(targetId: string) {
-	const trigger = `lk_test_audit_${targetId.slice(5).toLowerCase()}`;
-	await db.execute(
-		sql.raw(
-			"create or replace function lk_test_fail_audit() returns trigger language plpgsql as $$ begin raise exception 'simulated audit write failure'; end $$",
-		),
+const failAuditWritesAbout = (targetId: string) =>
+	failWrites(
+		db,
+		"audit_events",
+		"insert",
+		`new.target_id = '${targetId}'`,
+		`audit_${targetId.slice(5)}`,
 	);
-	await db.execute(
-		sql.raw(
-			`create trigger ${trigger} before insert on audit_events for each row when (new.target_id = '${targetId}') execute function lk_test_fail_audit()`,
-		),
-	);
-	return () => db.execute(sql.raw(`drop trigger if exists ${trigger} on audit_events`));
-}
 
 describe("audit log: what is recorded", () => {
 	it("a lease's grant is written after the response, with no round trip of its own, and names who, what, whence", async () => {

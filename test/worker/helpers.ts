@@ -1,6 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Pool } from "@neondatabase/serverless";
+import { sql } from "drizzle-orm";
 import type fc from "fast-check";
 import { createApp } from "../../src/app.ts";
 import { createDb, type TxDatabase } from "../../src/db/client.ts";
@@ -22,6 +23,32 @@ type Known =
 	| "UPSTASH_REDIS_REST_TOKEN"
 	| "UPSTASH_REDIS_REST_URL";
 export const testEnv = env as unknown as Record<string, string> & Record<Known, string>;
+
+/**
+ * Makes Postgres refuse some writes, as a failing database would: a trigger that raises on
+ * `event` of `table` rows matching `when` (SQL over `new`/`old`; built from ids the test made).
+ * Returns the function that removes it.
+ */
+export async function failWrites(
+	db: ReturnType<typeof testDb>["db"],
+	table: "credentials" | "audit_events",
+	event: "insert" | "update",
+	when: string,
+	name: string,
+): Promise<() => Promise<unknown>> {
+	const trigger = `lk_test_fail_${name.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`;
+	await db.execute(
+		sql.raw(
+			"create or replace function lk_test_fail_write() returns trigger language plpgsql as $$ begin raise exception 'simulated write failure'; end $$",
+		),
+	);
+	await db.execute(
+		sql.raw(
+			`create trigger ${trigger} before ${event} on ${table} for each row when (${when}) execute function lk_test_fail_write()`,
+		),
+	);
+	return () => db.execute(sql.raw(`drop trigger if exists ${trigger} on ${table}`));
+}
 
 /** A database handle on the worker's own paths (HTTP, and the pool for transactions). */
 export function testDb() {

@@ -1,4 +1,4 @@
-import { eq, sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { credentials } from "../../src/db/schema.ts";
 import { recoverStashes, refreshExpiring } from "../../src/leases/proactive.ts";
@@ -7,7 +7,7 @@ import { createLease, releaseLease, renewLease } from "../../src/leases/service.
 import { LeaseStore, leaseKeys, STASH_INDEX } from "../../src/leases/store.ts";
 import type { Services } from "../../src/services.ts";
 import { admin, userWithKey } from "./fixtures.ts";
-import { call, expectError } from "./helpers.ts";
+import { call, expectError, failWrites } from "./helpers.ts";
 import {
 	accessTokenOf,
 	account,
@@ -48,21 +48,9 @@ beforeAll(() => {
 
 const tokens = (id: string) => tokensOf(services, id);
 
-/** Makes the next database write of this credential's row fail (a row-scoped trigger). */
-async function failWritesOf(id: string) {
-	const trigger = `lk_test_fail_${id.slice(5).toLowerCase()}`;
-	await db.execute(
-		sql.raw(
-			"create or replace function lk_test_fail_write() returns trigger language plpgsql as $$ begin raise exception 'simulated write failure'; end $$",
-		),
-	);
-	await db.execute(
-		sql.raw(
-			`create trigger ${trigger} before update on credentials for each row when (old.id = '${id}') execute function lk_test_fail_write()`,
-		),
-	);
-	return () => db.execute(sql.raw(`drop trigger if exists ${trigger} on credentials`));
-}
+/** Makes the database writes of this credential's row fail (a row-scoped trigger). */
+const failWritesOf = (id: string) =>
+	failWrites(db, "credentials", "update", `old.id = '${id}'`, `cred_${id.slice(5)}`);
 
 /**
  * A transport fault at the network edge: requests whose body matches either fail outright or
