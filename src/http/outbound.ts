@@ -189,6 +189,16 @@ export function describeOutboundFailure(err: unknown, peer: string, what: string
 export interface OutboundInit extends Omit<RequestInit, "redirect" | "signal"> {
 	timeoutMs?: number;
 	maxBytes?: number;
+	/**
+	 * `"skip"`: a 2xx's body is not read (its text is ""); a webhook receiver's answer is not
+	 * ours to read. Default `"read"`.
+	 */
+	okBody?: "read" | "skip";
+	/**
+	 * `"truncate"`: an answer over `maxBytes` (or cut off) gives what came, up to the bound,
+	 * instead of failing; for callers that only quote it. Default `"refuse"`.
+	 */
+	overflow?: "refuse" | "truncate";
 	/** A caller's own signal (oauth4webapi passes one); the timeout applies as well. */
 	signal?: AbortSignal | null;
 }
@@ -201,9 +211,9 @@ export interface OutboundResponse {
 	text: string;
 }
 
-async function readBounded(res: Response, maxBytes: number): Promise<string> {
+async function readBounded(res: Response, maxBytes: number, truncate: boolean): Promise<string> {
 	const declared = Number(res.headers.get("content-length") ?? Number.NaN);
-	if (declared > maxBytes) {
+	if (declared > maxBytes && !truncate) {
 		await res.body?.cancel();
 		throw callFailed("refused", `the answer is larger than ${maxBytes} bytes`);
 	}
@@ -211,15 +221,22 @@ async function readBounded(res: Response, maxBytes: number): Promise<string> {
 	const reader = res.body.getReader();
 	const chunks: Uint8Array[] = [];
 	let size = 0;
-	for (;;) {
-		const { done, value } = await reader.read();
-		if (done) break;
-		size += value.byteLength;
-		if (size > maxBytes) {
-			await reader.cancel();
-			throw callFailed("refused", `the answer is larger than ${maxBytes} bytes`);
+	try {
+		for (;;) {
+			const { done, value } = await reader.read();
+			if (done) break;
+			if (size + value.byteLength > maxBytes) {
+				await reader.cancel().catch(() => undefined);
+				if (!truncate) throw callFailed("refused", `the answer is larger than ${maxBytes} bytes`);
+				chunks.push(value.subarray(0, maxBytes - size));
+				break;
+			}
+			size += value.byteLength;
+			chunks.push(value);
 		}
-		chunks.push(value);
+	} catch (err) {
+		// Cut off or timed out: a caller that only quotes the answer keeps what came.
+		if (!truncate || outboundFailureOf(err) !== null) throw err;
 	}
 	return new TextDecoder().decode(concat(...chunks));
 }
@@ -235,7 +252,14 @@ export async function outboundFetch(
 ): Promise<OutboundResponse> {
 	const problem = outboundUrlProblem(url, config);
 	if (problem !== null) throw callFailed("refused", `the URL ${problem}`);
-	const { timeoutMs = OUTBOUND_TIMEOUT_MS, maxBytes = OUTBOUND_MAX_BYTES, signal, ...rest } = init;
+	const {
+		timeoutMs = OUTBOUND_TIMEOUT_MS,
+		maxBytes = OUTBOUND_MAX_BYTES,
+		signal,
+		okBody = "read",
+		overflow = "refuse",
+		...rest
+	} = init;
 	const timeout = AbortSignal.timeout(timeoutMs);
 	let res: Response;
 	try {
@@ -254,9 +278,13 @@ export async function outboundFetch(
 		await res.body?.cancel();
 		throw callFailed("refused", `it answered a redirect (${res.status}), which is not followed`);
 	}
+	if (res.ok && okBody === "skip") {
+		await res.body?.cancel().catch(() => undefined);
+		return { status: res.status, ok: true, headers: res.headers, text: "" };
+	}
 	let text: string;
 	try {
-		text = await readBounded(res, maxBytes);
+		text = await readBounded(res, maxBytes, overflow === "truncate");
 	} catch (err) {
 		if (outboundFailureOf(err) !== null) throw err;
 		throw callFailed(

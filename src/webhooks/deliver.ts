@@ -14,7 +14,7 @@ import {
 	webhookDeliveries,
 	webhooks,
 } from "../db/schema.ts";
-import { outboundUrlProblem } from "../http/outbound.ts";
+import { type OutboundResponse, outboundFailureOf, outboundFetch } from "../http/outbound.ts";
 import { redactString } from "../log.ts";
 import type { Services } from "../services.ts";
 import { openWebhookSecret } from "./service.ts";
@@ -150,37 +150,11 @@ const refused = (cause: string): Attempt => ({
 	error: `Latchkey refused the call to the receiver (webhook delivery: ${cause}).`,
 });
 
-/** Up to `maxBytes` of an answer's body as text, never throwing; the rest is not read. */
-async function excerpt(res: Response, maxBytes: number): Promise<string> {
-	if (!res.body) return "";
-	const reader = res.body.getReader();
-	const chunks: Uint8Array[] = [];
-	let size = 0;
-	try {
-		while (size < maxBytes) {
-			const { done, value } = await reader.read();
-			if (done) break;
-			chunks.push(value.subarray(0, maxBytes - size));
-			size += Math.min(value.byteLength, maxBytes - size);
-		}
-	} catch {
-		// Cut off or timed out: what came is enough for an excerpt.
-	}
-	await reader.cancel().catch(() => undefined);
-	const bytes = new Uint8Array(size);
-	let offset = 0;
-	for (const chunk of chunks) {
-		bytes.set(chunk, offset);
-		offset += chunk.byteLength;
-	}
-	return new TextDecoder().decode(bytes);
-}
-
 /**
  * One POST under the outbound rules (src/http/outbound.ts: the URL checked again before the
- * call, no redirect followed, a timeout). Not outboundFetch, which reads every answer whole and
- * refuses one over its bound: a receiver's 2xx is success whatever its body, which is not read;
- * only an error answer is read, up to WEBHOOK_MAX_RESPONSE_BYTES, for last_error's excerpt.
+ * call, no redirect followed, a timeout). A receiver's 2xx is success whatever its body, which
+ * is not read; only an error answer is read, up to WEBHOOK_MAX_RESPONSE_BYTES (truncated, never
+ * refused), for last_error's excerpt.
  */
 async function post(
 	services: Services,
@@ -188,35 +162,31 @@ async function post(
 	headers: Record<string, string>,
 	body: string,
 ): Promise<Attempt> {
-	const problem = outboundUrlProblem(url, services.config);
-	if (problem !== null) return refused(`the URL ${problem}`);
-	const timeout = AbortSignal.timeout(WEBHOOK_TIMEOUT_MS);
-	let res: Response;
+	let res: OutboundResponse;
 	try {
-		res = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal: timeout });
-	} catch {
-		const cause = timeout.aborted
-			? `no answer within ${WEBHOOK_TIMEOUT_MS / 1000} s`
-			: "the connection failed";
-		return {
-			ok: false,
-			status: null,
-			error: `the receiver was unreachable (webhook delivery: ${cause}).`,
-		};
+		res = await outboundFetch(services.config, url, {
+			method: "POST",
+			headers,
+			body,
+			timeoutMs: WEBHOOK_TIMEOUT_MS,
+			maxBytes: WEBHOOK_MAX_RESPONSE_BYTES,
+			okBody: "skip",
+			overflow: "truncate",
+		});
+	} catch (err) {
+		const failure = outboundFailureOf(err);
+		if (failure === null) throw err;
+		const cause = (err as Error).message;
+		return failure === "refused"
+			? refused(cause)
+			: {
+					ok: false,
+					status: null,
+					error: `the receiver was unreachable (webhook delivery: ${cause}).`,
+				};
 	}
-	if (res.status >= 200 && res.status < 300) {
-		await res.body?.cancel().catch(() => undefined);
-		return { ok: true, status: res.status };
-	}
-	if (res.status >= 300 && res.status < 400) {
-		await res.body?.cancel().catch(() => undefined);
-		return {
-			...refused(`it answered a redirect (${res.status}), which is not followed`),
-			status: res.status,
-		};
-	}
-	const text = (await excerpt(res, WEBHOOK_MAX_RESPONSE_BYTES)).replace(/\s+/g, " ").trim();
-	const shown = redactString(text).slice(0, MAX_EXCERPT_LENGTH);
+	if (res.ok) return { ok: true, status: res.status };
+	const shown = redactString(res.text.replace(/\s+/g, " ").trim()).slice(0, MAX_EXCERPT_LENGTH);
 	return {
 		ok: false,
 		status: res.status,
