@@ -2,6 +2,7 @@ import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { html } from "hono/html";
 import { loadConfig } from "../config.ts";
+import { sha256Hex } from "../crypto/hash.ts";
 import type { AppEnv } from "../http/context.ts";
 import { type ApiFetch, type ApiResult, callApi } from "./api.ts";
 import { ASSET_PATHS, CONSOLE_CSS, CONSOLE_ICON, CONSOLE_JS } from "./assets.ts";
@@ -31,6 +32,7 @@ import {
 	preSessionOf,
 	readPreSession,
 	readSessionCookie,
+	seal,
 	type UserSession,
 	unseal,
 	writeSessionCookie,
@@ -65,6 +67,14 @@ const PAGE_CSP =
 	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 type Ctx = Context<AppEnv>;
+
+/** How long a refresh's claim, and the session it leaves, stay in Redis. */
+const REFRESH_CLAIM_S = 30;
+/** How long a request waits for another's refresh, and how often it looks. */
+const REFRESH_WAIT_MS = 5_000;
+const REFRESH_POLL_MS = 25;
+const PENDING = "pending";
+const consoleRefreshKey = (digest: string) => `lk:console:refresh:${digest}`;
 
 interface Signed {
 	session: ConsoleSession;
@@ -134,19 +144,55 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 			};
 		}
 		if (needsRefresh(session, now)) {
-			const refreshed = await call<TokenPair>(c, null, "POST", "/v1/auth/token", {
-				grant_type: "refresh_token",
-				refresh_token: session.refreshToken,
-			});
-			if (!refreshed.ok) {
-				if (refreshed.status === 401 || refreshed.status === 403) return null;
-				throw new ConsoleUnavailable(refreshed.error);
-			}
-			session = userSession(refreshed.body, now) ?? null;
+			session = await refreshOnce(c, session);
 			if (!session) return null;
 			await writeSessionCookie(c, secret, session, now);
 		}
 		return { session, csrf: await csrfToken(secret, session.sid), bearer: session.accessToken };
+	}
+
+	/**
+	 * The session with a fresh access token, refreshed once however many of the browser's requests
+	 * find it due at the same moment (two tabs, a page and a form). Refresh tokens rotate: had each
+	 * request refreshed, the API would have answered the later ones as a client's retry and voided
+	 * the pairs before them, and the browser could keep a voided one, whose next use revokes the
+	 * whole session. So the first request claims the refresh in Redis (under the refresh token's
+	 * digest, 30 s) and leaves the new session there, sealed; the others wait for it, briefly.
+	 */
+	async function refreshOnce(c: Ctx, session: UserSession): Promise<UserSession | null> {
+		const { redis } = c.get("services");
+		const secret = secretOf(c);
+		const key = consoleRefreshKey(await sha256Hex(session.refreshToken));
+		const deadline = Date.now() + REFRESH_WAIT_MS;
+		for (;;) {
+			const claimed = await redis.set(key, PENDING, { nx: true, ex: REFRESH_CLAIM_S });
+			if (claimed === "OK") {
+				const refreshed = await call<TokenPair>(c, null, "POST", "/v1/auth/token", {
+					grant_type: "refresh_token",
+					refresh_token: session.refreshToken,
+				});
+				if (!refreshed.ok) {
+					await redis.del(key);
+					if (refreshed.status === 401 || refreshed.status === 403) return null;
+					throw new ConsoleUnavailable(refreshed.error);
+				}
+				const next = userSession(refreshed.body, nowOf(c)) ?? null;
+				if (next) await redis.set(key, await seal(secret, next), { ex: REFRESH_CLAIM_S });
+				return next;
+			}
+			const stored = await redis.get<string>(key);
+			if (stored && stored !== PENDING) {
+				const next = await unseal(secret, stored, nowOf(c));
+				return next?.kind === "user" ? next : null;
+			}
+			if (Date.now() > deadline) {
+				throw new ConsoleUnavailable({
+					message: "The session is being refreshed by another request.",
+					hint: "Reload the page.",
+				});
+			}
+			await new Promise((resolve) => setTimeout(resolve, REFRESH_POLL_MS));
+		}
 	}
 
 	class ConsoleUnavailable extends Error {
@@ -236,7 +282,14 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 				signed = await signedIn(c);
 			} catch (err) {
 				if (err instanceof ConsoleUnavailable) return unavailable(c, err.apiError);
-				throw err;
+				// Redis (the admin's session, a refresh's claim) failing: a page, not the API's JSON.
+				c.get("logger").error("console: the session could not be checked", {
+					error: err instanceof Error ? err.name : "unknown",
+				});
+				return unavailable(c, {
+					message: "The console cannot check your session right now.",
+					hint: "Try again in a moment.",
+				});
 			}
 			if (!signed) {
 				if (readSessionCookie(c)) clearSessionCookie(c);

@@ -1,9 +1,10 @@
 import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
+import { unseal } from "../../src/console/session.ts";
 import { newId } from "../../src/crypto/encoding.ts";
 import { credentials, jobs, webhookDeliveries } from "../../src/db/schema.ts";
 import { admin, createKeyJson, userWithKey } from "./fixtures.ts";
-import { BASE, call } from "./helpers.ts";
+import { BASE, call, clockedApp, testEnv } from "./helpers.ts";
 import { connected, db, registerProviders } from "./lease-helpers.ts";
 import { as } from "./oauth-helpers.ts";
 
@@ -525,6 +526,70 @@ describe("console", () => {
 			.where(eq(webhookDeliveries.id, deliveryId));
 		expect(row).toMatchObject({ status: "pending", attempts: 0 });
 		await call(`/v1/admin/webhooks/${hookId}`, { method: "DELETE", token: admin() });
+	});
+
+	it("two pages loaded at once when the access token is due refresh it once: both keep one working session", async () => {
+		const app = clockedApp();
+		const user = await userWithKey();
+		const jar = new Browser();
+		const signIn = async () => {
+			const form = await app.call("/console/sign-in", { redirect: "manual" });
+			jar.keep(form);
+			const token = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? "";
+			const res = await app.call("/console/sign-in", {
+				method: "POST",
+				redirect: "manual",
+				headers: {
+					cookie: jar.header(),
+					origin: BASE,
+					"content-type": "application/x-www-form-urlencoded",
+				},
+				body: new URLSearchParams({ _csrf: token, key: user.key }),
+			});
+			jar.keep(res);
+			expect(res.status).toBe(303);
+		};
+		await signIn();
+		// Past the access token's life: each page must refresh before calling the API.
+		app.advance(16 * 60);
+		const cookie = jar.header();
+		const pages = await Promise.all(
+			["/console/keys", "/console/integrations", "/console/audit"].map((path) =>
+				app.call(path, { headers: { cookie }, redirect: "manual" }),
+			),
+		);
+		expect(pages.map((r) => r.status)).toEqual([200, 200, 200]);
+		// Each answer carries a session; they all hold the same, still valid, refresh token.
+		const secret = testEnv.LATCHKEY_HMAC_SECRET;
+		const refreshTokens = await Promise.all(
+			pages.map(async (res) => {
+				const set = res.headers
+					.getSetCookie()
+					.find((c) => c.startsWith("__Host-latchkey_console="));
+				const value = set?.split(";")[0]?.split("=")[1];
+				const session = await unseal(secret, value, app.now());
+				return session?.kind === "user" ? session.refreshToken : null;
+			}),
+		);
+		expect(new Set(refreshTokens).size).toBe(1);
+		// Whichever cookie the browser keeps works on: the API session was not revoked.
+		const next = await app.call("/v1/auth/token", {
+			method: "POST",
+			json: { grant_type: "refresh_token", refresh_token: refreshTokens[0] },
+		});
+		expect(next.status).toBe(200);
+	});
+
+	it("with Redis down, the admin's pages say the session cannot be checked, as a page", async () => {
+		const adminBrowser = await signedIn(admin());
+		const res = await call(
+			"/console/admin/users",
+			{ headers: { cookie: adminBrowser.header() }, redirect: "manual" },
+			{ UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9" },
+		);
+		expect(res.status).toBe(503);
+		expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+		expect(await res.text()).toContain("cannot check your session");
 	});
 
 	it("keeps users and the admin on their own pages, and a tampered cookie signs nobody in", async () => {
