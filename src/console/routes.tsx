@@ -6,7 +6,7 @@ import { sha256Hex } from "../crypto/hash.ts";
 import type { AppEnv } from "../http/context.ts";
 import { type ApiFetch, type ApiResult, callApi } from "./api.ts";
 import { ASSET_PATHS, CONSOLE_CSS, CONSOLE_ICON, CONSOLE_JS } from "./assets.ts";
-import { Layout, type LayoutProps } from "./layout.tsx";
+import { Layout, type LayoutProps, Pager } from "./layout.tsx";
 import {
 	AuditPage,
 	ConnectedKeyPage,
@@ -482,7 +482,7 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		"/console/integrations",
 		page("user", async (c, s) => {
 			const [credentials, providers] = await Promise.all([
-				call<List<Credential>>(c, s.bearer, "GET", "/v1/credentials?limit=100"),
+				call<List<Credential>>(c, s.bearer, "GET", `/v1/credentials?${pageQuery(c, 100)}`),
 				call<List<Provider>>(c, s.bearer, "GET", "/v1/providers?limit=100"),
 			]);
 			if (!credentials.ok) return refused(c, s, credentials, "Integrations");
@@ -491,11 +491,14 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 				title: "Integrations",
 				active: "/console/integrations",
 				children: (
-					<IntegrationsPage
-						credentials={credentials.body.data}
-						providers={providers.body.data}
-						csrf={s.csrf}
-					/>
+					<>
+						<IntegrationsPage
+							credentials={credentials.body.data}
+							providers={providers.body.data}
+							csrf={s.csrf}
+						/>
+						<Pager next={credentials.body.next_cursor} base="/console/integrations" />
+					</>
 				),
 			});
 		}),
@@ -568,7 +571,7 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 			status?: 200 | 400 | 403;
 		} = {},
 	) => {
-		const keys = await call<List<ApiKey>>(c, s.bearer, "GET", "/v1/api-keys?limit=100");
+		const keys = await call<List<ApiKey>>(c, s.bearer, "GET", `/v1/api-keys?${pageQuery(c, 100)}`);
 		if (!keys.ok && keys.status === 401 && extra.shown) {
 			// Rolling the key this session came from ended the session (a key's sessions end with
 			// it): the new key is still shown, its only time, and the browser signs in again.
@@ -597,6 +600,7 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 				<>
 					{extra.shown && <ConnectedKeyPage created={extra.shown} />}
 					<KeysPage keys={keys.body.data} csrf={s.csrf} />
+					<Pager next={keys.body.next_cursor} base="/console/keys" />
 				</>
 			),
 		});
@@ -700,9 +704,7 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 	app.get(
 		"/console/admin/users",
 		page("admin", async (c, s) => {
-			const query = new URLSearchParams({ limit: "50" });
-			const cursor = c.req.query("cursor");
-			if (cursor) query.set("cursor", cursor);
+			const query = pageQuery(c);
 			const users = await call<List<User>>(c, s.bearer, "GET", `/v1/admin/users?${query}`);
 			if (!users.ok) return refused(c, s, users, "Users");
 			return show(c, s, {
@@ -759,10 +761,8 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		"/console/admin/jobs",
 		page("admin", async (c, s) => {
 			const status = c.req.query("status") ?? "failed";
-			const query = new URLSearchParams({ limit: "50" });
+			const query = pageQuery(c);
 			if (status !== "all") query.set("status", status);
-			const cursor = c.req.query("cursor");
-			if (cursor) query.set("cursor", cursor);
 			const jobs = await call<List<Job>>(c, s.bearer, "GET", `/v1/admin/jobs?${query}`);
 			if (!jobs.ok) return refused(c, s, jobs, "Jobs");
 			return show(c, s, {
@@ -797,12 +797,22 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 	app.get(
 		"/console/admin/webhooks",
 		page("admin", async (c, s) => {
-			const hooks = await call<List<Webhook>>(c, s.bearer, "GET", "/v1/admin/webhooks?limit=100");
+			const hooks = await call<List<Webhook>>(
+				c,
+				s.bearer,
+				"GET",
+				`/v1/admin/webhooks?${pageQuery(c, 100)}`,
+			);
 			if (!hooks.ok) return refused(c, s, hooks, "Webhooks");
 			return show(c, s, {
 				title: "Webhooks",
 				active: "/console/admin/webhooks",
-				children: <WebhooksPage webhooks={hooks.body.data} />,
+				children: (
+					<>
+						<WebhooksPage webhooks={hooks.body.data} />
+						<Pager next={hooks.body.next_cursor} base="/console/admin/webhooks" />
+					</>
+				),
 			});
 		}),
 	);
@@ -811,9 +821,7 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		"/console/admin/webhooks/:id",
 		page("admin", async (c, s) => {
 			const id = encodeURIComponent(paramOf(c, "id"));
-			const query = new URLSearchParams({ limit: "50" });
-			const cursor = c.req.query("cursor");
-			if (cursor) query.set("cursor", cursor);
+			const query = pageQuery(c);
 			const [hook, deliveries] = await Promise.all([
 				call<Webhook>(c, s.bearer, "GET", `/v1/admin/webhooks/${id}`),
 				call<List<Delivery>>(c, s.bearer, "GET", `/v1/admin/webhooks/${id}/deliveries?${query}`),
@@ -938,6 +946,14 @@ function documentConsole(app: OpenAPIHono<AppEnv>): void {
 						},
 		});
 	}
+}
+
+/** A list's query: a page of `limit`, from the cursor the page's own "Next page" link carries. */
+function pageQuery(c: Ctx, limit = 50): URLSearchParams {
+	const query = new URLSearchParams({ limit: String(limit) });
+	const cursor = c.req.query("cursor");
+	if (cursor) query.set("cursor", cursor);
+	return query;
 }
 
 /** A path parameter of the route that matched (plain routes are not typed by their path). */

@@ -592,6 +592,30 @@ describe("console", () => {
 		expect(await res.text()).toContain("cannot check your session");
 	});
 
+	it("pages a long list: the integrations page shows 100 credentials and a link to the rest", async () => {
+		const user = await userWithKey();
+		const titles = Array.from({ length: 101 }, (_, i) => `paged-${String(i).padStart(3, "0")}`);
+		for (const title of titles) {
+			await json("/v1/credentials", user.key, {
+				method: "POST",
+				json: { provider: "paged", type: "api_key", title, api_key: `k-${title}` },
+			});
+		}
+		const browser = await signedIn(user.key);
+		const first = await (await browser.get("/console/integrations")).text();
+		const next = /<a href="(\/console\/integrations\?cursor=[^"]+)">Next page<\/a>/.exec(
+			first,
+		)?.[1];
+		expect(next).toBeDefined();
+		const second = await (await browser.get((next as string).replaceAll("&amp;", "&"))).text();
+		const shown = (html: string) => titles.filter((t) => html.includes(`>${t}<`));
+		// 100 rows on the first page (system credentials other tests made are listed too).
+		expect(first.split("<tr><td").length - 1).toBe(100);
+		expect(shown(first).length + shown(second).length).toBe(101);
+		expect(new Set([...shown(first), ...shown(second)]).size).toBe(101);
+		expect(second).not.toContain("Next page");
+	});
+
 	it("keeps users and the admin on their own pages, and a tampered cookie signs nobody in", async () => {
 		const user = await signedIn(alice.key);
 		for (const path of ["/console/admin/users", "/console/admin/jobs", "/console/admin/webhooks"]) {
