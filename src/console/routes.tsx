@@ -548,20 +548,6 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		}),
 	);
 
-	app.post(
-		"/console/credentials/:id/delete",
-		action("user", async (c, s) => {
-			const result = await call(
-				c,
-				s.bearer,
-				"DELETE",
-				`/v1/credentials/${encodeURIComponent(paramOf(c, "id"))}`,
-			);
-			if (!result.ok) return refused(c, s, result, "Delete credential");
-			return see(c, "/console/integrations", "deleted");
-		}),
-	);
-
 	const keysPage = async (
 		c: Ctx,
 		s: Signed,
@@ -653,20 +639,6 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		}),
 	);
 
-	app.post(
-		"/console/keys/:id/revoke",
-		action("user", async (c, s) => {
-			const result = await call(
-				c,
-				s.bearer,
-				"DELETE",
-				`/v1/api-keys/${encodeURIComponent(paramOf(c, "id"))}`,
-			);
-			if (!result.ok) return refused(c, s, result, "Revoke key");
-			return see(c, "/console/keys", "revoked");
-		}),
-	);
-
 	// ---- audit (the user's own trail; the admin's whole log) --------------------------------
 
 	app.get(
@@ -727,36 +699,6 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		}),
 	);
 
-	app.post(
-		"/console/admin/users/:id/status",
-		action("admin", async (c, s, form) => {
-			const status = field(form, "status");
-			const updated = await call<User>(
-				c,
-				s.bearer,
-				"PATCH",
-				`/v1/admin/users/${encodeURIComponent(paramOf(c, "id"))}`,
-				{ status },
-			);
-			if (!updated.ok) return refused(c, s, updated, "Update user");
-			return see(c, "/console/admin/users", "user_updated");
-		}),
-	);
-
-	app.post(
-		"/console/admin/users/:id/delete",
-		action("admin", async (c, s) => {
-			const deleted = await call(
-				c,
-				s.bearer,
-				"DELETE",
-				`/v1/admin/users/${encodeURIComponent(paramOf(c, "id"))}`,
-			);
-			if (!deleted.ok) return refused(c, s, deleted, "Delete user");
-			return see(c, "/console/admin/users", "user_deleted");
-		}),
-	);
-
 	app.get(
 		"/console/admin/jobs",
 		page("admin", async (c, s) => {
@@ -777,20 +719,6 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 					/>
 				),
 			});
-		}),
-	);
-
-	app.post(
-		"/console/admin/jobs/:id/retry",
-		action("admin", async (c, s) => {
-			const retried = await call<Job>(
-				c,
-				s.bearer,
-				"POST",
-				`/v1/admin/jobs/${encodeURIComponent(paramOf(c, "id"))}/retry`,
-			);
-			if (!retried.ok) return refused(c, s, retried, "Retry job");
-			return see(c, "/console/admin/jobs", "job_retried");
 		}),
 	);
 
@@ -843,21 +771,87 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		}),
 	);
 
-	app.post(
-		"/console/admin/webhooks/:id/deliveries/:delivery/redeliver",
-		action("admin", async (c, s) => {
-			const id = encodeURIComponent(paramOf(c, "id"));
-			const delivery = encodeURIComponent(paramOf(c, "delivery"));
-			const result = await call(
-				c,
-				s.bearer,
-				"POST",
-				`/v1/admin/webhooks/${id}/deliveries/${delivery}/redeliver`,
-			);
-			if (!result.ok) return refused(c, s, result, "Redeliver");
-			return see(c, `/console/admin/webhooks/${id}`, "redelivered");
-		}),
-	);
+	/**
+	 * The forms that are one API call each: on success, back to their page with a notice; on a
+	 * refusal, the API's message. Path parameters are encoded into the API path.
+	 */
+	const SIMPLE_ACTIONS: {
+		path: string;
+		kind: "user" | "admin";
+		method: "POST" | "PATCH" | "DELETE";
+		api: (p: (name: string) => string) => string;
+		body?: (form: Record<string, string | string[]>) => Record<string, string>;
+		title: string;
+		back: (p: (name: string) => string) => string;
+		notice: keyof typeof NOTICES;
+	}[] = [
+		{
+			path: "/console/credentials/:id/delete",
+			kind: "user",
+			method: "DELETE",
+			api: (p) => `/v1/credentials/${p("id")}`,
+			title: "Delete credential",
+			back: () => "/console/integrations",
+			notice: "deleted",
+		},
+		{
+			path: "/console/keys/:id/revoke",
+			kind: "user",
+			method: "DELETE",
+			api: (p) => `/v1/api-keys/${p("id")}`,
+			title: "Revoke key",
+			back: () => "/console/keys",
+			notice: "revoked",
+		},
+		{
+			path: "/console/admin/users/:id/status",
+			kind: "admin",
+			method: "PATCH",
+			api: (p) => `/v1/admin/users/${p("id")}`,
+			body: (form) => ({ status: field(form, "status") }),
+			title: "Update user",
+			back: () => "/console/admin/users",
+			notice: "user_updated",
+		},
+		{
+			path: "/console/admin/users/:id/delete",
+			kind: "admin",
+			method: "DELETE",
+			api: (p) => `/v1/admin/users/${p("id")}`,
+			title: "Delete user",
+			back: () => "/console/admin/users",
+			notice: "user_deleted",
+		},
+		{
+			path: "/console/admin/jobs/:id/retry",
+			kind: "admin",
+			method: "POST",
+			api: (p) => `/v1/admin/jobs/${p("id")}/retry`,
+			title: "Retry job",
+			back: () => "/console/admin/jobs",
+			notice: "job_retried",
+		},
+		{
+			path: "/console/admin/webhooks/:id/deliveries/:delivery/redeliver",
+			kind: "admin",
+			method: "POST",
+			api: (p) => `/v1/admin/webhooks/${p("id")}/deliveries/${p("delivery")}/redeliver`,
+			title: "Redeliver",
+			back: (p) => `/console/admin/webhooks/${p("id")}`,
+			notice: "redelivered",
+		},
+	];
+	for (const spec of SIMPLE_ACTIONS) {
+		app.post(
+			spec.path,
+			action(spec.kind, async (c, s, form) => {
+				const p = (name: string) => encodeURIComponent(paramOf(c, name));
+				const result = await call(c, s.bearer, spec.method, spec.api(p), spec.body?.(form));
+				if (!result.ok) return refused(c, s, result, spec.title);
+				return see(c, spec.back(p), spec.notice);
+			}),
+		);
+	}
 
 	documentConsole(app);
 
