@@ -43,20 +43,25 @@ const unknownProvider = (id: string) =>
 /** The detail by which every OAuth use of an API-key-only provider is refused (400). */
 export const API_KEY_ONLY_MESSAGE = "an API-key-only provider, with no OAuth endpoints or client";
 
-const apiKeyOnly = (id: string) =>
-	new LatchkeyError("invalid_request", `The provider '${id}' is API-key only: it has no OAuth.`, {
-		hint: `Store its key as an api_key credential (POST /v1/credentials, "provider": "${id}") and call its API through /v1/proxy/{credential_id}/…; only providers whose auth_types include oauth2 can be connected.`,
-		detail: [{ field: "provider", location: "path", message: API_KEY_ONLY_MESSAGE }],
-	});
+/** The refusals made below, known by identity rather than by their text. */
+const apiKeyOnlyErrors = new WeakSet<LatchkeyError>();
+
+function apiKeyOnly(id: string): LatchkeyError {
+	const err = new LatchkeyError(
+		"invalid_request",
+		`The provider '${id}' is API-key only: it has no OAuth.`,
+		{
+			hint: `Store its key as an api_key credential (POST /v1/credentials, "provider": "${id}") and call its API through /v1/proxy/{credential_id}/…; only providers whose auth_types include oauth2 can be connected.`,
+			detail: [{ field: "provider", location: "path", message: API_KEY_ONLY_MESSAGE }],
+		},
+	);
+	apiKeyOnlyErrors.add(err);
+	return err;
+}
 
 /** Whether `err` is the refusal of an OAuth use of an API-key-only provider. */
 export function isApiKeyOnlyError(err: unknown): boolean {
-	return (
-		err instanceof LatchkeyError &&
-		err.code === "invalid_request" &&
-		Array.isArray(err.detail) &&
-		err.detail[0]?.message === API_KEY_ONLY_MESSAGE
-	);
+	return err instanceof LatchkeyError && apiKeyOnlyErrors.has(err);
 }
 
 /**

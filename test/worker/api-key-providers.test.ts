@@ -311,4 +311,32 @@ describe("nothing OAuth touches it", () => {
 		const [row] = await db.select().from(oauthProviders).where(eq(oauthProviders.id, id));
 		expect(row?.clientId).not.toBeNull();
 	});
+
+	it("an OAuth2 credential whose provider is API-key only (as a race between converting and connecting could leave it) can still be deleted: there is nothing to revoke with", async () => {
+		const t = tenant();
+		const id = `ak-${t}`;
+		expect((await putProvider(id, providerBody({ name: id }))).status).toBe(200);
+		const { key } = await userWithKey();
+		const credentialId = await connect(key, account("ak-race"), {}, id);
+		// The state the check-then-convert race can still leave (the conversion checks for OAuth2
+		// credentials, then writes), made directly.
+		await db
+			.update(oauthProviders)
+			.set({
+				authorizeUrl: null,
+				tokenUrl: null,
+				revokeUrl: null,
+				userinfoUrl: null,
+				issuer: null,
+				clientId: null,
+				ciphertext: null,
+				dataKey: null,
+				keyId: null,
+				apiBaseUrl: `${UP}/t/${t}`,
+			})
+			.where(eq(oauthProviders.id, id));
+		const res = await call(`/v1/credentials/${credentialId}`, { method: "DELETE", token: key });
+		expect(res.status).toBe(200);
+		expect(await res.json()).toEqual({ deleted: true, revoked: null });
+	});
 });
