@@ -225,6 +225,27 @@ export const KeysPage: FC<{ keys: ApiKey[]; csrf: string }> = ({ keys, csrf }) =
 	</>
 );
 
+/** A labelled input of a form. */
+const Field: FC<{
+	id: string;
+	name: string;
+	label: string;
+	value?: string | undefined;
+	type?: "text" | "date";
+	placeholder?: string;
+}> = (props) => (
+	<div>
+		<label for={props.id}>{props.label}</label>
+		<input
+			id={props.id}
+			name={props.name}
+			type={props.type ?? "text"}
+			value={props.value ?? ""}
+			placeholder={props.placeholder}
+		/>
+	</div>
+);
+
 export const AuditPage: FC<{
 	events: AuditEvent[];
 	next: string | null;
@@ -232,26 +253,34 @@ export const AuditPage: FC<{
 }> = ({ events, next, filters }) => (
 	<>
 		<form method="get" action="/console/audit" class="stack" aria-label="Filter events">
-			<div>
-				<label for="audit-action">Action</label>
-				<input
-					id="audit-action"
-					name="action"
-					type="text"
-					value={filters.action ?? ""}
-					placeholder="lease.granted"
-				/>
-			</div>
-			<div>
-				<label for="audit-target">Target</label>
-				<input
-					id="audit-target"
-					name="target"
-					type="text"
-					value={filters.target ?? ""}
-					placeholder="credential:cred_…"
-				/>
-			</div>
+			<Field
+				id="audit-action"
+				name="action"
+				label="Action"
+				value={filters.action}
+				placeholder="lease.granted"
+			/>
+			<Field
+				id="audit-target"
+				name="target"
+				label="Target"
+				value={filters.target}
+				placeholder="credential:cred_…"
+			/>
+			<Field
+				id="audit-from"
+				name="from"
+				label="From (UTC day, inclusive)"
+				type="date"
+				value={filters.from}
+			/>
+			<Field
+				id="audit-to"
+				name="to"
+				label="To (UTC day, inclusive)"
+				type="date"
+				value={filters.to}
+			/>
 			<div>
 				<button type="submit">Filter</button>
 			</div>

@@ -645,13 +645,18 @@ export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, options: Console
 		"/console/audit",
 		page("any", async (c, s) => {
 			const filters: Record<string, string> = {};
-			for (const name of ["action", "target", "since", "until"]) {
+			for (const name of ["action", "target", "from", "to"]) {
 				const value = c.req.query(name)?.trim();
 				if (value) filters[name] = value;
 			}
-			const query = new URLSearchParams({ ...filters, limit: "50" });
-			const cursor = c.req.query("cursor");
-			if (cursor) query.set("cursor", cursor);
+			const query = pageQuery(c);
+			if (filters.action) query.set("action", filters.action);
+			if (filters.target) query.set("target", filters.target);
+			// Whole UTC days, as the date fields give them: from the first day's start to the end
+			// of the last (the API's `until` is exclusive). Anything else goes on as given, for the
+			// API to refuse with its own message.
+			if (filters.from) query.set("since", dayStart(filters.from, 0));
+			if (filters.to) query.set("until", dayStart(filters.to, 1));
 			const events = await call<List<AuditEvent>>(c, s.bearer, "GET", `/v1/audit?${query}`);
 			const title = s.session.kind === "admin" ? "Audit log" : "Audit trail";
 			if (!events.ok && events.status !== 400) return refused(c, s, events, title);
@@ -948,6 +953,13 @@ function pageQuery(c: Ctx, limit = 50): URLSearchParams {
 	const cursor = c.req.query("cursor");
 	if (cursor) query.set("cursor", cursor);
 	return query;
+}
+
+/** `YYYY-MM-DD` → that day's (plus `days`) 00:00 UTC, ISO; anything else unchanged. */
+function dayStart(day: string, days: number): string {
+	if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return day;
+	const at = Date.parse(`${day}T00:00:00Z`);
+	return Number.isNaN(at) ? day : new Date(at + days * 86_400_000).toISOString();
 }
 
 /** A path parameter of the route that matched (plain routes are not typed by their path). */

@@ -616,6 +616,32 @@ describe("console", () => {
 		expect(second).not.toContain("Next page");
 	});
 
+	it("filters the audit trail by whole UTC days, and shows the API's refusal of a bad one", async () => {
+		// Days taken before the event, and a span of two: a run across midnight UTC still holds.
+		const day = (offset: number) =>
+			new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+		const [today, tomorrow, later] = [day(0), day(1), day(2)];
+		const user = await userWithKey();
+		await json("/v1/credentials", user.key, {
+			method: "POST",
+			json: { provider: "audited", type: "api_key", api_key: "day-filter" },
+		});
+		const browser = await signedIn(user.key);
+		const page = async (query: string) => {
+			const res = await browser.get(`/console/audit?${query}`);
+			return { status: res.status, html: await res.text() };
+		};
+		const todays = await page(`from=${today}&to=${tomorrow}&action=credential.created`);
+		expect(todays.status).toBe(200);
+		expect(todays.html).toContain(">credential.created<");
+		const afterwards = await page(`from=${later}&action=credential.created`);
+		expect(afterwards.html).toContain("No events.");
+		expect(afterwards.html).not.toContain(">credential.created<");
+		const bad = await page("from=yesterday");
+		expect(bad.status).toBe(400);
+		expect(bad.html).toContain('role="alert"');
+	});
+
 	it("keeps users and the admin on their own pages, and a tampered cookie signs nobody in", async () => {
 		const user = await signedIn(alice.key);
 		for (const path of ["/console/admin/users", "/console/admin/jobs", "/console/admin/webhooks"]) {
