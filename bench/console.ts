@@ -1,5 +1,4 @@
 import {
-	apiClient,
 	benchUser,
 	makeSettle,
 	measureInterleaved,
@@ -7,8 +6,7 @@ import {
 	type Result,
 	type Scenario,
 	saveResults,
-	startInfraProcess,
-	startWorker,
+	startBenchStack,
 } from "./lib.ts";
 
 /**
@@ -21,16 +19,7 @@ import {
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,32").split(",").map(Number);
 
-const infra = await startInfraProcess();
-console.log(
-	`postgres: ${infra.postgres}, redis: ${infra.redis}, requests per scenario: ${REQUESTS}`,
-);
-const worker = await startWorker(infra.bindings).catch(async (err) => {
-	await infra.close();
-	throw err;
-});
-const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
-const api = apiClient(worker.url);
+const { infra, worker, admin, api } = await startBenchStack(`requests per scenario: ${REQUESTS}`);
 
 /** Signs in through the console's own form, as a browser does; returns the session cookie. */
 async function consoleSession(key: string): Promise<string> {

@@ -72,6 +72,31 @@ const UNDER_WRANGLER_DEV = process.argv.includes("--dev") || process.env.BENCH_D
  * Runs the real worker on workerd with the given bindings: as `npm start` serves it (the
  * deploy bundle through Miniflare's API), or under `wrangler dev` (see UNDER_WRANGLER_DEV).
  */
+/**
+ * What most benches start with: the infrastructure in its own process (its engines printed), the
+ * worker on it (with `extra` bindings), the admin token and an API client; the infrastructure is
+ * closed again when the worker fails to start.
+ */
+export async function startBenchStack(
+	header: string,
+	extra: Record<string, string> = {},
+): Promise<{
+	infra: BenchInfra;
+	worker: Worker;
+	admin: string;
+	api: ReturnType<typeof apiClient>;
+}> {
+	const infra = await startInfraProcess();
+	console.log(`postgres: ${infra.postgres}, redis: ${infra.redis}, ${header}`);
+	const worker = await startBenchWorker(infra, extra);
+	return {
+		infra,
+		worker,
+		admin: infra.bindings.LATCHKEY_ADMIN_TOKEN as string,
+		api: apiClient(worker.url),
+	};
+}
+
 export async function startWorker(
 	bindings: Record<string, string>,
 	options: {

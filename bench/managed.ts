@@ -1,6 +1,5 @@
 import { startAgentMail } from "../test/setup/agentmail.ts";
 import {
-	apiClient,
 	benchUser,
 	makeSettle,
 	measureInterleaved,
@@ -8,8 +7,7 @@ import {
 	type Result,
 	type Scenario,
 	saveResults,
-	startInfraProcess,
-	startWorker,
+	startBenchStack,
 	timingCalls,
 } from "./lib.ts";
 
@@ -25,24 +23,15 @@ import {
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,32").split(",").map(Number);
 
-const infra = await startInfraProcess();
-console.log(
-	`postgres: ${infra.postgres}, redis: ${infra.redis}, requests per scenario: ${REQUESTS}`,
-);
 const agentmail = await startAgentMail();
 const orgKey = `am_org_bench_${Date.now()}`;
-const worker = await startWorker({
-	...infra.bindings,
+const { infra, worker, admin, api } = await startBenchStack(`requests per scenario: ${REQUESTS}`, {
 	AGENTMAIL_API_KEY: orgKey,
 	AGENTMAIL_BASE_URL: agentmail.url,
 }).catch(async (err) => {
 	await agentmail.close();
-	await infra.close();
 	throw err;
 });
-const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
-
-const api = apiClient(worker.url);
 
 const redisCalls = (res: Response) => timingCalls(res, "redis");
 

@@ -15,8 +15,10 @@ import {
 	registerBenchProvider,
 	type Scenario,
 	saveResults,
+	startBenchWorker,
 	startInfraProcess,
 	startWorker,
+	UNLIMITED_LEASES,
 } from "./lib.ts";
 
 /**
@@ -37,17 +39,13 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,32").split(",").map(Number);
 const TRANSFER_MB = Number(process.env.BENCH_PROXY_TRANSFER_MB ?? 50);
 
-const LIMITS = { LATCHKEY_LEASE_BURST: "0", LATCHKEY_MAX_LEASES_PER_CREDENTIAL: "100000" };
-
 const infra = await startInfraProcess();
 console.log(
 	`postgres: ${infra.postgres}, redis: ${infra.redis}, requests per scenario and concurrency: ${REQUESTS}`,
 );
-const bindings = { ...infra.bindings, ...LIMITS, LATCHKEY_PROXY_ALLOW_LOOPBACK: "true" };
-const worker = await startWorker(bindings).catch(async (err) => {
-	await infra.close();
-	throw err;
-});
+const extra = { ...UNLIMITED_LEASES, LATCHKEY_PROXY_ALLOW_LOOPBACK: "true" };
+const bindings = { ...infra.bindings, ...extra };
+const worker = await startBenchWorker(infra, extra);
 const oauth = await startOAuthServer({ redirectUris: [`${worker.url}/v1/oauth/callback`] });
 const upstream = await startUpstream({
 	introspectionUrl: oauth.introspectionUrl,

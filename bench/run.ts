@@ -2,7 +2,6 @@ import pg from "pg";
 import { generateKey } from "../src/auth/key-format.ts";
 import { benchCrypto } from "./crypto.ts";
 import {
-	apiClient,
 	benchUser,
 	makeSettle,
 	measureInterleaved,
@@ -10,8 +9,7 @@ import {
 	type RequestScenario,
 	type Result,
 	saveResults,
-	startInfraProcess,
-	startWorker,
+	startBenchStack,
 } from "./lib.ts";
 
 /**
@@ -29,17 +27,7 @@ async function sha256Hex(text: string): Promise<string> {
 }
 
 const cryptoFigures = await benchCrypto();
-const infra = await startInfraProcess();
-console.log(
-	`postgres: ${infra.postgres}, redis: ${infra.redis}, requests per scenario: ${REQUESTS}`,
-);
-const worker = await startWorker(infra.bindings).catch(async (err) => {
-	await infra.close();
-	throw err;
-});
-const admin = infra.bindings.LATCHKEY_ADMIN_TOKEN as string;
-
-const api = apiClient(worker.url);
+const { infra, worker, admin, api } = await startBenchStack(`requests per scenario: ${REQUESTS}`);
 
 const results: Result[] = [];
 const roundTrips: Record<string, { http: number; statements: number }> = {};
