@@ -20,6 +20,7 @@ export {
 	recordAudit,
 	recordProxyCall,
 	systemRecord,
+	writeAfterResponse,
 } from "./record.ts";
 export { type AuditRouteHooks, registerAuditRoutes } from "./routes.ts";
 export { drainPendingAudit, pruneAudit, writeAuditRecords } from "./store.ts";

@@ -16,7 +16,7 @@ import {
 	canonicalDetail,
 	SYSTEM_ACTOR,
 } from "./events.ts";
-import { type WriteReport, writeAuditRecords } from "./store.ts";
+import { writeAuditRecords } from "./store.ts";
 
 /**
  * What audit/ reads of the request's principal (set by auth/'s authenticate()). Named here by
@@ -74,25 +74,23 @@ function toRecord(
 	};
 }
 
-/** Runs `work` after the response when the request has an execution context, else now. */
-function defer(c: AnyContext, work: Promise<unknown>): Promise<void> | undefined {
-	try {
-		c.executionCtx.waitUntil(work);
-		return undefined;
-	} catch {
-		// No execution context (app.request() in a test): finish inline.
-		return work.then(() => undefined);
-	}
-}
-
-function write(c: AnyContext, records: AuditRecord[]): Promise<WriteReport> {
-	const services = c.get("services") as Services;
-	// Under a Timing of its own: the deferred writes are not the response's round trips, and must
-	// not show in its Server-Timing.
-	return requestTiming.run(new Timing(), () =>
-		writeAuditRecords(services, records, { requestId: c.get("requestId") ?? null }),
+/**
+ * Writes `records` after the response (the request's waitUntil, through
+ * `services.afterResponse`; awaited where there is no request), under a Timing of its own: the
+ * deferred writes are not the response's round trips and must not show in its Server-Timing.
+ */
+export function writeAfterResponse(
+	services: Services,
+	records: AuditRecord[],
+	requestId: string | null,
+): Promise<void> {
+	return services.afterResponse(
+		requestTiming.run(new Timing(), () => writeAuditRecords(services, records, { requestId })),
 	);
 }
+
+const writeOf = (c: AnyContext, records: AuditRecord[]) =>
+	writeAfterResponse(c.get("services") as Services, records, c.get("requestId") ?? null);
 
 /**
  * Records an event of this request. The actor is the request's principal unless `input.actor`
@@ -112,7 +110,7 @@ export function recordAudit(c: AnyContext, input: AuditEventInput): void {
 	const buffer = buffers.get(c);
 	if (buffer) buffer.push(record);
 	// Outside auditTrail() (a route registered without it): written after the response all the same.
-	else void defer(c, write(c, [record]));
+	else void writeOf(c, [record]);
 }
 
 /**
@@ -127,7 +125,7 @@ export function auditTrail(): MiddlewareHandler {
 			await next();
 		} finally {
 			buffers.delete(c);
-			if (buffer.length > 0) await defer(c, write(c, buffer));
+			if (buffer.length > 0) await writeOf(c, buffer);
 		}
 	};
 }

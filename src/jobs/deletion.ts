@@ -718,6 +718,8 @@ export async function runDeletionWork(
 		),
 		{ requestId: null },
 	);
+	// One statement per purged user's event: part of the run's subrequests too.
+	result.subrequests += purgedIds.length;
 	result.pruned_jobs = userIds === undefined ? await pruneJobs(services) : 0;
 	result.due_remaining = await countDue(services, userIds);
 	return result;

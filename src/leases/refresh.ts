@@ -1,7 +1,7 @@
 import { Lock } from "@upstash/lock";
 import type { Redis as NodeRedis } from "@upstash/redis";
 import { and, eq, ne, sql } from "drizzle-orm";
-import { systemRecord, writeAuditRecords } from "../audit/index.ts";
+import { systemRecord, writeAfterResponse } from "../audit/index.ts";
 import type { OAuthTokenSet, SecretOf } from "../credentials/secrets.ts";
 import { openSecret, sealSecret } from "../credentials/service.ts";
 import { getKeyRing, open, seal } from "../crypto/envelope.ts";
@@ -9,7 +9,6 @@ import { type CredentialRow, credentials } from "../db/schema.ts";
 import { LatchkeyError } from "../errors.ts";
 import { refreshAccessToken } from "../oauth/service.ts";
 import type { Services } from "../services.ts";
-import { requestTiming, Timing } from "../timing.ts";
 import { needsRefresh, refreshBackoffMs, tokenTimesOf } from "./policy.ts";
 import { type LeaseStore, leaseKeys, leaseStoreOf, lockStoreDown } from "./store.ts";
 
@@ -637,9 +636,17 @@ async function markReconnect(
 			version: sql`${credentials.version} + 1`,
 			updatedAt: services.now(),
 		})
-		.where(and(eq(credentials.id, row.id), eq(credentials.tokenVersion, row.tokenVersion)))
+		// Only the change to reconnect_required is the event: a second marking (a lapsed lock, a
+		// second refresher) matches no row, so the event and its webhook are recorded once.
+		.where(
+			and(
+				eq(credentials.id, row.id),
+				eq(credentials.tokenVersion, row.tokenVersion),
+				ne(credentials.status, "reconnect_required"),
+			),
+		)
 		.returning({ id: credentials.id });
-	if (marked.length > 0 && row.status !== "reconnect_required") {
+	if (marked.length > 0) {
 		// Recorded once, by whoever made the change; it also queues the webhook (docs/webhooks.md).
 		// After the response, like every request's events, and never throws: a failed write waits
 		// in Redis for the cron's write-back. Its own Timing keeps it out of Server-Timing.
@@ -650,11 +657,7 @@ async function markReconnect(
 			userId: row.userId,
 			detail: { provider: row.provider, reason },
 		});
-		await services.afterResponse(
-			requestTiming.run(new Timing(), () =>
-				writeAuditRecords(services, [record], { requestId: null }),
-			),
-		);
+		await writeAfterResponse(services, [record], null);
 	}
 	return reconnectRequired(row);
 }

@@ -164,13 +164,8 @@ export function withQueryParameter(search: string, name: string, value: string):
 
 /** Headers of the upstream's answer that never reach the caller, whatever their value. */
 const DROPPED_RESPONSE = new Set([
-	"connection",
-	"keep-alive",
-	"proxy-connection",
-	"te",
-	"trailer",
-	"transfer-encoding",
-	"upgrade",
+	// One hop's headers; the answer's own length and host stay as the runtime sets them.
+	...[...HOP_BY_HOP_HEADERS].filter((h) => h !== "host" && h !== "content-length"),
 	// Cookies of the upstream would be set on Latchkey's origin, where its console lives.
 	"set-cookie",
 	"set-cookie2",

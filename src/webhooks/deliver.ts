@@ -14,7 +14,7 @@ import {
 	webhookDeliveries,
 	webhooks,
 } from "../db/schema.ts";
-import { type OutboundResponse, outboundFailureOf, outboundFetch } from "../http/outbound.ts";
+import { describeOutboundFailure, type OutboundResponse, outboundFetch } from "../http/outbound.ts";
 import { redactString } from "../log.ts";
 import type { Services } from "../services.ts";
 import { openWebhookSecret } from "./service.ts";
@@ -144,12 +144,6 @@ async function claim(
 
 type Attempt = { ok: true; status: number } | { ok: false; status: number | null; error: string };
 
-const refused = (cause: string): Attempt => ({
-	ok: false,
-	status: null,
-	error: `Latchkey refused the call to the receiver (webhook delivery: ${cause}).`,
-});
-
 /**
  * One POST under the outbound rules (src/http/outbound.ts: the URL checked again before the
  * call, no redirect followed, a timeout). A receiver's 2xx is success whatever its body, which
@@ -174,16 +168,9 @@ async function post(
 			overflow: "truncate",
 		});
 	} catch (err) {
-		const failure = outboundFailureOf(err);
-		if (failure === null) throw err;
-		const cause = (err as Error).message;
-		return failure === "refused"
-			? refused(cause)
-			: {
-					ok: false,
-					status: null,
-					error: `the receiver was unreachable (webhook delivery: ${cause}).`,
-				};
+		const error = describeOutboundFailure(err, "the receiver", "webhook delivery");
+		if (error === null) throw err;
+		return { ok: false, status: null, error };
 	}
 	if (res.ok) return { ok: true, status: res.status };
 	const shown = redactString(res.text.replace(/\s+/g, " ").trim()).slice(0, MAX_EXCERPT_LENGTH);

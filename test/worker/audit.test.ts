@@ -227,6 +227,30 @@ describe("audit log: what is recorded", () => {
 		expect(events[0]?.detail).toMatchObject({ provider, reason: "invalid_grant" });
 	});
 
+	it("a token that expired with no refresh token, leased by 20 at once: one reconnect_required event", async () => {
+		const user = await userWithKey();
+		const res = await call("/v1/credentials", {
+			method: "POST",
+			token: user.key,
+			json: {
+				provider: "github",
+				type: "oauth2",
+				access_token: `gho_${newId("t")}`,
+				access_token_expires_at: new Date(Date.now() + 1000).toISOString(),
+			},
+		});
+		expect(res.status).toBe(201);
+		const id = ((await res.json()) as { id: string }).id;
+		await age(id, 3600, -60);
+		const answers = await Promise.all(Array.from({ length: 20 }, () => lease(id, user.key)));
+		expect(answers.map((r) => r.status)).toEqual(Array(20).fill(409));
+		const events = await allEvents(
+			user.key,
+			`action=credential.reconnect_required&target=credential:${id}`,
+		);
+		expect(events).toHaveLength(1);
+	});
+
 	it("every lease of a burst of 100 has exactly one lease.granted event once the deferred writes settle", async () => {
 		const user = await userWithKey();
 		const id = await newCredential(user.key);
