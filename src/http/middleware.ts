@@ -24,8 +24,12 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
 		c.set("timing", timing);
 		c.set("logger", createLogger("info", { request_id: requestId }));
 		await requestTiming.run(timing, next);
-		c.header("X-Request-Id", requestId);
-		c.header("Server-Timing", timing.header(performance.now() - started));
+		// An answer that brings its own (the authenticated proxy relaying an upstream's) keeps
+		// them; the proxy carries Latchkey's id in X-Latchkey-Request-Id.
+		const h = c.res.headers;
+		if (!h.has("X-Request-Id")) c.header("X-Request-Id", requestId);
+		if (!h.has("Server-Timing"))
+			c.header("Server-Timing", timing.header(performance.now() - started));
 		c.get("logger").info("request", {
 			method: c.req.method,
 			path: c.req.path,

@@ -27,22 +27,17 @@ export const isProxyPath = (path: string) => path.startsWith(PROXY_PREFIX);
 
 const CREDENTIAL_ID = /^cred_[A-Za-z0-9]{20}$/;
 
-/** Headers of the upstream's answer that Latchkey's own middleware would otherwise replace. */
-const UPSTREAM_OWNED = ["x-request-id", "server-timing"] as const;
-const upstreamOwned = new WeakMap<object, [string, string][]>();
-
 /**
- * Registered before every other middleware of the app, so it runs last on the way out: a proxied
- * answer keeps the upstream's own X-Request-Id and Server-Timing (Latchkey's request id is in
- * X-Latchkey-Request-Id), and every answer on the proxy's path, errors included, carries
- * X-Latchkey-Request-Id.
+ * Registered before every other middleware of the app, so it runs last on the way out: every
+ * answer on the proxy's path, errors included, carries X-Latchkey-Request-Id (a proxied answer
+ * keeps the upstream's own X-Request-Id and Server-Timing: requestContext sets them only where
+ * absent).
  */
 export function proxyResponseHeaders(): MiddlewareHandler<AppEnv> {
 	return async function proxyResponseHeaders(c, next) {
 		await next();
 		const requestId = c.get("requestId");
 		if (requestId) c.res.headers.set(LATCHKEY_REQUEST_ID, requestId);
-		for (const [name, value] of upstreamOwned.get(c) ?? []) c.res.headers.set(name, value);
 	};
 }
 
@@ -76,11 +71,6 @@ async function handle(c: Context<AuthEnv>): Promise<Response> {
 	// Who used which secret, where: the credential, the method, the upstream host and its status,
 	// never the path, query, headers or body (docs/audit.md).
 	recordProxyCall(c, { credentialId, method: c.req.method, host, status: response.status });
-	const owned = UPSTREAM_OWNED.flatMap((name): [string, string][] => {
-		const value = response.headers.get(name);
-		return value === null ? [] : [[name, value]];
-	});
-	if (owned.length) upstreamOwned.set(c, owned);
 	return response;
 }
 
