@@ -356,6 +356,15 @@ export function userIdOf(c: Context<AuthEnv>): string {
 }
 
 /**
+ * Whom a lease (or a proxied call, which leases) is counted against by the lease rate limit: the
+ * key, shared by the sessions obtained from it, else the user.
+ */
+export function leasePrincipalOf(c: Context<AuthEnv>): string {
+	const { keyId } = c.get("principal");
+	return keyId ? `key:${keyId}` : `user:${userIdOf(c)}`;
+}
+
+/**
  * The fresh check a route with `deferLiveCheck` owes, as one statement: the session with its key
  * and user, the key with its user, or the user alone; `assert` throws the refusal authenticate()
  * would have. Null when authenticate() already checked fresh, or for the admin token (which no

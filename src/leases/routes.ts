@@ -3,6 +3,7 @@ import { auditRefusals, recordAudit } from "../audit/index.ts";
 import {
 	type AuthEnv,
 	authenticate,
+	leasePrincipalOf,
 	liveCheckOf,
 	requireScope,
 	requireUser,
@@ -117,10 +118,9 @@ export function registerLeaseRoutes(app: OpenAPIHono<AppEnv>): void {
 		}),
 		async (c) => {
 			const services = c.get("services");
-			const principal = c.get("principal");
 			const lease = await createLease(services, {
 				userId: userIdOf(c),
-				principal: principal.keyId ? `key:${principal.keyId}` : `user:${userIdOf(c)}`,
+				principal: leasePrincipalOf(c),
 				credentialId: c.req.valid("param").id,
 				ttlSeconds: ttlOf(c.req.valid("json")),
 				liveCheck: liveCheckOf(c),

@@ -4,6 +4,7 @@ import { auditRefusals, recordProxyCall } from "../audit/index.ts";
 import {
 	type AuthEnv,
 	authenticate,
+	leasePrincipalOf,
 	liveCheckOf,
 	requireScope,
 	requireUser,
@@ -51,11 +52,10 @@ async function handle(c: Context<AuthEnv>): Promise<Response> {
 	if (!url.pathname.startsWith(prefix)) throw notFound();
 	const rest = url.pathname.slice(prefix.length);
 	if (rest !== "" && !rest.startsWith("/")) throw notFound();
-	const principal = c.get("principal");
 	const userId = userIdOf(c);
 	const { response, host } = await proxyCall(c.get("services"), {
 		userId,
-		principal: principal.keyId ? `key:${principal.keyId}` : `user:${userId}`,
+		principal: leasePrincipalOf(c),
 		credentialId,
 		method: c.req.method,
 		rest,
